@@ -1,0 +1,26 @@
+"""tiffio: low-level TIFF/BigTIFF tile codec library.
+
+Read any tile, strip or region of a TIFF or BigTIFF lazily; write tiled TIFFs
+incrementally. See README.md for a tour.
+"""
+
+from .enums import (Compression, ExtraSamples, FieldType, FillOrder, NewSubfileType, Photometric,
+                    PlanarConfiguration, Predictor, ResolutionUnit, SampleFormat)
+from .errors import (CorruptSegmentError, LimitExceededError, NotATiffError, SourceError, TiffError,
+                     TiffFormatError, TiffFormatWarning, TiffIndexError, TiffTypeError, TiffUsageError,
+                     TiffValueError, TruncatedError, UnsupportedFeatureError)
+from .ifd import StrileArray, Tag
+from .limits import Limits
+from .reader import IFD, TiffFile, open
+from .segment import SegmentSpec, decode_segment
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open", "TiffFile", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment",
+    "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
+    "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
+    "TiffTypeError", "SourceError", "TiffFormatWarning",
+    "FieldType", "Compression", "Photometric", "PlanarConfiguration", "Predictor", "SampleFormat",
+    "FillOrder", "ExtraSamples", "NewSubfileType", "ResolutionUnit",
+]

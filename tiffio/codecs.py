@@ -1,0 +1,152 @@
+"""Codec registry: Compression code -> decoder/encoder over imagecodecs
+(spec-notes/compression.md).
+
+Two kinds of codec:
+
+* *byte codecs* turn the stored bytes into the uncompressed byte stream
+  (LZW, Deflate, PackBits, LZMA, Zstandard, LERC); unpacking, byte order and
+  predictors are applied afterwards by :mod:`tiffio.segment`.
+* *image codecs* turn the stored bytes straight into pixels (JPEG, JPEG 2000,
+  WebP, JPEG XL, PNG, JPEG XR); predictors and FillOrder do not apply to them.
+
+CCITT codecs need the segment's rows and width and are handled in segment.py.
+
+This module is the boundary where imagecodecs' exceptions become tiffio errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import imagecodecs
+
+from .enums import Compression as C
+from .errors import CorruptSegmentError, LimitExceededError, UnsupportedFeatureError
+
+__all__ = [
+    "ByteCodec", "BYTE_DECODERS", "IMAGE_COMPRESSIONS", "JPEG_COMPRESSIONS", "CCITT_COMPRESSIONS",
+    "require_byte_decoder", "call_codec", "compression_name", "ENCODERS", "require_encoder",
+]
+
+
+def compression_name(code: int) -> str:
+    try:
+        return f"{C(code).name} ({code})"
+    except ValueError:
+        return f"unknown compression {code}"
+
+
+def _available(name: str) -> bool:
+    attr = getattr(imagecodecs, name.upper(), None)
+    return bool(getattr(attr, "available", attr is not None))
+
+
+@dataclass(frozen=True)
+class ByteCodec:
+    decode: Callable[..., Any]
+    #: the codec accepts ``out=<int>`` as the maximum output size
+    sized: bool = True
+
+
+def _byte_decoders() -> dict[int, ByteCodec]:
+    table: dict[int, ByteCodec] = {}
+
+    def add(codes: tuple[int, ...], func: str, module: str, sized: bool = True) -> None:
+        if _available(module) and hasattr(imagecodecs, func):
+            for code in codes:
+                table[code] = ByteCodec(getattr(imagecodecs, func), sized)
+
+    add((C.LZW,), "lzw_decode", "lzw")
+    # zlib_decode (zlib) and deflate_decode (libdeflate) both read TIFF Deflate streams;
+    # zlib tolerates trailing bytes after the stream end, as libtiff does.
+    add((C.ADOBE_DEFLATE, C.DEFLATE), "zlib_decode", "zlib")
+    add((C.PACKBITS,), "packbits_decode", "packbits")
+    add((C.LZMA,), "lzma_decode", "lzma")
+    add((C.ZSTD, C.ZSTD_OLD), "zstd_decode", "zstd")
+    add((C.LERC,), "lerc_decode", "lerc")
+    return table
+
+
+BYTE_DECODERS: dict[int, ByteCodec] = _byte_decoders()
+
+JPEG_COMPRESSIONS = frozenset({C.OJPEG, C.JPEG, C.LOSSY_JPEG})
+CCITT_COMPRESSIONS = frozenset({C.CCITTRLE, C.CCITT_T4, C.CCITT_T6})
+
+
+def _image_decoders() -> dict[int, Callable[..., Any]]:
+    table: dict[int, Callable[..., Any]] = {}
+
+    def add(codes: tuple[int, ...], func: str, module: str) -> None:
+        if _available(module) and hasattr(imagecodecs, func):
+            for code in codes:
+                table[code] = getattr(imagecodecs, func)
+
+    add((C.WEBP, C.WEBP_OLD), "webp_decode", "webp")
+    add((C.JPEG2000, C.JPEG2000_APERIO_YCBCR, C.JPEG2000_APERIO_RGB, 33004), "jpeg2k_decode", "jpeg2k")
+    add((C.JPEGXL, C.JPEGXL_DNG), "jpegxl_decode", "jpegxl")
+    add((C.PNG,), "png_decode", "png")
+    add((C.JPEGXR, C.JPEGXR_ZIF), "jpegxr_decode", "jpegxr")
+    return table
+
+
+#: compressions that decode to pixels directly (no predictor, no FillOrder)
+IMAGE_DECODERS: dict[int, Callable[..., Any]] = _image_decoders()
+IMAGE_COMPRESSIONS = frozenset(IMAGE_DECODERS) | JPEG_COMPRESSIONS
+
+
+def require_byte_decoder(code: int, where: str) -> ByteCodec:
+    codec = BYTE_DECODERS.get(code)
+    if codec is None:
+        raise UnsupportedFeatureError(f"{where}: compression {compression_name(code)} cannot be decoded "
+                                      "(no decoder in this imagecodecs build)")
+    return codec
+
+
+def call_codec(func: Callable[..., Any], where: str, *args: Any, **kwargs: Any) -> Any:
+    """Call an imagecodecs function, translating its failures into tiffio errors."""
+    try:
+        return func(*args, **kwargs)
+    except MemoryError as exc:
+        raise LimitExceededError(f"{where}: the codec ran out of memory ({exc})") from None
+    except (UnsupportedFeatureError, CorruptSegmentError):
+        raise
+    except Exception as exc:  # imagecodecs raises its own *Error classes, ValueError, RuntimeError...
+        raise CorruptSegmentError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+# --- encoders (used by the writer) -------------------------------------------------------
+
+
+def _encoders() -> dict[int, Callable[..., Any]]:
+    table: dict[int, Callable[..., Any]] = {}
+
+    def add(codes: tuple[int, ...], func: str, module: str) -> None:
+        if _available(module) and hasattr(imagecodecs, func):
+            for code in codes:
+                table[code] = getattr(imagecodecs, func)
+
+    add((C.LZW,), "lzw_encode", "lzw")
+    add((C.ADOBE_DEFLATE, C.DEFLATE), "zlib_encode", "zlib")
+    add((C.PACKBITS,), "packbits_encode", "packbits")
+    add((C.LZMA,), "lzma_encode", "lzma")
+    add((C.ZSTD,), "zstd_encode", "zstd")
+    add((C.LERC,), "lerc_encode", "lerc")
+    add((C.JPEG,), "jpeg8_encode", "jpeg8")
+    add((C.WEBP,), "webp_encode", "webp")
+    add((C.JPEG2000,), "jpeg2k_encode", "jpeg2k")
+    add((C.JPEGXL,), "jpegxl_encode", "jpegxl")
+    add((C.PNG,), "png_encode", "png")
+    add((C.JPEGXR,), "jpegxr_encode", "jpegxr")
+    return table
+
+
+ENCODERS: dict[int, Callable[..., Any]] = _encoders()
+
+
+def require_encoder(code: int) -> Callable[..., Any]:
+    func = ENCODERS.get(code)
+    if func is None:
+        raise UnsupportedFeatureError(f"compression {compression_name(code)} cannot be encoded "
+                                      "(not supported by tiffio or this imagecodecs build)")
+    return func

@@ -1,0 +1,785 @@
+"""TiffFile and IFD: source + ifd + grid + segment tied together.
+
+Opening parses the header and the first IFD only (DESIGN.md rule 3). Every
+other IFD, tag value and strile block is read when first needed. Reads are
+positional, so one TiffFile serves many threads (rule 2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import Any, Iterator
+
+import numpy
+
+from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name
+from .enums import Compression, PlanarConfiguration, enum_or_int
+from .errors import (LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError,
+                     TruncatedError, UnsupportedFeatureError)
+from .grid import SegmentGrid
+from .header import HEADER_READ_SIZE, parse_header
+from .ifd import IFDEntries, ParseContext, StrileArray, Tag, parse_ifd_entries, walk_chain
+from .limits import DEFAULT_LIMITS, Limits
+from .segment import SegmentSpec, decode_segment, sample_dtype
+from .sources import ByteSource, open_source
+from .tags import TAG_CODES, TAGS, tag_name
+
+__all__ = ["open", "TiffFile", "IFD"]
+
+_open = open
+
+
+def open(source: Any, *, strict: bool = True, limits: Limits | None = None) -> TiffFile:  # noqa: A001
+    """Open a TIFF or BigTIFF from a path, a bytes-like object or a binary file object.
+
+    ``strict=False`` turns recoverable spec violations into
+    :class:`~tiffio.TiffFormatWarning` and reads what can be read.
+    ``limits`` bounds what a hostile file can make tiffio do (:class:`~tiffio.Limits`).
+    """
+    return TiffFile(source, strict=strict, limits=limits)
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+class TiffFile:
+    """An open TIFF or BigTIFF. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, source: Any, *, strict: bool = True, limits: Limits | None = None) -> None:
+        self.source, self._owns_source = open_source(source)
+        try:
+            header = self.source.read_range(0, HEADER_READ_SIZE)
+            self.layout, first_offset = parse_header(header)
+            self._ctx = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
+            if first_offset == 0:
+                raise TiffFormatError(f"{self.source.name}: the header's first-IFD offset is 0 (no image)")
+            self.ifds = IFDSequence(self, first_offset, path="IFD")
+            self.ifds[0]  # parse the first IFD now: a file that cannot give one is not a TIFF we can read
+        except BaseException:
+            self.close()
+            raise
+
+    # --- basic properties ---------------------------------------------------------------
+    @property
+    def byteorder(self) -> str:
+        return self.layout.byteorder
+
+    @property
+    def bigtiff(self) -> bool:
+        return self.layout.bigtiff
+
+    @property
+    def strict(self) -> bool:
+        return self._ctx.strict
+
+    @property
+    def limits(self) -> Limits:
+        return self._ctx.limits
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def closed(self) -> bool:
+        return self.source.closed
+
+    def close(self) -> None:
+        """Release the file (if tiffio opened it). Reading afterwards raises TiffUsageError."""
+        src = getattr(self, "source", None)
+        if src is not None:
+            if self._owns_source:
+                src.close()
+            else:
+                src.closed = src.closed  # a source the caller passed in stays open
+            self._closed_flag = True
+
+    def _check_open(self) -> None:
+        if getattr(self, "_closed_flag", False):
+            raise TiffUsageError(f"{self.name}: the TiffFile is closed")
+
+    def __enter__(self) -> TiffFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "BigTIFF" if self.bigtiff else "TIFF"
+        order = "little-endian" if self.byteorder == "<" else "big-endian"
+        return f"<tiffio.TiffFile {self.name!r} {kind} {order}>"
+
+
+class IFDSequence(Sequence):
+    """The IFDs of one chain, parsed as they are reached."""
+
+    def __init__(self, tiff: TiffFile, first_offset: int, path: str, depth: int = 0) -> None:
+        self._tiff = tiff
+        self._path = path
+        self._depth = depth
+        self._items: list[IFD] = []
+        self._walker: Iterator[IFDEntries] | None = walk_chain(
+            tiff._ctx, first_offset, lambda i: f"{path} {i}")
+        self._lock = threading.RLock()
+
+    def _advance(self) -> bool:
+        if self._walker is None:
+            return False
+        try:
+            entries = next(self._walker)
+        except StopIteration:
+            self._walker = None
+            return False
+        except TiffFormatError as exc:
+            # a broken IFD after the first ends the chain in lenient mode
+            if self._tiff.strict or not self._items:
+                self._walker = None
+                raise
+            self._walker = None
+            self._tiff._ctx.problem(f"{exc}; the chain ends here")
+            return False
+        self._items.append(IFD(self._tiff, entries, len(self._items), f"{self._path} {len(self._items)}", self._depth))
+        return True
+
+    def __getitem__(self, index: int) -> IFD:  # type: ignore[override]
+        self._tiff._check_open()
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]  # type: ignore[return-value]
+        if index < 0:
+            index += len(self)
+            if index < 0:
+                raise TiffIndexError("IFD index out of range")
+        with self._lock:
+            while len(self._items) <= index:
+                if not self._advance():
+                    raise TiffIndexError(f"IFD index {index} out of range: the chain has {len(self._items)} IFDs")
+            return self._items[index]
+
+    def __len__(self) -> int:
+        with self._lock:
+            while self._advance():
+                pass
+            return len(self._items)
+
+    def __iter__(self) -> Iterator[IFD]:
+        i = 0
+        while True:
+            with self._lock:
+                if i >= len(self._items) and not self._advance():
+                    return
+                item = self._items[i]
+            yield item
+            i += 1
+
+
+class TagMapping(Mapping):
+    """IFD.tags: tag code -> Tag; also accepts spec names (``tags['ImageWidth']``)."""
+
+    def __init__(self, tags: dict[int, Tag]) -> None:
+        self._tags = tags
+
+    def _code(self, key: int | str) -> int:
+        if isinstance(key, str):
+            code = TAG_CODES.get(key)
+            if code is None:
+                if key.startswith("Tag") and key[3:].isdigit():
+                    return int(key[3:])
+                raise KeyError(key)
+            return code
+        return int(key)
+
+    def __getitem__(self, key: int | str) -> Tag:
+        return self._tags[self._code(key)]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return self._code(key) in self._tags  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._tags)
+
+    def __len__(self) -> int:
+        return len(self._tags)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{c}: {t!r}" for c, t in self._tags.items()) + "}"
+
+
+class IFD:
+    """One image file directory: its tags, geometry, and segments.
+
+    Geometry and decoding parameters are derived from the tags when first used.
+    """
+
+    def __init__(self, tiff: TiffFile, entries: IFDEntries, index: int, path: str, depth: int = 0) -> None:
+        self._tiff = tiff
+        self._ctx = tiff._ctx
+        self._entries = entries
+        self.index = index
+        self.path = path
+        self.offset = entries.offset
+        self.tags = TagMapping(entries.tags)
+        self._depth = depth
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"<tiffio.IFD {self.path} @{self.offset}>"
+
+    @property
+    def where(self) -> str:
+        return f"{self.path} at offset {self.offset} (0x{self.offset:x})"
+
+    # --- tag access ---------------------------------------------------------------------
+    def get(self, key: int | str, default: Any = None) -> Any:
+        """The value of a tag (by code or spec name), or ``default`` if absent."""
+        tag = self.tags.get(key) if key in self.tags else None
+        if tag is None:
+            return default
+        return tag.value
+
+    def _int(self, code: int, default: Any = None) -> Any:
+        tag = self._entries.tags.get(code)
+        if tag is None:
+            return default
+        value = tag.value
+        if isinstance(value, tuple):
+            value = value[0] if value else default
+        if not isinstance(value, (int, float)):
+            raise TiffFormatError(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}")
+        return int(value)
+
+    def _ints(self, code: int) -> tuple[int, ...] | None:
+        tag = self._entries.tags.get(code)
+        if tag is None:
+            return None
+        value = tag.value
+        if not isinstance(value, tuple):
+            value = (value,)
+        try:
+            return tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise TiffFormatError(f"{self.where}: tag {tag_name(code)} has a non-numeric value") from None
+
+    # --- image structure -----------------------------------------------------------------
+    @cached_property
+    def compression(self) -> int:
+        return enum_or_int(Compression, self._int(259, 1))
+
+    @cached_property
+    def photometric(self) -> int | None:
+        value = self._int(262)
+        if self.compression == Compression.OJPEG and (value is None or value == 2):
+            value = 6  # old-style JPEG is YCbCr unless said otherwise (spec-notes/jpeg.md "Old-style JPEG")
+        return value
+
+    @cached_property
+    def samples_per_pixel(self) -> int:
+        spp = self._int(277)
+        if spp is None:
+            spp = 3 if (self.compression == Compression.OJPEG and self.photometric in (0, 1, 2, 6)) else 1
+        if spp < 1:
+            raise TiffFormatError(f"{self.where}: SamplesPerPixel is {spp}")
+        if spp > 65535:
+            raise TiffFormatError(f"{self.where}: SamplesPerPixel {spp} is absurd")
+        return spp
+
+    @cached_property
+    def bits_per_sample(self) -> int:
+        values = self._ints(258)
+        if not values:
+            return 8 if self.compression == Compression.OJPEG else 1
+        values = values[: self.samples_per_pixel]
+        if any(v != values[0] for v in values):
+            raise UnsupportedFeatureError(f"{self.where}: BitsPerSample differs between samples {values}")
+        return values[0]
+
+    @cached_property
+    def sample_format(self) -> int:
+        values = self._ints(339)
+        if not values:
+            return 1
+        values = values[: self.samples_per_pixel]
+        if any(v != values[0] for v in values):
+            raise UnsupportedFeatureError(f"{self.where}: SampleFormat differs between samples {values}")
+        return values[0]
+
+    @cached_property
+    def planar_configuration(self) -> int:
+        value = self._int(284, 1)
+        if self.samples_per_pixel == 1:
+            return 1
+        if value not in (1, 2):
+            self._ctx.problem(f"{self.where}: PlanarConfiguration {value} is invalid; 1 (contig) is assumed")
+            return 1
+        return value
+
+    @property
+    def is_separate(self) -> bool:
+        return self.planar_configuration == PlanarConfiguration.SEPARATE
+
+    @cached_property
+    def predictor(self) -> int:
+        return self._int(317, 1)
+
+    @cached_property
+    def fill_order(self) -> int:
+        return self._int(266, 1)
+
+    @cached_property
+    def is_tiled(self) -> bool:
+        return 322 in self._entries.tags
+
+    @cached_property
+    def width(self) -> int:
+        value = self._int(256)
+        if value is None:
+            raise TiffFormatError(f"{self.where}: ImageWidth (256) is missing")
+        return value
+
+    @cached_property
+    def length(self) -> int:
+        value = self._int(257)
+        if value is None:
+            raise TiffFormatError(f"{self.where}: ImageLength (257) is missing")
+        return value
+
+    @cached_property
+    def depth(self) -> int:
+        return self._int(32997, 1)
+
+    @cached_property
+    def rows_per_strip(self) -> int:
+        tag = self._entries.tags.get(278)
+        if tag is None or tag.count != 1:
+            return self.length
+        value = self._int(278)
+        if value == 0:
+            self._ctx.problem(f"{self.where}: RowsPerStrip is 0; one strip is assumed")
+            return self.length
+        return min(value, self.length)
+
+    @cached_property
+    def tile_shape(self) -> tuple[int, int] | None:
+        """(TileLength, TileWidth), or None for strips."""
+        if not self.is_tiled:
+            return None
+        tw, tl = self._int(322), self._int(323)
+        if tl is None:
+            raise TiffFormatError(f"{self.where}: TileWidth is present but TileLength (323) is missing")
+        if tw <= 0 or tl <= 0:
+            raise TiffFormatError(f"{self.where}: tile size {tl} x {tw} is invalid")
+        return tl, tw
+
+    @cached_property
+    def subsampling(self) -> tuple[int, int] | None:
+        if self.photometric != 6:
+            return None
+        values = self._ints(530)
+        return (values[0], values[1]) if values and len(values) >= 2 else (2, 2)
+
+    @cached_property
+    def extra_samples(self) -> tuple[int, ...]:
+        return self._ints(338) or ()
+
+    @cached_property
+    def new_subfile_type(self) -> int:
+        value = self._int(254, 0)
+        if value == 0:
+            old = self._int(255)
+            if old == 2:
+                return 1
+            if old == 3:
+                return 2
+        return value
+
+    @property
+    def description(self) -> str | None:
+        value = self.get(270)
+        return value if isinstance(value, str) else None
+
+    @cached_property
+    def jpegtables(self) -> bytes | None:
+        tag = self._entries.tags.get(347)
+        if tag is None:
+            return None
+        value = tag.value
+        return bytes(value) if isinstance(value, (bytes, tuple)) and not isinstance(value, tuple) else (
+            bytes(value) if isinstance(value, tuple) else None)
+
+    @cached_property
+    def nodata(self) -> Any:
+        """GDAL_NODATA (42113) as the image's dtype, or None."""
+        value = self.get(42113)
+        if not isinstance(value, str) or self.dtype is None:
+            return None
+        try:
+            kind = self.dtype.kind
+            text = value.strip().replace(",", ".")
+            number = float(text) if kind in "fc" else int(float(text))
+            if kind not in "fc" and not numpy.can_cast(numpy.min_scalar_type(number), self.dtype):
+                return None
+            return self.dtype.type(number)
+        except (ValueError, OverflowError):
+            return None
+
+    @cached_property
+    def dtype(self) -> numpy.dtype:
+        """The numpy dtype of decoded samples (as tifffile's TiffPage.dtype)."""
+        dtype = sample_dtype(self.sample_format, self.bits_per_sample)
+        if dtype is None:
+            raise UnsupportedFeatureError(
+                f"{self.where}: no numpy dtype for SampleFormat {self.sample_format} with "
+                f"{self.bits_per_sample} bits per sample")
+        return dtype
+
+    @cached_property
+    def shaped(self) -> tuple[int, int, int, int, int]:
+        """(separate samples, depth, length, width, contiguous samples)."""
+        spp = self.samples_per_pixel
+        if self.photometric == 2 or spp > 1:
+            if self.is_separate:
+                return (spp, self.depth, self.length, self.width, 1)
+            return (1, self.depth, self.length, self.width, spp)
+        return (1, self.depth, self.length, self.width, 1)
+
+    @cached_property
+    def shape(self) -> tuple[int, ...]:
+        """The image's shape, identical to tifffile's TiffPage.shape:
+        (Y, X), (Y, X, S), (S, Y, X) for separate planes, with Z before Y for volumes."""
+        spp = self.samples_per_pixel
+        d, h, w = self.depth, self.length, self.width
+        zyx = (h, w) if d == 1 else (d, h, w)
+        if self.photometric == 2 or spp > 1:
+            return (spp, *zyx) if self.is_separate else (*zyx, spp)
+        return zyx
+
+    @cached_property
+    def grid(self) -> SegmentGrid:
+        limits = self._ctx.limits
+        for name, value in (("ImageWidth", self.width), ("ImageLength", self.length), ("ImageDepth", self.depth)):
+            if value <= 0:
+                raise TiffFormatError(f"{self.where}: {name} is {value}; the image is empty")
+            limits.check("max_dimension", value, f"{self.where}: {name}")
+        if self.is_tiled:
+            tl, tw = self.tile_shape  # type: ignore[misc]
+            td = self._int(32998, 1)
+            if td <= 0:
+                raise TiffFormatError(f"{self.where}: TileDepth is {td}")
+            segment = (td, tl, tw)
+        else:
+            segment = (1, self.rows_per_strip, self.width)
+        grid = SegmentGrid((self.depth, self.length, self.width), segment, self.samples_per_pixel,
+                           self.is_separate, self.is_tiled)
+        return grid
+
+    @property
+    def segment_count(self) -> int:
+        """Number of tiles or strips, all planes."""
+        return self.grid.count
+
+    # --- strile arrays ----------------------------------------------------------------------
+    def _strile_tag(self, tiled_code: int, strip_code: int) -> Tag | None:
+        tags = self._entries.tags
+        if self.is_tiled:
+            # some old writers store tile offsets under the strip tag codes
+            return tags.get(tiled_code, tags.get(strip_code))
+        return tags.get(strip_code)
+
+    @cached_property
+    def segment_offsets(self) -> StrileArray:
+        """TileOffsets or StripOffsets, read block by block on demand."""
+        tag = self._strile_tag(324, 273)
+        if tag is None and self.compression == Compression.OJPEG and 513 in self._entries.tags:
+            tag = self._entries.tags[513]
+        if tag is None:
+            raise TiffFormatError(f"{self.where}: {'TileOffsets (324)' if self.is_tiled else 'StripOffsets (273)'} is missing")
+        return self._checked_strile(tag)
+
+    @cached_property
+    def segment_byte_counts(self) -> StrileArray | None:
+        """TileByteCounts or StripByteCounts (None if missing), read on demand."""
+        tag = self._strile_tag(325, 279)
+        if tag is None and self.compression == Compression.OJPEG and 514 in self._entries.tags:
+            tag = self._entries.tags[514]
+        if tag is None:
+            return None
+        return self._checked_strile(tag)
+
+    def _checked_strile(self, tag: Tag) -> StrileArray:
+        expected = self.segment_count
+        if tag.count > expected:
+            # harmless: libtiff trims such arrays with a warning; so do we
+            import warnings
+            from .errors import TiffFormatWarning
+            warnings.warn(f"{self.where}: {tag.name} has {tag.count} values, {expected} expected; the rest are ignored",
+                          TiffFormatWarning, stacklevel=4)
+        elif tag.count < expected:
+            if expected - tag.count > max(1024, tag.count):
+                # a few missing entries can be read as empty segments; this many cannot be justified
+                raise TiffFormatError(f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
+                                      f"({self._grid_text()})")
+            self._ctx.problem(
+                f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
+                f"({self._grid_text()}); the missing segments read as empty")
+        return StrileArray(tag, self._ctx, expected)
+
+    def _grid_text(self) -> str:
+        g = self.grid
+        unit = "tiles" if g.tiled else "strips"
+        text = f"{g.down} x {g.across} {unit}" if g.tiled else f"{g.down} {unit}"
+        if g.deep > 1:
+            text = f"{g.deep} x " + text
+        if g.planes > 1:
+            text += f" x {g.planes} planes"
+        return text
+
+    def segment_location(self, index: int) -> tuple[int, int]:
+        """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
+        self._tiff._check_open()
+        self.grid.coords(index)  # range check
+        offsets = self.segment_offsets
+        counts = self.segment_byte_counts
+        offset = offsets[index] if index < len(offsets) else 0
+        if counts is None:
+            count = self._estimated_byte_count(index, offset)
+        else:
+            count = counts[index] if index < len(counts) else 0
+        return offset, count
+
+    def _estimated_byte_count(self, index: int, offset: int) -> int:
+        self._ctx.problem(f"{self.where}: {'TileByteCounts' if self.is_tiled else 'StripByteCounts'} is missing")
+        if self.compression == 1:
+            d, h, w, s = self.grid.stored_shape(index)
+            return math.ceil(d * h * w * s * self.bits_per_sample / 8) if self.bits_per_sample < 8 else \
+                d * h * math.ceil(w * s * self.bits_per_sample / 8)
+        return max(0, self._tiff.source.size - offset)
+
+    def is_sparse(self, index: int) -> bool:
+        """True if the segment is not stored (offset or byte count 0)."""
+        offset, count = self.segment_location(index)
+        return offset == 0 or count == 0
+
+    # --- reading segments -------------------------------------------------------------------
+    def read_segment_bytes(self, index: int) -> bytes:
+        """The stored bytes of segment ``index`` (libtiff's index order); b'' if sparse."""
+        offset, count = self.segment_location(index)
+        if offset == 0 or count == 0:
+            return b""
+        return self._read_data(index, offset, count)
+
+    def _read_data(self, index: int, offset: int, count: int) -> bytes:
+        limits = self._ctx.limits
+        where = f"{self.where}: segment {index}"
+        limits.check("max_segment_bytes", count, f"{where}: byte count")
+        size = self._tiff.source.size
+        if offset >= size:
+            raise TruncatedError(f"{where}: offset {offset} (0x{offset:x}) is past the end of the file ({size} bytes)")
+        data = self._tiff.source.read_range(offset, count)
+        if len(data) < count:
+            self._ctx.problem(f"{where}: {count} bytes at offset {offset} pass the end of the file "
+                              f"({size} bytes); {len(data)} are there", TruncatedError)
+        return data
+
+    @cached_property
+    def spec(self) -> SegmentSpec:
+        """The frozen decoding spec of this IFD's segments (picklable)."""
+        compression = self.compression
+        dtype = self.dtype
+        photometric = self.photometric if self.photometric is not None else 1
+        if self.subsampling not in (None, (1, 1)) and (compression not in JPEG_COMPRESSIONS or self.is_separate):
+            raise UnsupportedFeatureError(f"{self.where}: YCbCr with subsampling {self.subsampling} is only "
+                                          "decoded in JPEG-compressed images")
+        if compression == Compression.JPEG and not self.is_tiled and self.rows_per_strip % 8 and \
+                self.grid.down > 1:
+            pass  # odd strip heights are legal; the decoder handles them
+        colorspace: Any = None
+        outcolorspace: Any = None
+        if compression in JPEG_COMPRESSIONS:
+            if not self.extra_samples:
+                if photometric == 6:
+                    outcolorspace = 2
+                elif photometric == 2:
+                    colorspace, outcolorspace = "auto-rgb", 2
+                elif photometric == 5:
+                    outcolorspace = 4
+                elif photometric > 3:
+                    outcolorspace = _photometric_name(photometric)
+            if self.is_separate:
+                outcolorspace = 1
+        predictor = self.predictor
+        if compression in IMAGE_DECODERS or compression in JPEG_COMPRESSIONS:
+            predictor = 1  # predictors do not apply to image codecs
+        spec = SegmentSpec(
+            compression=int(compression), dtype=dtype, bits=self.bits_per_sample, sampleformat=self.sample_format,
+            byteorder=self._tiff.byteorder, predictor=predictor, fillorder=self.fill_order,
+            samples=self.grid.segment_samples, tiled=self.is_tiled, photometric=photometric,
+            jpegtables=self.jpegtables if compression in JPEG_COMPRESSIONS else None,
+            jpeg_colorspace=colorspace, jpeg_outcolorspace=outcolorspace,
+            t4options=self._int(292, 0) or 0,
+            webp_alpha=compression in (Compression.WEBP, Compression.WEBP_OLD) and self.samples_per_pixel == 4,
+            strict=self._ctx.strict, where=self.where,
+        )
+        spec.check_supported()
+        d, h, w, s = self.grid.stored_shape(0)
+        self._ctx.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
+                               f"{self.where}: decoded size of one segment")
+        return spec
+
+    def segment_valid_shape(self, index: int) -> tuple[int, ...]:
+        """Shape of the part of segment ``index`` inside the image (same axes as read_segment)."""
+        vd, vh, vw = self.grid.valid_shape(index)
+        return self._segment_axes((vd, vh, vw, self.grid.segment_samples))
+
+    def _segment_axes(self, dhws: tuple[int, int, int, int]) -> tuple[int, ...]:
+        d, h, w, s = dhws
+        shape: tuple[int, ...] = (h, w)
+        if self.depth > 1:
+            shape = (d, h, w)
+        if not self.is_separate and (self.photometric == 2 or self.samples_per_pixel > 1):
+            shape = (*shape, s)
+        return shape
+
+    def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None) -> numpy.ndarray:
+        spec = self.spec
+        grid = self.grid
+        shape = grid.stored_shape(index)
+        offset, count = self.segment_location(index)
+        if offset == 0 or count == 0:
+            data = None
+        else:
+            if spec.compression == 1:
+                count = self._uncompressed_read_size(index, shape, count)
+            data = self._read_data(index, offset, count)
+        if spec.jpeg_colorspace == "auto-rgb":
+            # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe) are stored as RGB
+            jfif = data is not None and data[6:10] == b"JFIF"
+            spec = _rgb_jpeg_spec(spec, jfif)
+        return decode_segment(spec, data, shape, valid=grid.valid_shape(index), out=out, fill=fill, index=index)
+
+    def _uncompressed_read_size(self, index: int, shape: tuple[int, int, int, int], count: int) -> int:
+        d, h, w, s = shape
+        bits = self.bits_per_sample
+        need = d * h * ((w * s * bits + 7) // 8)
+        if count < need:
+            self._ctx.problem(f"{self.where}: segment {index} byte count {count} is less than the {need} bytes "
+                              "an uncompressed segment of its shape needs")
+            return need
+        return min(count, need) if count > need else count
+
+    def _fill_value(self, fill: Any) -> Any:
+        if fill is not None:
+            return fill
+        nodata = self.nodata
+        return 0 if nodata is None else nodata
+
+    def read_segment(self, index: int, *, valid: bool = False, fill: Any = None) -> numpy.ndarray:
+        """Decode segment ``index``.
+
+        Returns the full stored size (tiles are padded at the image edge; the last
+        strip has its real row count), shaped like the image's axes without the
+        separate-plane axis: (Y, X), (Y, X, S), or with Z first for volumes.
+        ``valid=True`` crops to the part inside the image
+        (:meth:`segment_valid_shape`). Sparse segments are filled with ``fill``
+        (default: GDAL_NODATA if the IFD has it, else 0).
+        """
+        self._tiff._check_open()
+        arr = self._decode(index, self._fill_value(fill))
+        if valid:
+            vd, vh, vw = self.grid.valid_shape(index)
+            arr = arr[:vd, :vh, :vw]
+        return arr.reshape(self._segment_axes(arr.shape))
+
+    def asarray(self, *, fill: Any = None, workers: int | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray:
+        """The whole image, equal to tifffile's ``TiffPage.asarray()`` (shape :attr:`shape`)."""
+        self._tiff._check_open()
+        grid = self.grid
+        dtype = self.dtype
+        self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
+        shaped = self.shaped
+        nbytes = math.prod(shaped) * dtype.itemsize
+        self._ctx.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")
+        if out is None:
+            result = numpy.empty(shaped, dtype)
+        else:
+            if out.shape != self.shape or out.dtype != dtype:
+                raise TiffValueError(f"out must have shape {self.shape} and dtype {dtype}, not {out.shape} {out.dtype}")
+            result = out.reshape(shaped)
+        fill_value = self._fill_value(fill)
+
+        def work(index: int) -> None:
+            plane, z, y, x = grid.origin(index)
+            vd, vh, vw = grid.valid_shape(index)
+            dst = result[plane, z: z + vd, y: y + vh, x: x + vw]
+            if not grid.tiled and dst.flags.c_contiguous and self.spec.compression in (1,) and False:
+                pass
+            arr = self._decode(index, fill_value)
+            dst[...] = arr[:vd, :vh, :vw]
+
+        n = grid.count
+        workers = default_workers() if workers is None else max(1, int(workers))
+        if workers == 1 or n < 2 or (self.spec.compression == 1 and self.spec.predictor == 1):
+            for i in range(n):
+                work(i)
+        else:
+            with ThreadPoolExecutor(min(workers, n)) as pool:
+                for _ in pool.map(work, range(n)):
+                    pass
+        if out is not None:
+            return out
+        return result.reshape(self.shape)
+
+    # --- SubIFDs ----------------------------------------------------------------------------
+    @cached_property
+    def subifds(self) -> list[IFD]:
+        """The IFDs listed in SubIFDs (330), each followed by its own chain."""
+        tag = self._entries.tags.get(330)
+        if tag is None:
+            return []
+        if self._depth + 1 > self._ctx.limits.max_subifd_depth:
+            raise LimitExceededError(f"{self.where}: SubIFDs nested deeper than Limits.max_subifd_depth="
+                                     f"{self._ctx.limits.max_subifd_depth}")
+        offsets = self._ints(330) or ()
+        result: list[IFD] = []
+        seen = {self.offset}
+        for k, first in enumerate(offsets):
+            if first in seen:
+                self._ctx.problem(f"{self.where}: SubIFD {k} points back to offset {first} (a cycle)")
+                continue
+            chain = IFDSequence(self._tiff, first, f"{self.path} SubIFD {k}:", self._depth + 1)
+            for sub in chain:
+                if sub.offset in seen:
+                    break
+                seen.add(sub.offset)
+                result.append(sub)
+        return result
+
+
+def _photometric_name(code: int) -> Any:
+    from .enums import Photometric
+    try:
+        return Photometric(code).name
+    except ValueError:
+        return None
+
+
+_RGB_SPECS: dict[tuple[int, bool], SegmentSpec] = {}
+
+
+def _rgb_jpeg_spec(spec: SegmentSpec, jfif: bool) -> SegmentSpec:
+    from dataclasses import replace
+    key = (id(spec), jfif)
+    cached = _RGB_SPECS.get(key)
+    if cached is None or cached.where != spec.where:
+        cached = replace(spec, jpeg_colorspace=None if jfif else 2)
+        if len(_RGB_SPECS) > 256:
+            _RGB_SPECS.clear()
+        _RGB_SPECS[key] = cached
+    return cached

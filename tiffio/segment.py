@@ -1,0 +1,227 @@
+"""Decode or encode one tile or strip with no file handle (DESIGN.md rule 1).
+
+A :class:`SegmentSpec` is a frozen, picklable description of how an IFD's
+segments are stored. ``decode_segment(spec, data, shape)`` turns the stored
+bytes into a native-byte-order array shaped (depth, length, width, samples).
+The result is what libtiff hands to a "raw" reader and what tifffile's
+``TiffPage.asarray`` returns: no colour conversion except for YCbCr JPEG, which
+the JPEG decoder converts to RGB (spec-notes/jpeg.md), MinIsWhite not inverted,
+palettes not applied (spec-notes/samples.md).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import imagecodecs
+import numpy
+
+from .codecs import (BYTE_DECODERS, CCITT_COMPRESSIONS, IMAGE_DECODERS, JPEG_COMPRESSIONS, call_codec,
+                     compression_name, require_byte_decoder)
+from .enums import Compression as C
+from .errors import CorruptSegmentError, TiffFormatWarning, UnsupportedFeatureError
+from .predictors import undo_predictor
+
+__all__ = ["SegmentSpec", "decode_segment", "sample_dtype"]
+
+
+def sample_dtype(sampleformat: int, bits: int) -> numpy.dtype | None:
+    """The numpy dtype samples of this SampleFormat and BitsPerSample decode to
+    (the same mapping tifffile uses, so that shapes and dtypes match), or None."""
+    if sampleformat in (1, 4):  # UINT, VOID treated as UINT
+        if bits == 1:
+            return numpy.dtype(bool)
+        for limit, char in ((8, "u1"), (16, "u2"), (32, "u4"), (64, "u8")):
+            if bits <= limit and (bits < 33 or bits == 64):
+                return numpy.dtype(char)
+        return None
+    if sampleformat == 2:
+        return {8: numpy.dtype("i1"), 16: numpy.dtype("i2"), 32: numpy.dtype("i4"), 64: numpy.dtype("i8")}.get(bits)
+    if sampleformat == 3:
+        return {16: numpy.dtype("f2"), 24: numpy.dtype("f4"), 32: numpy.dtype("f4"), 64: numpy.dtype("f8")}.get(bits)
+    if sampleformat == 6:
+        return {64: numpy.dtype("c8"), 128: numpy.dtype("c16")}.get(bits)
+    if sampleformat == 5:
+        return {32: numpy.dtype("c8"), 64: numpy.dtype("c16")}.get(bits)
+    return None
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """Everything needed to decode the segments of one IFD."""
+
+    compression: int
+    dtype: numpy.dtype            # native dtype of decoded samples
+    bits: int                     # BitsPerSample
+    sampleformat: int = 1
+    byteorder: str = "<"          # the file's byte order
+    predictor: int = 1
+    fillorder: int = 1
+    samples: int = 1              # samples per pixel inside one segment
+    tiled: bool = True
+    photometric: int = 1
+    jpegtables: bytes | None = None
+    jpeg_colorspace: Any = None
+    jpeg_outcolorspace: Any = None
+    t4options: int = 0
+    webp_alpha: bool = False
+    strict: bool = True
+    where: str = "IFD"
+
+    def check_supported(self) -> None:
+        """Raise UnsupportedFeatureError now if segments of this spec cannot be decoded."""
+        code = self.compression
+        if code not in (1,) and code not in BYTE_DECODERS and code not in IMAGE_DECODERS \
+                and code not in JPEG_COMPRESSIONS and code not in CCITT_COMPRESSIONS:
+            raise UnsupportedFeatureError(f"{self.where}: compression {compression_name(code)} is not supported")
+        if self.predictor not in (1, 2, 3) and code not in IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
+            raise UnsupportedFeatureError(f"{self.where}: predictor {self.predictor} is not supported")
+
+
+def _unpack(spec: SegmentSpec, raw: Any, runlen: int) -> numpy.ndarray:
+    """Stored (uncompressed) bytes -> flat array of samples (spec-notes/samples.md "Bit packing")."""
+    bits = spec.bits
+    bo = spec.byteorder
+    if isinstance(raw, numpy.ndarray):  # LERC decodes to an array: use its bytes
+        raw = numpy.ascontiguousarray(raw).reshape(-1).view(numpy.uint8)
+    if spec.sampleformat == 5:  # complex integers: pairs of signed ints -> complex floats
+        itype = numpy.dtype(f"{bo}i{bits // 16}")
+        n = len(raw) // itype.itemsize
+        ints = numpy.frombuffer(raw, itype, n - n % 2)
+        return ints.astype(f"f{spec.dtype.itemsize // 2}").view(spec.dtype)
+    if bits in (8, 16, 32, 64, 128):
+        if spec.predictor == 3:
+            dtype = spec.dtype  # the floating-point predictor's output is native (spec-notes/predictors.md)
+        else:
+            dtype = spec.dtype.newbyteorder(bo) if spec.dtype.itemsize > 1 else spec.dtype
+        itemsize = dtype.itemsize
+        return numpy.frombuffer(raw, dtype, len(raw) // itemsize)
+    if bits == 24 and spec.dtype.kind == "f":
+        if spec.predictor != 1:
+            raise UnsupportedFeatureError(f"{spec.where}: predictor {spec.predictor} on float24 samples")
+        return imagecodecs.float24_decode(bytes(raw[: len(raw) - len(raw) % 3]), byteorder=bo)
+    if spec.predictor == 3:
+        raise UnsupportedFeatureError(f"{spec.where}: predictor 3 on {bits}-bit samples")
+    return imagecodecs.packints_decode(raw, spec.dtype if spec.dtype != bool else numpy.uint8, bits, runlen=runlen)
+
+
+def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int],
+         valid: tuple[int, int, int] | None, where: str) -> numpy.ndarray:
+    """Reshape decoded samples to ``shape``, tolerating what real writers do:
+    extra trailing data, and JPEG/PNG edge tiles stored cropped to the image."""
+    size = shape[0] * shape[1] * shape[2] * shape[3]
+    if arr.ndim == 1 and arr.size > size:
+        arr = arr[:size]
+    if arr.size == size:
+        return arr.reshape(shape)
+    d, h, w, s = shape
+    if spec.tiled and valid is not None:
+        vd, vh, vw = valid
+        for cropped in ((vd, vh, vw, s), (vd, vh, w, s)):
+            if arr.size == cropped[0] * cropped[1] * cropped[2] * cropped[3]:
+                full = numpy.zeros(shape, arr.dtype)
+                full[: cropped[0], : cropped[1], : cropped[2]] = arr.reshape(cropped)
+                return full
+    if not spec.tiled and arr.size > size and arr.size % (d * w * s) == 0:
+        return arr.reshape(d, -1, w, s)[:, :h]
+    message = f"{where}: decoded {arr.size} samples, expected {size} for a segment of shape {shape}"
+    if spec.strict or arr.size > size:
+        raise CorruptSegmentError(message)
+    warnings.warn(message + "; the rest is filled with 0", TiffFormatWarning, stacklevel=4)
+    full = numpy.zeros(size, arr.dtype)
+    full[: arr.size] = arr.reshape(-1)
+    return full.reshape(shape)
+
+
+def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int],
+                 out: numpy.ndarray | None, where: str) -> numpy.ndarray:
+    d, h, w, s = shape
+    kwargs = dict(tables=spec.jpegtables, colorspace=spec.jpeg_colorspace,
+                  outcolorspace=spec.jpeg_outcolorspace, shape=(h, w))
+    if spec.bits <= 8 and d == 1:
+        # decode straight into the destination when its shape is the stream's: this also
+        # bounds the allocation by the declared tile size (no decompression bombs)
+        target = None
+        if out is not None and out.flags.c_contiguous:
+            target = out.reshape((h, w, s) if s > 1 else (h, w))
+        try:
+            return imagecodecs.jpeg8_decode(data, out=target, **kwargs)
+        except Exception:
+            pass  # cropped edge tiles, lossless or 12-bit streams: the general path below
+    return call_codec(imagecodecs.jpeg_decode, where, data, bitspersample=spec.bits, **kwargs)
+
+
+def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int, int, int], *,
+                   valid: tuple[int, int, int] | None = None, out: numpy.ndarray | None = None,
+                   fill: Any = 0, index: int | None = None) -> numpy.ndarray:
+    """Decode one segment into a (depth, length, width, samples) native array.
+
+    ``shape`` is the stored shape (grid.SegmentGrid.stored_shape); ``valid`` the part
+    inside the image (used to accept edge tiles stored cropped). ``data`` None means
+    a sparse segment, returned filled with ``fill``. With ``out`` (an array of
+    ``shape`` and ``spec.dtype``), the result is written there and returned.
+    """
+    where = f"{spec.where}: segment {index}" if index is not None else spec.where
+    if data is None:
+        if out is None:
+            return numpy.full(shape, fill, spec.dtype)
+        out[...] = fill
+        return out
+    d, h, w, s = shape
+    code = spec.compression
+    if code in JPEG_COMPRESSIONS:
+        arr = _decode_jpeg(spec, data, shape, out, where)
+        if out is not None and arr is not None and numpy.shares_memory(arr, out):
+            return out
+    elif code in IMAGE_DECODERS:
+        if code in (C.WEBP, C.WEBP_OLD) and spec.webp_alpha:
+            arr = call_codec(IMAGE_DECODERS[code], where, data, hasalpha=True)
+        else:
+            arr = call_codec(IMAGE_DECODERS[code], where, data)
+    elif code in CCITT_COMPRESSIONS:
+        if spec.fillorder == 2:
+            data = imagecodecs.bitorder_decode(data)
+        rows = d * h
+        if code == C.CCITT_T4:
+            arr = call_codec(imagecodecs.ccittfax3_decode, where, data, rows, w, t4options=spec.t4options)
+        elif code == C.CCITT_T6:
+            arr = call_codec(imagecodecs.ccittfax4_decode, where, data, rows, w)
+        else:
+            arr = call_codec(imagecodecs.ccittrle_decode, where, data, rows, w)
+    else:
+        if spec.fillorder == 2:
+            data = imagecodecs.bitorder_decode(data)
+        if code == 1:
+            raw = data
+        else:
+            codec = require_byte_decoder(code, where)
+            nbytes = d * h * w * s * max(spec.dtype.itemsize, 1)
+            raw = call_codec(codec.decode, where, data, out=nbytes) if codec.sized else call_codec(codec.decode, where, data)
+        try:
+            arr = _unpack(spec, raw, w * s)
+        except (UnsupportedFeatureError, CorruptSegmentError):
+            raise
+        except Exception as exc:
+            raise CorruptSegmentError(f"{where}: cannot unpack samples: {exc}") from None
+        if spec.dtype == bool and arr.dtype != bool:
+            arr = arr.view(bool) if arr.dtype.itemsize == 1 else arr.astype(bool)
+    arr = _fit(spec, numpy.asarray(arr), shape, valid, where)
+    if arr.dtype != spec.dtype:
+        if arr.dtype.kind == spec.dtype.kind and arr.dtype.itemsize == spec.dtype.itemsize:
+            arr = arr.astype(spec.dtype)  # byte swap to native
+        elif spec.dtype == bool:
+            arr = arr.astype(bool)
+        else:
+            raise CorruptSegmentError(f"{where}: the codec returned {arr.dtype} samples, expected {spec.dtype}")
+    if spec.predictor != 1 and code not in IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
+        if not arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = arr.copy()
+        arr = undo_predictor(spec.predictor, arr, where)
+        if spec.bits not in (8, 16, 32, 64) and spec.dtype.kind == "u":
+            arr &= (1 << spec.bits) - 1  # packed samples difference modulo 2**bits
+    if out is not None:
+        out[...] = arr
+        return out
+    return arr
