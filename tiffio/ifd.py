@@ -111,6 +111,9 @@ class Tag:
         if self.value_offset is None:
             return self._raw_inline[: self.byte_count]
         n = self.byte_count
+        what = f"{self._where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"
+        if self.value_offset + n > self._ctx.source.size:
+            raise TruncatedError(f"{what}: {n} bytes pass the end of the file ({self._ctx.source.size} bytes)")
         self._ctx.limits.check("max_tag_bytes", n, f"{self._where}: tag {self.name} ({self.code})")
         return self._ctx.read_metadata(
             self.value_offset, n, f"{self._where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"

@@ -253,7 +253,9 @@ class IFD:
         if isinstance(value, tuple):
             value = value[0] if value else default
         if not isinstance(value, (int, float)):
-            raise TiffFormatError(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}")
+            self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}; "
+                              f"it is ignored")
+            return default
         return int(value)
 
     def _ints(self, code: int) -> tuple[int, ...] | None:
@@ -263,10 +265,10 @@ class IFD:
         value = tag.value
         if not isinstance(value, tuple):
             value = (value,)
-        try:
-            return tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            raise TiffFormatError(f"{self.where}: tag {tag_name(code)} has a non-numeric value") from None
+        if isinstance(value, (bytes, str)) or not all(isinstance(v, (int, float)) for v in value):
+            self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value; it is ignored")
+            return None
+        return tuple(int(v) for v in value)
 
     # --- image structure -----------------------------------------------------------------
     @cached_property
