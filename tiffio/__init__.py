@@ -13,11 +13,13 @@ from .ifd import StrileArray, Tag
 from .limits import Limits
 from .reader import IFD, TiffFile, open
 from .segment import SegmentSpec, decode_segment
+from .writer import ImageWriter, RecoveryReport, TiffWriter
+from .recovery import recover
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment",
+    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
     "TiffTypeError", "SourceError", "TiffFormatWarning",

@@ -615,7 +615,8 @@ class IFD:
                 elif photometric > 3:
                     outcolorspace = _photometric_name(photometric)
             if self.is_separate:
-                outcolorspace = 1
+                # each plane is a one-component stream (spec-notes/jpeg.md)
+                colorspace, outcolorspace = None, 1
         predictor = self.predictor
         if compression in IMAGE_DECODERS or compression in JPEG_COMPRESSIONS:
             predictor = 1  # predictors do not apply to image codecs
@@ -752,8 +753,12 @@ class IFD:
         result: list[IFD] = []
         seen = {self.offset}
         for k, first in enumerate(offsets):
+            if first == self.offset:
+                self._ctx.problem(f"{self.where}: SubIFD {k} points back to its parent IFD (a cycle)")
+                continue
             if first in seen:
-                self._ctx.problem(f"{self.where}: SubIFD {k} points back to offset {first} (a cycle)")
+                # writers may list every SubIFD *and* chain them (spec-notes/subifds.md
+                # "Chains inside SubIFDs"): an offset already reached is the same IFD
                 continue
             chain = IFDSequence(self._tiff, first, f"{self.path} SubIFD {k}:", self._depth + 1)
             for sub in chain:

@@ -38,7 +38,8 @@ def sample_dtype(sampleformat: int, bits: int) -> numpy.dtype | None:
                 return numpy.dtype(char)
         return None
     if sampleformat == 2:
-        return {8: numpy.dtype("i1"), 16: numpy.dtype("i2"), 32: numpy.dtype("i4"), 64: numpy.dtype("i8")}.get(bits)
+        return {8: numpy.dtype("i1"), 16: numpy.dtype("i2"), 24: numpy.dtype("i4"), 32: numpy.dtype("i4"),
+                64: numpy.dtype("i8")}.get(bits)
     if sampleformat == 3:
         return {16: numpy.dtype("f2"), 24: numpy.dtype("f4"), 32: numpy.dtype("f4"), 64: numpy.dtype("f8")}.get(bits)
     if sampleformat == 6:
@@ -104,6 +105,11 @@ def _unpack(spec: SegmentSpec, raw: Any, runlen: int) -> numpy.ndarray:
         return imagecodecs.float24_decode(bytes(raw[: len(raw) - len(raw) % 3]), byteorder=bo)
     if spec.predictor == 3:
         raise UnsupportedFeatureError(f"{spec.where}: predictor 3 on {bits}-bit samples")
+    if spec.dtype.kind == "i":
+        # signed packed samples (GDAL's Int24): unpack MSB-first like unsigned ones, then sign-extend
+        unsigned = imagecodecs.packints_decode(raw, numpy.dtype(f"u{spec.dtype.itemsize}"), bits, runlen=runlen)
+        sign = 1 << (bits - 1)
+        return ((unsigned.astype(spec.dtype) ^ sign) - sign).astype(spec.dtype)
     return imagecodecs.packints_decode(raw, spec.dtype if spec.dtype != bool else numpy.uint8, bits, runlen=runlen)
 
 
