@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy
 
@@ -46,6 +46,30 @@ def open(source: Any, *, strict: bool = True, limits: Limits | None = None) -> T
 
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
+
+
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+_EXECUTORS_LOCK = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """A shared thread pool per worker count: region reads do not pay for thread start-up."""
+    with _EXECUTORS_LOCK:
+        pool = _EXECUTORS.get(workers)
+        if pool is None:
+            pool = _EXECUTORS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio")
+        return pool
+
+
+class RegionWindow(NamedTuple):
+    """Where a chunk of :meth:`IFD.iter_regions` lies: the window read (y, x, height,
+    width, with the halo) and ``core``, the slices of the array without the halo."""
+
+    y: int
+    x: int
+    height: int
+    width: int
+    core: tuple[slice, slice]
 
 
 class TiffFile:
@@ -89,6 +113,34 @@ class TiffFile:
     @property
     def closed(self) -> bool:
         return self.source.closed
+
+    # --- pyramid levels -----------------------------------------------------------------
+    @cached_property
+    def levels(self) -> list:
+        """Resolution levels of the main image (:class:`tiffio.levels.Level`: index, ifd,
+        shape, downsample), level 0 first, whatever convention stored them."""
+        from .levels import find_levels
+        self._check_open()
+        return find_levels(self)
+
+    @cached_property
+    def masks(self) -> list[IFD]:
+        """Transparency-mask IFDs (NewSubfileType bit 2), kept apart from the levels."""
+        from .levels import find_masks
+        return find_masks(self)
+
+    @cached_property
+    def associated_images(self) -> dict[str, IFD]:
+        """Named images that are not levels (Aperio SVS 'thumbnail', 'label', 'macro')."""
+        from .levels import find_associated
+        return find_associated(self)
+
+    def read_region(self, y: int, x: int, height: int, width: int, *, level: int = 0, **kwargs: Any) -> numpy.ndarray:
+        """:meth:`IFD.read_region` on pyramid level ``level`` (coordinates in that level's pixels)."""
+        levels = self.levels
+        if not -len(levels) <= level < len(levels):
+            raise TiffIndexError(f"level {level} out of range: the image has {len(levels)} levels")
+        return levels[level].ifd.read_region(y, x, height, width, **kwargs)
 
     def close(self) -> None:
         """Release the file (if tiffio opened it). Reading afterwards raises TiffUsageError."""
@@ -738,6 +790,148 @@ class IFD:
         if out is not None:
             return out
         return result.reshape(self.shape)
+
+    # --- regions ----------------------------------------------------------------------------
+    def _region_axes(self, planes_shape: tuple[int, int, int, int, int]) -> tuple[int, ...]:
+        p, d, h, w, s = planes_shape
+        zyx: tuple[int, ...] = (h, w) if self.depth == 1 else (d, h, w)
+        if self.photometric == 2 or self.samples_per_pixel > 1:
+            return (p, *zyx) if self.is_separate else (*zyx, s)
+        return zyx
+
+    def _scratch(self, shape: tuple[int, int, int, int]) -> numpy.ndarray:
+        """A per-thread decode buffer of one segment's stored shape (no per-tile allocation)."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buf = buffers.get(shape)
+        if buf is None:
+            buf = buffers[shape] = numpy.empty(shape, self.dtype)
+        return buf
+
+    def read_region(self, y: int, x: int, height: int, width: int, *, z: int = 0, depth: int | None = None,
+                    out: numpy.ndarray | None = None, fill: Any = None, workers: int | None = None) -> numpy.ndarray:
+        """Decode the window (y, x, height, width) - and z, depth for volumes.
+
+        Only the segments the window covers are read and decoded, in a thread pool,
+        each straight into a reusable per-thread buffer and then into the result.
+        The result has the image's axes (:attr:`shape`) with Y and X (and Z) cut
+        to the window: it equals ``asarray()[y:y+height, x:x+width]`` for contiguous
+        samples, ``asarray()[:, y:y+height, x:x+width]`` for separate planes.
+        Parts of the window outside the image, and sparse segments, are ``fill``
+        (default: GDAL_NODATA if present, else 0).
+        """
+        self._tiff._check_open()
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z)):
+            if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if depth is None:
+            depth = self.depth - z if self.depth > 1 else 1
+        if height <= 0 or width <= 0 or depth <= 0:
+            raise TiffValueError(f"read_region: the window {depth} x {height} x {width} is empty")
+        grid = self.grid
+        spec = self.spec
+        dtype = self.dtype
+        shaped = (grid.planes, depth, height, width, grid.segment_samples)
+        out_shape = self._region_axes(shaped)
+        self._ctx.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
+        if out is None:
+            result = numpy.empty(shaped, dtype)
+        else:
+            if out.shape != out_shape or out.dtype != dtype or not out.flags.c_contiguous:
+                raise TiffValueError(f"out must be a C-contiguous array of shape {out_shape} and dtype {dtype}, "
+                                     f"not {out.shape} {out.dtype}")
+            result = out.reshape(shaped)
+        fill_value = self._fill_value(fill)
+        inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= self.depth and y + height <= self.length \
+            and x + width <= self.width
+        if not inside:
+            result[...] = fill_value
+        parts = [part for plane in range(grid.planes) for part in grid.region(z, y, x, depth, height, width, plane)]
+
+        def work(part: Any) -> None:
+            index, plane, src, dst = part
+            target = result[plane][dst]
+            shape = grid.stored_shape(index)
+            full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
+            if full and target.flags.c_contiguous and spec.compression != 1:
+                self._decode(index, fill_value, out=target)
+                return
+            arr = self._decode(index, fill_value, out=self._scratch(shape))
+            target[...] = arr[src]
+
+        self._run(work, parts, workers)
+        return out if out is not None else result.reshape(out_shape)
+
+    def _run(self, func: Any, items: list, workers: int | None) -> None:
+        workers = default_workers() if workers is None else max(1, int(workers))
+        if workers == 1 or len(items) < 2:
+            for item in items:
+                func(item)
+            return
+        for _ in _executor(min(workers, 64)).map(func, items):
+            pass
+
+    def iter_regions(self, chunk_shape: tuple[int, int], *, overlap: int = 0, fill: Any = None,
+                     workers: int | None = None) -> Iterator[tuple[RegionWindow, numpy.ndarray]]:
+        """Walk the image in chunks of ``chunk_shape`` (height, width), row by row.
+
+        Yields (window, array): each array holds one chunk plus a halo of ``overlap``
+        pixels on every side, clipped at the image border; ``array[window.core]`` is the
+        chunk itself. Memory is bounded by one chunk and its halo.
+        """
+        ch, cw = (int(v) for v in chunk_shape)
+        if ch <= 0 or cw <= 0 or overlap < 0:
+            raise TiffValueError(f"iter_regions: invalid chunk_shape {chunk_shape} or overlap {overlap}")
+        for y0 in range(0, self.length, ch):
+            h = min(ch, self.length - y0)
+            ya, yb = max(0, y0 - overlap), min(self.length, y0 + h + overlap)
+            for x0 in range(0, self.width, cw):
+                w = min(cw, self.width - x0)
+                xa, xb = max(0, x0 - overlap), min(self.width, x0 + w + overlap)
+                arr = self.read_region(ya, xa, yb - ya, xb - xa, fill=fill, workers=workers)
+                core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
+                yield RegionWindow(ya, xa, yb - ya, xb - xa, core), arr
+
+    def memmap(self) -> numpy.memmap:
+        """A read-only numpy.memmap of the image, shaped :attr:`shape`.
+
+        Possible only for uncompressed 8/16/32/64-bit samples without predictor or
+        FillOrder 2, stored contiguously in a local file (as tifffile's ``memmap``);
+        anything else raises TiffUsageError saying why.
+        """
+        self._tiff._check_open()
+        from .sources import FileSource
+        reasons = []
+        source = self._tiff.source
+        if not isinstance(source, FileSource):
+            reasons.append("the TIFF was not opened from a local file path")
+        if self.compression != 1:
+            reasons.append(f"the image is compressed ({compression_name(self.compression)})")
+        if self.bits_per_sample not in (8, 16, 32, 64) or self.sample_format == 5:
+            reasons.append(f"{self.bits_per_sample}-bit samples of format {self.sample_format} are not a numpy dtype")
+        if self.predictor != 1 or self.fill_order != 1:
+            reasons.append("a predictor or FillOrder 2 transforms the stored samples")
+        if self.subsampling not in (None, (1, 1)):
+            reasons.append("YCbCr samples are subsampled")
+        if self.is_tiled and (self.tile_shape[1] != self.width or self.length % self.tile_shape[0]):  # type: ignore[index]
+            reasons.append("tiles narrower than the image are not stored in row order")
+        if not reasons:
+            offsets = self.segment_offsets.to_numpy()
+            counts = self.segment_byte_counts
+            nbytes = math.prod(self.shaped) * self.dtype.itemsize
+            if counts is None or len(offsets) != self.segment_count:
+                reasons.append("the strip or tile arrays are incomplete")
+            else:
+                counts_arr = counts.to_numpy()
+                if (offsets[1:] != offsets[:-1] + counts_arr[:-1]).any() or counts_arr.sum() < nbytes \
+                        or offsets[0] == 0 or offsets[0] + nbytes > source.size:
+                    reasons.append("the segments are not stored contiguously in the file")
+        if reasons:
+            raise TiffUsageError(f"{self.where}: cannot memory-map: " + "; ".join(reasons))
+        dtype = self.dtype.newbyteorder(self._tiff.byteorder)
+        mm = numpy.memmap(source.name, dtype=dtype, mode="r", offset=int(offsets[0]), shape=self.shaped)
+        return mm.reshape(self.shape)
 
     # --- SubIFDs ----------------------------------------------------------------------------
     @cached_property
