@@ -54,6 +54,7 @@ def parse_compression(value: Any) -> int:
     raise TiffTypeError(f"compression must be a name, a code or None, not {type(value).__name__}")
 
 
+_LOSSY = frozenset({C.JPEG, C.WEBP, C.JPEG2000, C.JPEGXL, C.LERC})
 _SUBSAMPLING_NAMES = {(1, 1): "444", (2, 1): "422", (2, 2): "420", (4, 1): "411"}
 
 
@@ -93,9 +94,10 @@ class EncodeSpec:
                 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise TiffValueError(f"tile shape {arr.shape} does not fit the tile shape {self.tile_shape}")
         if arr.shape[:2] != (th, tw):
-            full = numpy.zeros(self.tile_shape, self.dtype)
-            full[: arr.shape[0], : arr.shape[1]] = arr
-            arr = full
+            pad = [(0, th - arr.shape[0]), (0, tw - arr.shape[1])] + [(0, 0)] * (arr.ndim - 2)
+            # lossy codecs: repeat the edge so that no block mixes image and padding (JPEG's chroma
+            # upsampling would bleed zeros into the image); lossless codecs: zeros
+            arr = numpy.pad(arr, pad, mode="edge" if self.compression in _LOSSY else "constant")
         return numpy.ascontiguousarray(arr)
 
 

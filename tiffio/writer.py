@@ -269,7 +269,7 @@ def _pack_ifd(layout: Layout, entries: Sequence[_Entry], offset: int, next_offse
 def _normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, compression_level: Any,
                       predictor: Any, photometric: Any, planarconfig: Any, jpeg_quality: Any, subsampling: Any,
                       description: Any, resolution: Any, extratags: Any, parent: int | None, reduced: bool,
-                      missing: str, software: Any, datetime: Any) -> dict[str, Any]:
+                      missing: str, software: Any, datetime: Any, byteorder: str = "<") -> dict[str, Any]:
     """Validate add_image's arguments into a JSON-serializable dict (stored in the file for resume)."""
     try:
         shape = tuple(int(v) for v in shape)
@@ -360,6 +360,8 @@ def _normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, co
             raise TiffValueError(f"jpeg_quality must be in 1..100, not {level}")
     elif jpeg_quality is not None:
         raise TiffValueError("jpeg_quality applies only to compression='jpeg'")
+    if code == C.LERC and byteorder == ">" and dt.itemsize > 1:
+        raise UnsupportedFeatureError("LERC in big-endian files is not written (readers disagree on its byte order)")
     if code == C.WEBP and (dt != numpy.uint8 or planar != 1 or samples not in (3, 4)):
         raise UnsupportedFeatureError("WebP tiles need uint8 RGB or RGBA samples, contiguous")
     sub = (1, 1)
@@ -752,7 +754,8 @@ class TiffWriter:
                 subsampling=subsampling, description=description, resolution=resolution, extratags=extratags,
                 parent=None if parent is None else parent.index, reduced=reduced,
                 missing=self.missing if missing is None else missing,
-                software=self.software if software is ... else software, datetime=datetime)
+                software=self.software if software is ... else software, datetime=datetime,
+                byteorder=self.byteorder)
             if workers is None:
                 workers = self.default_workers
             workers = max(1, int(workers or 1))
