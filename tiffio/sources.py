@@ -166,6 +166,8 @@ class FileObjectSource(ByteSource):
         self._fh = fileobj
         self.name = str(getattr(fileobj, "name", "<file object>"))
         self._lock = threading.Lock()
+        if isinstance(fileobj, io.TextIOBase) or "b" not in getattr(fileobj, "mode", "b"):
+            raise TiffTypeError(f"{self.name}: the file object is open in text mode; open it with 'rb'")
         try:
             if not fileobj.readable():
                 raise TiffUsageError(f"{self.name}: the file object is not readable")
