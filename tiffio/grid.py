@@ -47,7 +47,7 @@ class SegmentGrid:
 
     ``image`` and ``segment`` are (depth, length, width) in pixels. For strips the
     segment is (1, RowsPerStrip, ImageWidth) and the last strip of each plane may be
-    shorter; tiles are always stored at full size (spec-notes/segments.md "Edge tiles").
+    shorter; tiles are always stored at full size (spec-notes/segments.md "Tiles").
     """
 
     image: tuple[int, int, int]

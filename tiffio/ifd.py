@@ -1,4 +1,4 @@
-"""Parse IFDs (spec-notes/structure.md "IFD", spec-notes/bigtiff.md "IFD").
+"""Parse IFDs (spec-notes/structure.md "IFD layout", spec-notes/bigtiff.md "IFD layout").
 
 * Entries are parsed when an IFD is first visited; tag *values* that do not fit
   inline are read when first asked for.
@@ -249,7 +249,7 @@ def parse_ifd_entries(ctx: ParseContext, offset: int, where: str) -> IFDEntries:
             continue
         size = FIELD_TYPE_SIZE.get(field_type)
         if size is None:
-            # unknown field type: keep the raw offset field (spec-notes/structure.md "Unknown types")
+            # unknown field type: keep the raw offset field (spec-notes/structure.md "Unknown tags and unknown types")
             tags[code] = Tag(code, field_type, n, raw, None, ctx, where)
             continue
         nbytes = n * size

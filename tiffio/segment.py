@@ -82,7 +82,7 @@ class SegmentSpec:
 
 
 def _unpack(spec: SegmentSpec, raw: Any, runlen: int) -> numpy.ndarray:
-    """Stored (uncompressed) bytes -> flat array of samples (spec-notes/samples.md "Bit packing")."""
+    """Stored (uncompressed) bytes -> flat array of samples (spec-notes/samples.md "Bit packing and row padding")."""
     bits = spec.bits
     bo = spec.byteorder
     if isinstance(raw, numpy.ndarray):  # LERC decodes to an array: use its bytes
