@@ -774,14 +774,15 @@ class TiffWriter:
         return image
 
     # -- appending -------------------------------------------------------------------------------
-    def _append(self, magic: bytes, image: int, index: int, payload: bytes, crc: int | None = None) -> int:
+    def _append(self, magic: bytes, image: int, index: int, payload: bytes, crc: int | None = None,
+                check: bool = True) -> int:
         """Append leader + payload at the end (caller holds _lock); returns the payload offset."""
         if crc is None:
             crc = zlib.crc32(payload)
         leader = LEADER.pack(magic, image, index, len(payload), crc)
         pos = self._end
         end = pos + len(leader) + len(payload)
-        if self.bigtiff is False and end + self._metadata_bound() > self._max_classic:
+        if check and self.bigtiff is False and end + self._metadata_bound() > self._max_classic:
             raise LimitExceededError(
                 f"{self._sink.name}: bigtiff=False, but {len(payload)} more bytes at offset {pos} would pass "
                 f"the 4 GiB limit of classic TIFF (with room for the IFDs); nothing was written")
@@ -922,7 +923,7 @@ class TiffWriter:
                 for im in self.images:
                     if im.missing == "blank" and im._blank_location is None and bool((im._offsets == 0).any()):
                         blank = im._blank_tile()
-                        offset = self._append(MAGIC_BLANK, im.index, 0, blank)
+                        offset = self._append(MAGIC_BLANK, im.index, 0, blank, check=False)  # in the bound
                         im._blank_location = (offset, len(blank))
                 if not self.images:
                     raise TiffUsageError("a TIFF needs at least one image: call add_image() before checkpoint()")
