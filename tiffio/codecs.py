@@ -16,6 +16,7 @@ This module is the boundary where imagecodecs' exceptions become tiffio errors.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -49,6 +50,52 @@ class ByteCodec:
     sized: bool = True
 
 
+def _lzw_wrapper_tiff(data: bytes, nbytes: int) -> bytes:
+    """A minimal classic TIFF holding ``data`` as the LZW strip of a 1-row, ``nbytes``-wide,
+    8-bit image."""
+    entries = ((256, 4, nbytes), (257, 4, 1), (258, 3, 8), (259, 3, 5), (262, 3, 1), (273, 4, 0),
+               (277, 3, 1), (278, 4, 1), (279, 4, len(data)))
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    parts = [b"II*\x00", struct.pack("<IH", 8, len(entries))]
+    for code, typ, value in entries:
+        if code == 273:
+            value = data_offset
+        parts.append(struct.pack("<HHII" if typ == 4 else "<HHIHxx", code, typ, 1, value))
+    parts.append(b"\x00\x00\x00\x00")
+    parts.append(data)
+    return b"".join(parts)
+
+
+def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
+    """TIFF LZW decoding that is safe on hostile streams.
+
+    ``imagecodecs.lzw_decode`` reads and writes out of bounds (a segfault) on some
+    corrupt streams, e.g. a compressed strip of another codec labelled LZW (found by
+    fuzzing; fixtures/malformed/lzw_corrupt_stream). libtiff's LZW decoder validates
+    every code, so the stream is decoded by libtiff (imagecodecs.tiff_decode on a
+    one-strip wrapper TIFF), which is also faster. Only when libtiff reports a stream
+    whose codes are all valid but which ends early (no EOI, or fewer bytes than
+    declared) is imagecodecs' decoder used, to return the partial output that lenient
+    reading keeps. At most ``out`` bytes are decoded (no decompression bombs).
+    """
+    tiff = getattr(imagecodecs, "TIFF", None)
+    if out is None or not getattr(tiff, "available", False):
+        return imagecodecs.lzw_decode(data, out=out)
+    if len(data) < 2:
+        raise CorruptSegmentError(f"LZW stream of {len(data)} bytes")
+    if not 0 < out < 1 << 32:
+        if out == 0:
+            return b""
+        raise UnsupportedFeatureError(f"LZW segments of {out} bytes (over 4 GiB) are not supported")
+    try:
+        return imagecodecs.tiff_decode(_lzw_wrapper_tiff(bytes(data), out)).reshape(-1)
+    except imagecodecs.TiffError as exc:
+        message = str(exc)
+        if "not terminated with EOI" in message or "Not enough data" in message:
+            return imagecodecs.lzw_decode(data, out=out)  # every code was valid: a short stream
+        raise CorruptSegmentError(f"LZW: {message}") from None
+
+
 def _byte_decoders() -> dict[int, ByteCodec]:
     table: dict[int, ByteCodec] = {}
 
@@ -58,6 +105,8 @@ def _byte_decoders() -> dict[int, ByteCodec]:
                 table[code] = ByteCodec(getattr(imagecodecs, func), sized)
 
     add((C.LZW,), "lzw_decode", "lzw")
+    if C.LZW in table:
+        table[C.LZW] = ByteCodec(lzw_decode_checked)  # see lzw_decode_checked: imagecodecs' is unsafe
     # zlib_decode (zlib) and deflate_decode (libdeflate) both read TIFF Deflate streams;
     # zlib tolerates trailing bytes after the stream end, as libtiff does.
     add((C.ADOBE_DEFLATE, C.DEFLATE), "zlib_decode", "zlib")

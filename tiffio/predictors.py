@@ -28,7 +28,7 @@ def undo_predictor(predictor: int, array: numpy.ndarray, where: str) -> numpy.nd
             as_int = array.view(f"u{array.dtype.itemsize}")
             imagecodecs.delta_decode(as_int, axis=-2, out=as_int)
             return array
-        if array.dtype.kind not in "uib":
+        if array.dtype.kind not in "ui":  # not bool: libtiff refuses predictor 2 on 1-bit samples too
             raise UnsupportedFeatureError(f"{where}: predictor 2 on {array.dtype} samples")
         return imagecodecs.delta_decode(array, axis=-2, out=array)
     if predictor == 3:

@@ -304,7 +304,7 @@ class IFD:
         value = tag.value
         if isinstance(value, tuple):
             value = value[0] if value else default
-        if not isinstance(value, (int, float)):
+        if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
             self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}; "
                               f"it is ignored")
             return default
@@ -317,7 +317,8 @@ class IFD:
         value = tag.value
         if not isinstance(value, tuple):
             value = (value,)
-        if isinstance(value, (bytes, str)) or not all(isinstance(v, (int, float)) for v in value):
+        if isinstance(value, (bytes, str)) or not all(
+                isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)) for v in value):
             self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value; it is ignored")
             return None
         return tuple(int(v) for v in value)
@@ -415,6 +416,8 @@ class IFD:
         if tag is None or tag.count != 1:
             return self.length
         value = self._int(278)
+        if value is None:  # a non-numeric value, already reported
+            return self.length
         if value == 0:
             self._ctx.problem(f"{self.where}: RowsPerStrip is 0; one strip is assumed")
             return self.length
@@ -428,6 +431,8 @@ class IFD:
         tw, tl = self._int(322), self._int(323)
         if tl is None:
             raise TiffFormatError(f"{self.where}: TileWidth is present but TileLength (323) is missing")
+        if tw is None:
+            raise TiffFormatError(f"{self.where}: TileWidth (322) has no usable value")
         if tw <= 0 or tl <= 0:
             raise TiffFormatError(f"{self.where}: tile size {tl} x {tw} is invalid")
         return tl, tw
@@ -465,8 +470,13 @@ class IFD:
         if tag is None:
             return None
         value = tag.value
-        return bytes(value) if isinstance(value, (bytes, tuple)) and not isinstance(value, tuple) else (
-            bytes(value) if isinstance(value, tuple) else None)
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, tuple) and all(isinstance(v, int) and 0 <= v < 256 for v in value):
+            return bytes(value)
+        if isinstance(value, tuple) or tag.count > 1:
+            self._ctx.problem(f"{self.where}: JPEGTables (347) has field type {tag.type}, not bytes; it is ignored")
+        return None
 
     @cached_property
     def nodata(self) -> Any:
@@ -696,7 +706,7 @@ class IFD:
     def _segment_axes(self, dhws: tuple[int, int, int, int]) -> tuple[int, ...]:
         d, h, w, s = dhws
         shape: tuple[int, ...] = (h, w)
-        if self.depth > 1:
+        if self.depth > 1 or d > 1:  # d > 1: TileDepth larger than a flat image
             shape = (d, h, w)
         if not self.is_separate and (self.photometric == 2 or self.samples_per_pixel > 1):
             shape = (*shape, s)
@@ -758,6 +768,7 @@ class IFD:
         grid = self.grid
         dtype = self.dtype
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
+        self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
         shaped = self.shaped
         nbytes = math.prod(shaped) * dtype.itemsize
         self._ctx.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")

@@ -1,0 +1,72 @@
+"""Every file of fixtures/malformed/<failure mode>/ gives the expected outcome.
+
+``expected.tsv`` in each folder: file, the exception class in strict mode (or "ok"),
+the outcome in lenient mode (strict=False: "ok" or an exception class), and the source
+("generated" by make_malformed.py, or the corpus path of a copied file).
+The decode is fuzz/harness.py's ``exercise``: open, every IFD, every tag value, SubIFDs,
+read_segment(0), asarray - in a subprocess-free, time-bounded way.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from fuzz.harness import exercise  # noqa: E402
+
+import tiffio  # noqa: E402
+
+MALFORMED = ROOT / "fixtures" / "malformed"
+
+
+def _cases():
+    for tsv in sorted(MALFORMED.glob("*/expected.tsv")):
+        for line in tsv.read_text().splitlines()[1:]:
+            if not line.strip():
+                continue
+            name, strict, lenient, *_ = line.split("\t")
+            yield pytest.param(tsv.parent / name, strict, lenient, id=f"{tsv.parent.name}/{name}")
+
+
+CASES = list(_cases())
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def _bounded(data: bytes, strict: bool, seconds: int = 10) -> str:
+    def alarm(signum, frame):  # noqa: ANN001
+        raise _Timeout()
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        return exercise(data, strict, limits=None, max_ifds=1000)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_every_mode_has_files():
+    assert len(CASES) >= 20
+    assert all(p.values[0].exists() for p in CASES)
+
+
+@pytest.mark.parametrize("path, strict, lenient", CASES)
+def test_malformed(path: Path, strict: str, lenient: str):
+    data = path.read_bytes()
+    assert _bounded(data, True) == strict
+    assert _bounded(data, False) == lenient
+
+
+@pytest.mark.parametrize("path, strict, lenient", [c for c in CASES if c.values[1] != "ok"][:40])
+def test_exact_exception_class_escapes_open_or_decode(path: Path, strict: str, lenient: str):
+    """The error the harness classifies is a real exception of that class (and a TiffError)."""
+    cls = getattr(tiffio, strict)
+    assert issubclass(cls, tiffio.TiffError)
