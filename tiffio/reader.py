@@ -418,8 +418,8 @@ class IFD:
         value = self._int(278)
         if value is None:  # a non-numeric value, already reported
             return self.length
-        if value == 0:
-            self._ctx.problem(f"{self.where}: RowsPerStrip is 0; one strip is assumed")
+        if value <= 0:  # 0, or negative from a signed field type
+            self._ctx.problem(f"{self.where}: RowsPerStrip is {value}; one strip is assumed")
             return self.length
         return min(value, self.length)
 
