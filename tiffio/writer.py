@@ -680,6 +680,7 @@ class TiffWriter:
         self._ckpt_lock = threading.RLock()       # checkpoints vs everything else
         self._end = DATA_START
         self._max_classic = CLASSIC_LIMIT
+        self._copy_tiles = True
         self._closed = False
         self._error: BaseException | None = None
         self._pending: set[Future] = set()
@@ -831,7 +832,9 @@ class TiffWriter:
             self._store_tile(image, index, data, zlib.crc32(data), None)
             return
         pool = self._ensure_pool(image.workers)
-        arr = numpy.array(array, copy=True)  # the caller may reuse its buffer
+        # the caller may reuse a writeable buffer as soon as write_tile returns: copy it; a read-only
+        # array (arr.setflags(write=False)) promises it will not change, and is encoded in place
+        arr = numpy.array(array, copy=True) if (self._copy_tiles and array.flags.writeable) else array
         with self._lock:
             self._seq += 1
             seq = self._seq
