@@ -111,14 +111,16 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
             counts["OVERALLOC_RSS"] += 1
             _save(crash_dir, "rss", data, f"seed {name}, worker {worker}, index {index}: peak RSS "
                   f"{rss >> 20} MiB\n", f"rss{worker}:{index}")
-            queue.put((worker, dict(counts), index + 1))
+            queue.put((worker, dict(counts), index + 1, index + 1))
+            queue.close()
+            queue.join_thread()
             os._exit(3)  # restart with a fresh peak
         now = time.monotonic()
         if now - last_flush > 2:
-            queue.put((worker, dict(counts), None))
+            queue.put((worker, dict(counts), None, index + 1))
             counts.clear()
             last_flush = now
-    queue.put((worker, dict(counts), stop))
+    queue.put((worker, dict(counts), stop, stop))
     queue.close()
     queue.join_thread()
 
@@ -155,12 +157,14 @@ def main() -> None:
     queue = ctx.Queue()
     totals: Counter = Counter()
     state = {}  # worker -> [process, progress Value, next start, stop, last progress, last change time]
+    counted = {}  # worker -> executions before this index are in totals
 
     def launch(w: int, start: int, stop: int) -> None:
         progress = ctx.Value("q", start, lock=False)
         p = ctx.Process(target=worker_main, args=(w, start, stop, args, progress, queue), daemon=True)
         p.start()
         state[w] = [p, progress, start, stop, start, time.monotonic()]
+        counted[w] = start
 
     t0 = time.monotonic()
     for w, (a, b) in enumerate(ranges):
@@ -173,8 +177,9 @@ def main() -> None:
     while len(finished) < len(state):
         try:
             while True:
-                w, counts, done = queue.get(timeout=1)
+                w, counts, done, upto = queue.get(timeout=1)
                 totals.update(counts)
+                counted[w] = max(counted[w], upto)
                 if done is not None:
                     if done >= state[w][3]:
                         finished.add(w)
@@ -198,8 +203,9 @@ def main() -> None:
                 time.sleep(0.2)
                 try:
                     while True:
-                        w2, counts, done = queue.get_nowait()
+                        w2, counts, done, upto = queue.get_nowait()
                         totals.update(counts)
+                        counted[w2] = max(counted[w2], upto)
                         if done is not None and done >= state[w2][3]:
                             finished.add(w2)
                         elif done is not None:
@@ -214,7 +220,9 @@ def main() -> None:
                     cur = progress.value
                     name, data = make_input(seeds, args.seed, w, cur, args.mutator)
                     totals["CRASH"] += 1
-                    totals["executions"] += 1
+                    # the crashed worker's unreported executions ran (outcomes lost) + the crashing one
+                    totals["executions"] += cur - counted[w] + 1
+                    totals["outcome_lost_in_crash"] += cur - counted[w]
                     _save(Path(args.crash_dir), "crash", data, f"seed {name}, worker {w}, index {cur}: "
                           f"exit code {p.exitcode}\n", f"crash{w}:{cur}")
                     launch(w, cur + 1, stop)
@@ -224,7 +232,8 @@ def main() -> None:
                 p.join()
                 name, data = make_input(seeds, args.seed, w, cur, args.mutator)
                 totals["HANG_KILLED"] += 1
-                totals["executions"] += 1
+                totals["executions"] += cur - counted[w] + 1
+                totals["outcome_lost_in_crash"] += cur - counted[w]
                 _save(Path(args.crash_dir), "hang", data, f"seed {name}, worker {w}, index {cur}: killed "
                       "by the watchdog\n", f"hangk{w}:{cur}")
                 launch(w, cur + 1, stop)
@@ -248,6 +257,7 @@ def main() -> None:
         "hangs": sum(v for k, v in totals.items() if "HANG" in k),
         "over_allocations": sum(v for k, v in totals.items() if "OVERALLOC" in k),
         "crashes": totals["CRASH"],
+        "outcomes_lost_in_crashes": totals["outcome_lost_in_crash"],
         "slow_decodes": totals["slow"],
     }
     print(json.dumps(summary, indent=1), flush=True)
