@@ -146,6 +146,71 @@ def ratio_spread(times: dict[str, list[float]], a: str, b: str) -> str:
     return f"{values[0]:.3f}..{values[-1]:.3f}"
 
 
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = sum(values[:8])
+    return total - idle, total
+
+
+class ForeignLoad:
+    """CPU used by *other* processes while a block runs, as a fraction of all CPUs:
+    (busy jiffies of the machine - this process's CPU time) / (wall time x CPUs)."""
+
+    def __enter__(self) -> ForeignLoad:
+        self.fraction = float("nan")
+        try:
+            self._busy, _ = _cpu_jiffies()
+        except OSError:
+            self._busy = None
+        self._ours = sum(os.times()[:2])
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._busy is None:
+            return
+        busy, _ = _cpu_jiffies()
+        wall = time.perf_counter() - self._wall
+        tick = os.sysconf("SC_CLK_TCK")
+        others = (busy - self._busy) / tick - (sum(os.times()[:2]) - self._ours)
+        self.fraction = max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
+def wait_quiet(limit: float, timeout: float, label: str = "") -> float:
+    """Wait (up to ``timeout`` s) until other processes use less than ``limit`` of the CPUs
+    over one second; returns the last measured fraction."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with ForeignLoad() as load:
+            time.sleep(1.0)
+        if load.fraction <= limit or time.monotonic() >= deadline:
+            if load.fraction > limit:
+                print(f"{label}: machine still busy ({load.fraction:.0%} of CPUs used by others), measuring anyway",
+                      file=sys.stderr)
+            return load.fraction
+        print(f"{label}: waiting for a quiet machine ({load.fraction:.0%} of CPUs used by others)", file=sys.stderr)
+
+
+def measured(args: argparse.Namespace, label: str, func: Callable[..., dict[str, Any]], *fargs: Any) -> dict[str, Any]:
+    """Wait for a quiet machine (--quiet-limit/--quiet-timeout), run one benchmark section and
+    record the CPU share other processes took meanwhile (result["foreign"])."""
+    wait_quiet(args.quiet_limit, args.quiet_timeout, label)
+    with ForeignLoad() as load:
+        result = func(*fargs)
+    result["foreign"] = load.fraction
+    print(f"{label}: done (other processes used {load.fraction:.0%} of the CPUs meanwhile)", file=sys.stderr)
+    return result
+
+
+def add_quiet_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet-limit", type=float, default=0.10,
+                        help="before each section, wait until other processes use less than this share of the CPUs")
+    parser.add_argument("--quiet-timeout", type=float, default=300.0, help="... but wait at most this many seconds")
+
+
 def loadavg() -> str:
     try:
         with open("/proc/loadavg") as fh:
@@ -392,15 +457,17 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
     add(f"Median of {args.repeat} runs (time.perf_counter). Methods are interleaved (A: tile by tile, rotating "
         "order; B: run by run) and every ratio is the median of per-run ratios (range over runs in brackets). "
         "Page cache warm (files just generated / read): \"cold open\" means a fresh TiffFile each run, not a cold "
-        f"disk. 1-minute load average at start / end: {info.get('load_start', '?')} / {info.get('load_end', '?')} "
-        "(the 2-CPU box is shared with other jobs, e.g. test suites: expect a few % of noise between runs).")
+        f"disk. 1-minute load average at start / end: {info.get('load_start', '?')} / {info.get('load_end', '?')}. "
+        "The 2-CPU box is shared with other jobs (test suites): each section first waits (up to "
+        f"{args.quiet_timeout:.0f} s) until other processes use < {args.quiet_limit:.0%} of the CPUs, and "
+        "\"others' CPU\" is the share they took while it ran (from /proc/stat minus this process).")
     add("")
     add(f"### A. {args.tiles} random tiles by index (open file)")
     add("")
     add("| file | tiles in IFD | mean tile bytes | floor (bare codec) | tiffio `read_segment` | tiffio `decode_segment` "
         "| tifffile read+`page.decode` | tifffile `page.decode` | tiffio/floor | tiffio dec/floor "
-        "| tiffio/tifffile | dec/dec |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| tiffio/tifffile | dec/dec | others' CPU |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in tiles:
         m = r["median"]
         n = r["ntiles"]
@@ -408,20 +475,21 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
             f"{fmt_time(m['floor'] / n)}/tile ({r['floor_name']}) | {fmt_time(m['tiffio'] / n)} | "
             f"{fmt_time(m['tiffio_decode'] / n)} | {fmt_time(m['tifffile'] / n)} | {fmt_time(m['tifffile_decode'] / n)} | "
             f"{r['tiffio/floor']:.3f} | {r['tiffio_decode/floor']:.3f} | {r['tiffio/tifffile']:.3f} | "
-            f"{r['tiffio_decode/tifffile_decode']:.3f} |")
+            f"{r['tiffio_decode/tifffile_decode']:.3f} | {r['foreign']:.0%} |")
     add("")
     add("### B. Cold open + one tile (centre tile, fresh TiffFile per run)")
     add("")
     add("| file | tiffio open | tiffio open+raw bytes | tiffio open+tile | tifffile open | tifffile open+raw "
         "| tifffile open+tile | open+tile ratio | open+raw ratio | tiffio metadata bytes (requests) "
-        "| tifffile metadata bytes (reads) |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| tifffile metadata bytes (reads) | others' CPU |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, r in opens.items():
         m = r["median"]
         add(f"| {os.path.basename(r['path'])} | {fmt_time(m['tiffio_open'])} | {fmt_time(m['tiffio_raw'])} | "
             f"{fmt_time(m['tiffio_tile'])} | {fmt_time(m['tifffile_open'])} | {fmt_time(m['tifffile_raw'])} | "
             f"{fmt_time(m['tifffile_tile'])} | {r['tile/tifffile']:.3f} | {r['raw/tifffile']:.3f} | "
-            f"{r['tiffio_meta']:,} ({r['tiffio_requests']}) | {r['tifffile_meta']:,} ({r['tifffile_requests']}) |")
+            f"{r['tiffio_meta']:,} ({r['tiffio_requests']}) | {r['tifffile_meta']:,} ({r['tifffile_requests']}) | "
+            f"{r['foreign']:.0%} |")
     add("")
     add("### Targets")
     add("")
@@ -466,14 +534,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--write-results", action="store_true", help="update the section in RESULTS.md")
+    add_quiet_args(parser)
     args = parser.parse_args(argv)
     for path in (WSI, TILES16):
         if not os.path.exists(path):
             raise SystemExit(f"{path} is missing: run python benchmarks/make_data.py first")
     info = machine_info()
     info["load_start"] = loadavg()
-    tiles = [bench_tiles(WSI, args.tiles, args.repeat), bench_tiles(TILES16, args.tiles, args.repeat)]
-    opens = {"wsi": bench_open(WSI, max(args.repeat, 15)), "tiles16": bench_open(TILES16, max(args.repeat, 15))}
+    tiles = [measured(args, "tiles wsi", bench_tiles, WSI, args.tiles, args.repeat),
+             measured(args, "tiles 1M", bench_tiles, TILES16, args.tiles, args.repeat)]
+    opens = {"wsi": measured(args, "open wsi", bench_open, WSI, max(args.repeat, 15)),
+             "tiles16": measured(args, "open 1M", bench_open, TILES16, max(args.repeat, 15))}
     info["load_end"] = loadavg()
     text = report(tiles, opens, args, info)
     print(text)
