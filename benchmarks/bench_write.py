@@ -97,7 +97,7 @@ def run_floor(name, tiles, workers):
                                             subsampling="420", optimize=False)
     else:
         def enc(k):
-            return imagecodecs.zlib_encode(imagecodecs.delta_encode(tiles[k % len(tiles)], axis=-1), level=6)
+            return imagecodecs.deflate_encode(imagecodecs.delta_encode(tiles[k % len(tiles)], axis=-1), level=6)
     t = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(enc, range(n)):
