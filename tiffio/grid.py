@@ -107,6 +107,19 @@ class SegmentGrid:
         sd, sh, sw = self.segment
         return min(sd, d - z), min(sh, h - y), min(sw, w - x)
 
+    def shapes(self, index: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int]]:
+        """(stored_shape, valid_shape) of a segment, with one coordinate computation (hot path)."""
+        if not 0 <= index < self.count:
+            raise TiffIndexError(f"segment index {index} out of range (0..{self.count - 1})")
+        d, h, w = self.image
+        sd, sh, sw = self.segment
+        rest = index % self.per_plane
+        z, rest = divmod(rest, self.across * self.down)
+        row, col = divmod(rest, self.across)
+        valid = (min(sd, d - z * sd), min(sh, h - row * sh), min(sw, w - col * sw))
+        stored = (sd, sh, sw, self.segment_samples) if self.tiled else (sd, valid[1], sw, self.segment_samples)
+        return stored, valid
+
     def stored_shape(self, index: int) -> tuple[int, int, int, int]:
         """(depth, length, width, samples) as stored: full tiles; strips with their real row count."""
         sd, sh, sw = self.segment

@@ -285,7 +285,7 @@ class IFD:
     def __repr__(self) -> str:
         return f"<tiffio.IFD {self.path} @{self.offset}>"
 
-    @property
+    @cached_property
     def where(self) -> str:
         return f"{self.path} at offset {self.offset} (0x{self.offset:x})"
 
@@ -332,7 +332,7 @@ class IFD:
     def photometric(self) -> int | None:
         value = self._int(262)
         if self.compression == Compression.OJPEG and (value is None or value == 2):
-            value = 6  # old-style JPEG is YCbCr unless said otherwise (spec-notes/jpeg.md "Old-style JPEG")
+            value = 6  # old-style JPEG is YCbCr unless said otherwise (spec-notes/jpeg.md "Old-style JPEG (compression 6)")
         return value
 
     @cached_property
@@ -376,7 +376,7 @@ class IFD:
             return 1
         return value
 
-    @property
+    @cached_property
     def is_separate(self) -> bool:
         return self.planar_configuration == PlanarConfiguration.SEPARATE
 
@@ -608,7 +608,8 @@ class IFD:
     def segment_location(self, index: int) -> tuple[int, int]:
         """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
         self._tiff._check_open()
-        self.grid.coords(index)  # range check
+        if not 0 <= index < self.grid.count:
+            self.grid.coords(index)  # raises TiffIndexError with the range
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
         offset = offsets[index] if index < len(offsets) else 0
@@ -641,9 +642,10 @@ class IFD:
 
     def _read_data(self, index: int, offset: int, count: int) -> bytes:
         limits = self._ctx.limits
-        where = f"{self.where}: segment {index}"
-        limits.check("max_segment_bytes", count, f"{where}: byte count")
+        if count > limits.max_segment_bytes:
+            limits.check("max_segment_bytes", count, f"{self.where}: segment {index}: byte count")
         size = self._tiff.source.size
+        where = f"{self.where}: segment {index}" if offset >= size or offset + count > size else ""
         if offset >= size:
             raise TruncatedError(f"{where}: offset {offset} (0x{offset:x}) is past the end of the file ({size} bytes)")
         data = self._tiff.source.read_range(offset, count)
@@ -714,8 +716,7 @@ class IFD:
 
     def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None) -> numpy.ndarray:
         spec = self.spec
-        grid = self.grid
-        shape = grid.stored_shape(index)
+        shape, valid = self.grid.shapes(index)
         offset, count = self.segment_location(index)
         if offset == 0 or count == 0:
             data = None
@@ -727,7 +728,7 @@ class IFD:
             # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe) are stored as RGB
             jfif = data is not None and data[6:10] == b"JFIF"
             spec = _rgb_jpeg_spec(spec, jfif)
-        return decode_segment(spec, data, shape, valid=grid.valid_shape(index), out=out, fill=fill, index=index)
+        return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
 
     def _uncompressed_read_size(self, index: int, shape: tuple[int, int, int, int], count: int) -> int:
         d, h, w, s = shape
