@@ -787,6 +787,9 @@ class IFD:
             dst = result[plane, z: z + vd, y: y + vh, x: x + vw]
             if not grid.tiled and dst.flags.c_contiguous and self.spec.compression in (1,) and False:
                 pass
+            if self.is_sparse(index):
+                dst[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
+                return
             arr = self._decode(index, fill_value)
             dst[...] = arr[:vd, :vh, :vw]
 

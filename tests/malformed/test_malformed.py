@@ -70,3 +70,20 @@ def test_exact_exception_class_escapes_open_or_decode(path: Path, strict: str, l
     """The error the harness classifies is a real exception of that class (and a TiffError)."""
     cls = getattr(tiffio, strict)
     assert issubclass(cls, tiffio.TiffError)
+
+
+def test_sparse_segment_costs_no_temporary():
+    """asarray of an all-sparse image allocates the output only (a 418-byte corpus file
+    declares a single sparse 920 MiB strip: the peak RSS was twice that)."""
+    import tracemalloc
+    data = (MALFORMED / "sparse_huge_segment" / "one_sparse_strip_16mib.tif").read_bytes()
+    with tiffio.open(data) as tif:
+        ifd = tif.ifds[0]
+        tracemalloc.start()
+        try:
+            arr = ifd.asarray(workers=1)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert arr.shape == (4096, 4096) and not arr.any()
+    assert peak < arr.nbytes * 1.25
