@@ -76,13 +76,14 @@ def machine_info() -> dict[str, str]:
         "tifffile": tifffile.__version__,
         "imagecodecs": imagecodecs.__version__,
         "numpy": numpy.__version__,
+        "nice": str(os.nice(0)),
     }
 
 
 def machine_text(info: dict[str, str]) -> str:
     return (f"{info['date']}; {info['nproc']} CPUs ({info['cpu']}); Python {info['python']}; "
             f"tiffio {info['tiffio']}, tifffile {info['tifffile']}, imagecodecs {info['imagecodecs']}, "
-            f"numpy {info['numpy']}")
+            f"numpy {info['numpy']}; process nice {info['nice']}")
 
 
 def run_interleaved(funcs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 1) -> dict[str, list[float]]:

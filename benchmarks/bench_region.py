@@ -109,6 +109,8 @@ def bench_windows(args: argparse.Namespace, pools: dict[int, ThreadPoolExecutor]
             r["eff_tiffio spread"] = ratio_spread(times, "tiffio_1", "tiffio")
             r["eff_floor"] = paired_ratio(times, "floor_1", "floor")
             r["eff_floor spread"] = ratio_spread(times, "floor_1", "floor")
+            r["tiffio_1/floor_1"] = paired_ratio(times, "tiffio_1", "floor_1")
+            r["tiffio_1/floor_1 spread"] = ratio_spread(times, "tiffio_1", "floor_1")
         results[name] = r
     ttf.close()
     tf.close()
@@ -193,7 +195,9 @@ def report(windows: dict[str, Any], level: dict[str, Any], args: argparse.Namesp
     add(f"Parallel efficiency, 8192 x 8192 window: tiffio 1 thread {fmt_time(mb['tiffio_1'])}, {n} threads "
         f"{fmt_time(mb['tiffio'])} -> {big['eff_tiffio']:.2f} x [{big['eff_tiffio spread']}]; floor 1 thread "
         f"{fmt_time(mb['floor_1'])}, {n} threads {fmt_time(mb['floor'])} -> {big['eff_floor']:.2f} x "
-        f"[{big['eff_floor spread']}] (what the machine delivered at the time).")
+        f"[{big['eff_floor spread']}] (what the machine delivered at the time). Single-threaded, tiffio / floor = "
+        f"{big['tiffio_1/floor_1']:.3f} [{big['tiffio_1/floor_1 spread']}] (less sensitive to other jobs than the "
+        "N-thread figures).")
     add("")
     add("### Targets")
     add("")
@@ -211,8 +215,13 @@ def report(windows: dict[str, Any], level: dict[str, Any], args: argparse.Namesp
     ok = level["tiffio_asarray/tifffile"] <= 1.0
     add(f"| whole level 2: tiffio <= tifffile asarray(maxworkers={n}) | asarray {level['tiffio_asarray/tifffile']:.3f}, "
         f"read_region {level['tiffio_region/tifffile']:.3f} | {verdict(ok)} |")
+    if big["eff_floor"] < 1.7:
+        status = (f"**inconclusive** (NOT met as measured; the machine gave even the bare codec only "
+                  f"{big['eff_floor']:.2f} x: other jobs held the CPUs)")
+    else:
+        status = verdict(big["eff_tiffio"] >= 1.8)
     add(f"| parallel efficiency, 8192 x 8192 region, 2 threads vs 1 >= 1.8 x | {big['eff_tiffio']:.2f} x "
-        f"(floor on the same machine: {big['eff_floor']:.2f} x) | {verdict(big['eff_tiffio'] >= 1.8)} |")
+        f"(floor on the same machine: {big['eff_floor']:.2f} x) | {status} |")
     add("")
     return "\n".join(lines)
 
