@@ -453,7 +453,7 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
     add("## Reader core (issue 2): tiles by index, cold open + one tile")
     add("")
     add(f"Run: {machine_text(info)}.  ")
-    add(f"Reproduce: `python benchmarks/make_data.py && python benchmarks/bench_read.py --repeat {args.repeat} "
+    add(f"Reproduce: `python benchmarks/make_data.py && {'nice -n ' + info['nice'] + ' ' if info['nice'] != '0' else ''}python benchmarks/bench_read.py --repeat {args.repeat} "
         f"--tiles {args.tiles} --write-results`  ")
     add(f"Median of {args.repeat} runs (time.perf_counter). Methods are interleaved (A: tile by tile, rotating "
         "order; B: run by run) and every ratio is the median of per-run ratios (range over runs in brackets). "

@@ -155,7 +155,7 @@ def report(windows: dict[str, Any], level: dict[str, Any], args: argparse.Namesp
     add("## Regions (issue 3): windows, whole level, parallel efficiency")
     add("")
     add(f"Run: {machine_text(info)}; zarr {zarr.__version__}.  ")
-    add(f"Reproduce: `python benchmarks/make_data.py && python benchmarks/bench_region.py --repeat {args.repeat} "
+    add(f"Reproduce: `python benchmarks/make_data.py && {'nice -n ' + info['nice'] + ' ' if info['nice'] != '0' else ''}python benchmarks/bench_region.py --repeat {args.repeat} "
         f"--workers {n} --write-results`  ")
     add(f"File: wsi_40960_jpeg.tif (JPEG YCbCr 4:2:0, 512 x 512 tiles). N = {n} threads. Median of {args.repeat} "
         "runs, methods interleaved run by run (rotating order), ratios = median of per-run ratios [range]. "
