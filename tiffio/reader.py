@@ -437,6 +437,12 @@ class IFD:
             raise TiffFormatError(f"{self.where}: tile size {tl} x {tw} is invalid")
         return tl, tw
 
+        if tw % 16 or tl % 16:
+            # TIFF 6.0 requires multiples of 16; libtiff reads such files with a warning, so do we
+            import warnings
+            from .errors import TiffFormatWarning
+            warnings.warn(f"{self.where}: tile size {tl} x {tw} is not a multiple of 16 (nonstandard, read anyway)",
+                          TiffFormatWarning, stacklevel=2)
     @cached_property
     def subsampling(self) -> tuple[int, int] | None:
         if self.photometric != 6:

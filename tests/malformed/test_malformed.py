@@ -87,3 +87,12 @@ def test_sparse_segment_costs_no_temporary():
             tracemalloc.stop()
     assert arr.shape == (4096, 4096) and not arr.any()
     assert peak < arr.nbytes * 1.25
+
+
+def test_tile_size_not_multiple_of_16_warns_in_both_modes():
+    """libtiff accepts nonstandard tile sizes with a warning ("Nonstandard tile width"); so does tiffio."""
+    data = (MALFORMED / "tile_not_multiple_of_16" / "tiles_12x20.tif").read_bytes()
+    for strict in (True, False):
+        with pytest.warns(tiffio.TiffFormatWarning, match="not a multiple of 16"):
+            with tiffio.open(data, strict=strict) as tif:
+                assert tif.ifds[0].asarray().shape == (20, 24)
