@@ -38,6 +38,26 @@ class ParseContext:
         self.strict = strict
         self.metadata_bytes = 0
         self._lock = threading.Lock()
+        self._pages: dict[int, bytes] = {}
+
+    #: small metadata structures are read in aligned pages of this size and cached, so that
+    #: the header, an IFD and the tag values stored next to it cost one request
+    PAGE_SIZE = 4096
+    MAX_PAGES = 64
+
+    def seed_page(self, index: int, data: bytes) -> None:
+        """Give the cache a page read elsewhere (the header read on open)."""
+        self._pages[index] = data
+
+    def _page(self, index: int) -> bytes:
+        data = self._pages.get(index)
+        if data is None:
+            data = self.source.read_range(index * self.PAGE_SIZE, self.PAGE_SIZE)
+            with self._lock:
+                if len(self._pages) >= self.MAX_PAGES:
+                    self._pages.pop(next(iter(self._pages)))
+                self._pages[index] = data
+        return data
 
     def read_metadata(self, offset: int, size: int, what: str) -> bytes:
         """Read a metadata structure, charging the metadata budget."""
@@ -45,7 +65,19 @@ class ParseContext:
             self.metadata_bytes += size
             total = self.metadata_bytes
         self.limits.check("max_metadata_bytes", total, what)
-        return require_range(self.source, offset, size, what)
+        page = self.PAGE_SIZE
+        if size > page or offset < 0 or offset + size > self.source.size:
+            return require_range(self.source, offset, size, what)
+        first, last = offset // page, (offset + size - 1) // page
+        if first == last:
+            buf = self._page(first)
+        else:
+            buf = self._page(first) + self._page(last)
+        start = offset - first * page
+        data = buf[start: start + size]
+        if len(data) != size:
+            raise TruncatedError(f"{what}: read {len(data)} of {size} bytes at offset {offset} (0x{offset:x})")
+        return data
 
     def problem(self, message: str, exc_class: type[TiffFormatError] = TiffFormatError) -> None:
         """A recoverable spec violation: raise in strict mode, warn otherwise."""
