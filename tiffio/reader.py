@@ -631,7 +631,11 @@ class IFD:
             d, h, w, s = self.grid.stored_shape(index)
             return math.ceil(d * h * w * s * self.bits_per_sample / 8) if self.bits_per_sample < 8 else \
                 d * h * math.ceil(w * s * self.bits_per_sample / 8)
-        return max(0, self._tiff.source.size - offset)
+        # compressed: up to the end of the file (as libtiff), but no more than any codec needs for
+        # the segment's raw size; else N strips of a hostile file each read the whole file (N x size)
+        d, h, w, s = self.grid.stored_shape(index)
+        bound = 2 * d * h * ((w * s * self.bits_per_sample + 7) // 8) + 4096
+        return max(0, min(self._tiff.source.size - offset, bound))
 
     def is_sparse(self, index: int) -> bool:
         """True if the segment is not stored (offset or byte count 0)."""

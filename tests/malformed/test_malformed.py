@@ -96,3 +96,17 @@ def test_tile_size_not_multiple_of_16_warns_in_both_modes():
         with pytest.warns(tiffio.TiffFormatWarning, match="not a multiple of 16"):
             with tiffio.open(data, strict=strict) as tif:
                 assert tif.ifds[0].asarray().shape == (20, 24)
+
+
+def test_missing_byte_counts_do_not_read_the_file_per_strip():
+    """Without StripByteCounts, a compressed strip is read up to the end of the file (as libtiff)
+    but no further than its raw size justifies: 2000 strips of a 30 KB file used to read 60 MB."""
+    import warnings
+    data = (MALFORMED / "byte_count_wrong" / "no_bytecounts_2000_deflate_strips_one_offset.tif").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
+        with tiffio.open(data, strict=False) as tif:
+            tif.source.reset_counters()
+            arr = tif.ifds[0].asarray(workers=1)
+            assert arr.shape == (2000, 1)
+            assert tif.source.bytes_read < 2000 * (2 + 4096) + 65536
