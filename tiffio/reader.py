@@ -78,9 +78,11 @@ class TiffFile:
     def __init__(self, source: Any, *, strict: bool = True, limits: Limits | None = None) -> None:
         self.source, self._owns_source = open_source(source)
         try:
-            header = self.source.read_range(0, HEADER_READ_SIZE)
-            self.layout, first_offset = parse_header(header)
+            # one request for the header and, in most files, the first IFD right after it
+            head = self.source.read_range(0, ParseContext.PAGE_SIZE)
+            self.layout, first_offset = parse_header(head[:HEADER_READ_SIZE])
             self._ctx = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
+            self._ctx.seed_page(0, head)
             if first_offset == 0:
                 raise TiffFormatError(f"{self.source.name}: the header's first-IFD offset is 0 (no image)")
             self.ifds = IFDSequence(self, first_offset, path="IFD")
@@ -435,14 +437,14 @@ class IFD:
             raise TiffFormatError(f"{self.where}: TileWidth (322) has no usable value")
         if tw <= 0 or tl <= 0:
             raise TiffFormatError(f"{self.where}: tile size {tl} x {tw} is invalid")
-        return tl, tw
-
         if tw % 16 or tl % 16:
             # TIFF 6.0 requires multiples of 16; libtiff reads such files with a warning, so do we
             import warnings
             from .errors import TiffFormatWarning
             warnings.warn(f"{self.where}: tile size {tl} x {tw} is not a multiple of 16 (nonstandard, read anyway)",
                           TiffFormatWarning, stacklevel=2)
+        return tl, tw
+
     @cached_property
     def subsampling(self) -> tuple[int, int] | None:
         if self.photometric != 6:
@@ -774,47 +776,17 @@ class IFD:
         return arr.reshape(self._segment_axes(arr.shape))
 
     def asarray(self, *, fill: Any = None, workers: int | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray:
-        """The whole image, equal to tifffile's ``TiffPage.asarray()`` (shape :attr:`shape`)."""
+        """The whole image, equal to tifffile's ``TiffPage.asarray()`` (shape :attr:`shape`).
+
+        Decoded like :meth:`read_region` over the whole image (shared thread pool,
+        per-thread buffers, segments decoded straight into the result where it is
+        contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
+        """
         self._tiff._check_open()
-        grid = self.grid
-        dtype = self.dtype
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
         self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
-        shaped = self.shaped
-        nbytes = math.prod(shaped) * dtype.itemsize
-        self._ctx.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")
-        if out is None:
-            result = numpy.empty(shaped, dtype)
-        else:
-            if out.shape != self.shape or out.dtype != dtype:
-                raise TiffValueError(f"out must have shape {self.shape} and dtype {dtype}, not {out.shape} {out.dtype}")
-            result = out.reshape(shaped)
-        fill_value = self._fill_value(fill)
-
-        def work(index: int) -> None:
-            plane, z, y, x = grid.origin(index)
-            vd, vh, vw = grid.valid_shape(index)
-            dst = result[plane, z: z + vd, y: y + vh, x: x + vw]
-            if not grid.tiled and dst.flags.c_contiguous and self.spec.compression in (1,) and False:
-                pass
-            if self.is_sparse(index):
-                dst[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
-                return
-            arr = self._decode(index, fill_value)
-            dst[...] = arr[:vd, :vh, :vw]
-
-        n = grid.count
-        workers = default_workers() if workers is None else max(1, int(workers))
-        if workers == 1 or n < 2 or (self.spec.compression == 1 and self.spec.predictor == 1):
-            for i in range(n):
-                work(i)
-        else:
-            with ThreadPoolExecutor(min(workers, n)) as pool:
-                for _ in pool.map(work, range(n)):
-                    pass
-        if out is not None:
-            return out
-        return result.reshape(self.shape)
+        return self.read_region(0, 0, self.length, self.width, z=0, depth=self.depth, fill=fill,
+                                workers=workers, out=out)
 
     # --- regions ----------------------------------------------------------------------------
     def _region_axes(self, planes_shape: tuple[int, int, int, int, int]) -> tuple[int, ...]:
@@ -877,6 +849,9 @@ class IFD:
         def work(part: Any) -> None:
             index, plane, src, dst = part
             target = result[plane][dst]
+            if self.is_sparse(index):
+                target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
+                return
             shape = grid.stored_shape(index)
             full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
             if full and target.flags.c_contiguous and spec.compression != 1:
