@@ -24,7 +24,7 @@ from .enums import Compression as C
 from .errors import TiffError, TiffTypeError, TiffValueError, UnsupportedFeatureError
 from .predictors import apply_predictor
 
-__all__ = ["EncodeSpec", "encode_segment", "split_jpeg_tables", "COMPRESSION_NAMES", "parse_compression"]
+__all__ = ["EncodeSpec", "encode_segment", "encode_segment_parts", "split_jpeg_tables", "COMPRESSION_NAMES", "parse_compression"]
 
 #: names accepted for ``compression=`` (case-insensitive)
 COMPRESSION_NAMES: dict[str, int] = {
@@ -103,6 +103,15 @@ class EncodeSpec:
 
 def encode_segment(spec: EncodeSpec, array: Any) -> bytes:
     """Encode one tile (full size, or cropped at the image edge: padded with 0)."""
+    parts = encode_segment_parts(spec, array)
+    return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+
+def encode_segment_parts(spec: EncodeSpec, array: Any) -> tuple[Any, ...]:
+    """Like :func:`encode_segment`, but the stored bytes as a tuple of buffers (bytes or
+    1-D uint8 memoryviews) to be written one after the other: lets the writer store a tile
+    with one vectored write and no joining copy (a JPEG tile is the cached abbreviated
+    header + a view of the encoder's scan; an uncompressed tile is a view of the array)."""
     arr = spec._full_tile(array)
     code = spec.compression
     where = f"encoding a {compression_name(code)} tile"
@@ -113,42 +122,44 @@ def encode_segment(spec: EncodeSpec, array: Any) -> bytes:
         if code == C.WEBP:
             level = spec.level
             lossless = level is None or (isinstance(level, (int, float)) and level >= 100)
-            return bytes(call_codec(func, where, arr, level=None if lossless else level, lossless=lossless))
+            return (bytes(call_codec(func, where, arr, level=None if lossless else level, lossless=lossless)),)
         if code == C.JPEG2000:
-            return bytes(call_codec(func, where, arr, level=spec.level, codecformat="J2K",
-                                    reversible=spec.level is None))
+            return (bytes(call_codec(func, where, arr, level=spec.level, codecformat="J2K",
+                                     reversible=spec.level is None)),)
         if code == C.JPEGXL:
-            return bytes(call_codec(func, where, arr, level=spec.level, lossless=spec.level is None))
-        return bytes(call_codec(func, where, arr, level=spec.level))
+            return (bytes(call_codec(func, where, arr, level=spec.level, lossless=spec.level is None)),)
+        return (bytes(call_codec(func, where, arr, level=spec.level)),)
     if code == C.LERC:
         func = require_encoder(code)
         data = arr.reshape(arr.shape[0], arr.shape[1], spec.samples) if spec.samples > 1 else arr
-        return bytes(call_codec(func, where, data, level=spec.level or 0.0, version=4, planar=False))
-    # byte codecs: predictor on native values, then the file's byte order
+        return (bytes(call_codec(func, where, data, level=spec.level or 0.0, version=4, planar=False)),)
+    # byte codecs: predictor on native values, then the file's byte order (contiguous arrays are
+    # handed to the codecs as buffers: no copy into a bytes object first)
     if spec.predictor != 1:
         arr = apply_predictor(spec.predictor, arr.reshape(1, arr.shape[0], arr.shape[1], spec.samples))
         if spec.predictor == 3:
-            raw = numpy.ascontiguousarray(arr).tobytes()  # the shuffle is byte-order independent
+            raw = numpy.ascontiguousarray(arr)  # the shuffle is byte-order independent
         else:
             raw = _to_file_order(spec, arr)
     else:
         raw = _to_file_order(spec, arr)
     if code == C.NONE:
-        return raw
+        return (memoryview(raw).cast("B"),)
     func = require_encoder(code)
     if code == C.PACKBITS:  # rows are packed separately
         row = spec.tile[1] * spec.samples * spec.dtype.itemsize
-        rows = numpy.frombuffer(raw, numpy.uint8).reshape(-1, row)
-        return bytes(call_codec(func, where, rows, axis=-1))
+        rows = raw.reshape(-1).view(numpy.uint8).reshape(-1, row)
+        return (bytes(call_codec(func, where, rows, axis=-1)),)
     if code in (C.LZW,):
-        return bytes(call_codec(func, where, raw))
-    return bytes(call_codec(func, where, raw, level=spec.level))
+        return (bytes(call_codec(func, where, raw)),)
+    return (bytes(call_codec(func, where, raw, level=spec.level)),)
 
 
-def _to_file_order(spec: EncodeSpec, arr: numpy.ndarray) -> bytes:
+def _to_file_order(spec: EncodeSpec, arr: numpy.ndarray) -> numpy.ndarray:
+    """The samples in the file's byte order, C-contiguous (the input itself when it already is)."""
     if arr.dtype.itemsize > 1 and spec.byteorder != ("<" if numpy.little_endian else ">"):
-        return arr.astype(arr.dtype.newbyteorder(spec.byteorder)).tobytes()
-    return numpy.ascontiguousarray(arr).tobytes()
+        return numpy.ascontiguousarray(arr.astype(arr.dtype.newbyteorder(spec.byteorder)))
+    return numpy.ascontiguousarray(arr)
 
 
 # --- JPEG -------------------------------------------------------------------------------------
@@ -196,12 +207,42 @@ def make_jpegtables(spec: EncodeSpec) -> bytes:
     return tables
 
 
-def _encode_jpeg(spec: EncodeSpec, arr: numpy.ndarray, where: str) -> bytes:
+#: per encode spec: (header of a complete stream up to SOS, the abbreviated header that replaces it)
+_JPEG_HEADERS: dict[tuple[EncodeSpec, bytes | None], tuple[bytes, bytes]] = {}
+
+
+def _jpeg_split_point(stream: bytes) -> int:
+    """Offset of the SOS marker of a complete JPEG stream (-1 if not found by walking the segments)."""
+    i = 2
+    n = len(stream)
+    while i + 4 <= n and stream[i] == 0xFF:
+        if stream[i + 1] == 0xDA:
+            return i
+        i += 2 + int.from_bytes(stream[i + 2: i + 4], "big")
+    return -1
+
+
+def _encode_jpeg(spec: EncodeSpec, arr: numpy.ndarray, where: str) -> tuple[Any, ...]:
     if spec.dtype != numpy.uint8:
         raise UnsupportedFeatureError(f"JPEG tiles of {spec.dtype} samples (uint8 only)")
     stream = _jpeg_full(spec, arr, where)
+    # Every full-size tile of one spec gets the same header (SOI, APP0, DQT, SOF, DHT) from the
+    # encoder: after the first tile, checking that the stream starts with it is one memcmp, and
+    # the tile is the abbreviated header + the scan, with no marker walk in Python.
+    key = (spec, spec.jpegtables)
+    cached = _JPEG_HEADERS.get(key)
+    if cached is not None:
+        full, short = cached
+        k = len(full)
+        if stream.startswith(full) and stream[k: k + 2] == b"\xff\xda":
+            return short, memoryview(stream)[k:]
     tables, abbreviated = split_jpeg_tables(stream)
     if spec.jpegtables is not None and tables != spec.jpegtables:
         # cannot happen with fixed quality and standard Huffman tables; keep the tile decodable
-        return stream
-    return abbreviated
+        return (stream,)
+    sos = _jpeg_split_point(stream)
+    if sos > 0 and spec.jpegtables is not None and len(_JPEG_HEADERS) < 256:
+        short = abbreviated[: len(abbreviated) - (len(stream) - sos)]
+        if short + stream[sos:] == abbreviated:
+            _JPEG_HEADERS[key] = (stream[:sos], short)
+    return (abbreviated,)

@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -212,11 +213,74 @@ def test_workers_equal_single_thread(tmp_path, comp):
         numpy.testing.assert_array_equal(outs[1], expected)
 
 
-def test_worker_error_is_raised(tmp_path):
-    with tiffio.TiffWriter(tmp_path / "a.tif") as w:
-        im = w.add_image((64, 64), "uint8", tile=(16, 16), compression="lzw", workers=2)
-        im.write_tile(0, 0, numpy.zeros((16, 16), "uint8"))
+def _gated_encoder(monkeypatch, fail_value=None):
+    """Make the writer's encoder threads wait for an event (and fail on tiles full of ``fail_value``)."""
+    from tiffio import writer as W
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+    real = W.encode_segment_parts
+
+    def encode(spec, array):
+        started.release()
+        assert gate.wait(30)
+        if fail_value is not None and (numpy.asarray(array) == fail_value).all():
+            raise RuntimeError("encoder failed")
+        return real(spec, array)
+
+    monkeypatch.setattr(W, "encode_segment_parts", encode)
+    return gate, started
+
+
+def test_worker_error_is_raised(tmp_path, monkeypatch):
+    gate, started = _gated_encoder(monkeypatch, fail_value=7)
+    gate.set()
+    w = tiffio.TiffWriter(tmp_path / "a.tif")
+    im = w.add_image((64, 64), "uint8", tile=(16, 16), compression="lzw", workers=2)
+    im.write_tile(0, 0, numpy.zeros((16, 16), "uint8"))
+    im.write_tile(0, 1, numpy.full((16, 16), 7, "uint8"))
+    with pytest.raises(tiffio.TiffError, match="encoder failed"):
         w.flush()
+    assert (0, 0) not in im.missing_tiles() and (0, 1) in im.missing_tiles()  # the failed tile is missing
+    w.flush()  # the error was raised once
+    w.close()
+    assert tifffile.imread(tmp_path / "a.tif")[:16, 16:32].sum() == 0
+
+
+def test_tiles_in_encoder_threads_are_not_missing(tmp_path, monkeypatch):
+    gate, started = _gated_encoder(monkeypatch)
+    data = image((64, 80))
+    with tiffio.TiffWriter(tmp_path / "a.tif") as w:
+        im = w.add_image(data.shape, "uint8", tile=(16, 16), compression="deflate", workers=2)
+        assert len(im.missing_tiles()) == 20
+        im.write_tile(1, 2, data[16:32, 32:48])
+        im.write_tile(3, 4, data[48:64, 64:80])
+        assert started.acquire(timeout=30) and started.acquire(timeout=30)  # both held in encoder threads
+        assert not im._offsets.any()  # nothing stored yet ...
+        missing = im.missing_tiles()  # ... but what was given counts as written
+        assert len(missing) == 18 and (1, 2) not in missing and (3, 4) not in missing
+        gate.set()
+        w.flush()
+        assert len(im.missing_tiles()) == 18
+        assert int((im._offsets != 0).sum()) == 2
+    got = tifffile.imread(tmp_path / "a.tif")
+    numpy.testing.assert_array_equal(got[16:32, 32:48], data[16:32, 32:48])
+    numpy.testing.assert_array_equal(got[48:64, 64:80], data[48:64, 64:80])
+    assert got[:16].sum() == 0
+
+
+def test_encoder_threads_exactly_workers(tmp_path):
+    before = {t.ident for t in threading.enumerate()}
+    with tiffio.TiffWriter(tmp_path / "a.tif") as w:
+        im = w.add_image((256, 256), "uint8", tile=(16, 16), compression="zstd", workers=3)
+        write_all(im, image((256, 256)))
+        new = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("tiffio-encode")]
+        assert len(new) == 3
+        w.add_image((32, 32), "uint8", tile=(16, 16), workers=2)  # fewer: no new threads
+        assert len([t for t in threading.enumerate() if t.name.startswith("tiffio-encode")
+                    and t.ident not in before]) == 3
+    for t in new:
+        t.join(10)
+        assert not t.is_alive()  # close() stops them
 
 
 def _encode_in_process(args):
