@@ -419,3 +419,41 @@ def test_golden(tmp_path, name):
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(expected).hexdigest()
     with tifffile.TiffFile(golden) as tf:  # and it still reads
         assert tf.pages[0].asarray().shape == tf.pages[0].shape
+
+
+# --- automatic checkpoints in the background ------------------------------------------------------
+
+def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
+    """Automatic checkpoints with encoder threads: the header is rewritten only after an fsync that
+    follows the write of the IFDs it points to; every header seen on disk is a valid checkpoint."""
+    from tiffio import writer as W
+    events = []
+    lock = threading.Lock()
+    real_pwrite, real_sync = W._Sink.pwrite, W._Sink.sync
+
+    def pwrite(self, offset, *parts):
+        real_pwrite(self, offset, *parts)
+        with lock:
+            events.append(("write", offset, sum(memoryview(p).nbytes for p in parts), b"".join(parts)[:16]))
+
+    def sync(self):
+        real_sync(self)
+        with lock:
+            events.append(("sync", 0, 0, b""))
+
+    monkeypatch.setattr(W._Sink, "pwrite", pwrite)
+    monkeypatch.setattr(W._Sink, "sync", sync)
+    data = image((160, 160, 3))
+    path = tmp_path / "bg.tif"
+    with tiffio.TiffWriter(path, checkpoint_every=7, checkpoint_seconds=None, fsync=True) as w:
+        im = w.add_image(data.shape, "uint8", tile=(16, 16), compression="jpeg", workers=2)
+        write_all(im, data)
+        assert w.checkpoints >= 10
+    headers = [k for k, e in enumerate(events) if e[0] == "write" and e[1] == 0 and e[3] != b"\0" * 16]
+    assert len(headers) == w.checkpoints
+    for k in headers:
+        first_ifd = int.from_bytes(events[k][3][4:8], "little")
+        blob = max(j for j, e in enumerate(events[:k]) if e[0] == "write" and e[1] < first_ifd <= e[1] + e[2])
+        assert any(e[0] == "sync" for e in events[blob + 1:k])
+    assert headers == sorted(headers)
+    numpy.testing.assert_array_equal(tiffio.open(path).ifds[0].asarray(), tifffile.imread(path))
