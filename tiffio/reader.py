@@ -736,11 +736,45 @@ class IFD:
             if spec.compression == 1:
                 count = self._uncompressed_read_size(index, shape, count)
             data = self._read_data(index, offset, count)
+            if spec.compression == Compression.OJPEG:
+                data = self._ojpeg_stream(index, offset, data, shape)
         if spec.jpeg_colorspace == "auto-rgb":
             # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe) are stored as RGB
             jfif = data is not None and data[6:10] == b"JFIF"
             spec = _rgb_jpeg_spec(spec, jfif)
         return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
+
+    def _ojpeg_stream(self, index: int, offset: int, data: bytes, shape: tuple[int, int, int, int]) -> bytes:
+        """Map an old-style JPEG segment to a complete JPEG stream (tiffio/ojpeg.py)."""
+        from .ojpeg import SOI, OJpegTables, build_scan_header
+        if data[:2] == SOI:
+            return data
+        where = f"{self.where}: segment {index}"
+        start = self._int(513)
+        length = self._int(514)
+        if start and length and self.segment_count == 1 and start <= offset < start + length \
+                and length <= self._ctx.limits.max_segment_bytes:
+            # the strip lies inside a complete interchange stream, whose scan may be longer
+            # than StripByteCounts says (libtiff decodes the stream)
+            stream = self._read_data(index, start, length)
+            if stream[:2] == SOI:
+                return stream
+        if start and 0 < offset - start <= 1 << 20:
+            prefix = self._ctx.read_metadata(start, offset - start, f"{where}: JPEGInterchangeFormat stream header")
+            if prefix[:2] == SOI:
+                return prefix + data
+        tables = self.__dict__.get("_ojpeg_tables")
+        if tables is None:
+            q, dc, ac = self._ints(519), self._ints(520), self._ints(521)
+            if not (q and dc and ac):
+                raise UnsupportedFeatureError(f"{where}: old-style JPEG data without a stream header or "
+                                              "JPEGQTables/JPEGDCTables/JPEGACTables cannot be mapped to a JPEG stream")
+            tables = OJpegTables.read(q, dc, ac, self._ctx.read_metadata, self.where)
+            self.__dict__["_ojpeg_tables"] = tables
+        d, h, w, s = shape
+        components = self.samples_per_pixel if not self.is_separate else 1
+        header = build_scan_header(tables, h, w, components, self.subsampling or (1, 1), self._int(515, 0) or 0)
+        return header + data + b"\xff\xd9"
 
     def _uncompressed_read_size(self, index: int, shape: tuple[int, int, int, int], count: int) -> int:
         d, h, w, s = shape
