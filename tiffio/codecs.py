@@ -96,6 +96,62 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
         raise CorruptSegmentError(f"LZW: {message}") from None
 
 
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_stream_shape(data: bytes) -> tuple[int, int] | None:
+    """(height, width) declared by a JPEG, WebP, PNG or JPEG 2000 stream's header, read
+    without decoding; None when the format is not recognised or the header is cut.
+
+    Image codecs allocate what the stream declares, not what the TIFF declares: a few
+    bytes of lossless WebP can declare 16383 x 16383 pixels. Checking the header first
+    keeps a segment's decode bounded by its declared shape (decompression bombs)."""
+    head = bytes(data[:65536])
+    try:
+        if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn
+            i = 2
+            while i + 4 <= len(head):
+                if head[i] != 0xFF:
+                    return None
+                marker = head[i + 1]
+                if marker == 0xFF:
+                    i += 1
+                    continue
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                if marker in _JPEG_SOF:
+                    h, w = struct.unpack_from(">HH", head, i + 5)
+                    return h, w
+                if marker in (0xDA, 0xD9):
+                    return None
+                i += 2 + struct.unpack_from(">H", head, i + 2)[0]
+            return None
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            chunk = head[12:16]
+            if chunk == b"VP8 ":
+                w, h = struct.unpack_from("<HH", head, 26)
+                return h & 0x3FFF, w & 0x3FFF
+            if chunk == b"VP8L":
+                (bits,) = struct.unpack_from("<I", head, 21)
+                return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+            if chunk == b"VP8X":
+                w = int.from_bytes(head[24:27], "little") + 1
+                h = int.from_bytes(head[27:30], "little") + 1
+                return h, w
+            return None
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack_from(">II", head, 16)
+            return h, w
+        pos = head.find(b"\xff\x4f\xff\x51")  # JPEG 2000 codestream: SOC, SIZ
+        if pos >= 0 and (pos == 0 or head[4:8] == b"jP  " or b"jp2c" in head[:pos]):
+            xsiz, ysiz, xo, yo = struct.unpack_from(">IIII", head, pos + 8)
+            return max(0, ysiz - yo), max(0, xsiz - xo)
+    except struct.error:
+        return None
+    return None
+
+
 def _byte_decoders() -> dict[int, ByteCodec]:
     table: dict[int, ByteCodec] = {}
 

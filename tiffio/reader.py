@@ -704,7 +704,7 @@ class IFD:
             jpeg_colorspace=colorspace, jpeg_outcolorspace=outcolorspace,
             t4options=self._int(292, 0) or 0,
             webp_alpha=compression in (Compression.WEBP, Compression.WEBP_OLD) and self.samples_per_pixel == 4,
-            strict=self._ctx.strict, where=self.where,
+            strict=self._ctx.strict, where=self.where, segment_rows=self.grid.segment[1],
         )
         spec.check_supported()
         d, h, w, s = self.grid.stored_shape(0)

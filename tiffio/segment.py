@@ -19,7 +19,7 @@ import imagecodecs
 import numpy
 
 from .codecs import (BYTE_DECODERS, CCITT_COMPRESSIONS, IMAGE_DECODERS, JPEG_COMPRESSIONS, call_codec,
-                     compression_name, require_byte_decoder)
+                     compression_name, image_stream_shape, require_byte_decoder)
 from .enums import Compression as C
 from .errors import CorruptSegmentError, TiffFormatWarning, UnsupportedFeatureError
 from .predictors import undo_predictor
@@ -70,6 +70,9 @@ class SegmentSpec:
     webp_alpha: bool = False
     strict: bool = True
     where: str = "IFD"
+    #: nominal rows of one segment (TileLength, RowsPerStrip); bounds what an image codec may
+    #: decode (a last strip may be stored at full height); 0: the shape passed to decode_segment
+    segment_rows: int = 0
 
     def check_supported(self) -> None:
         """Raise UnsupportedFeatureError now if segments of this spec cannot be decoded."""
@@ -159,6 +162,20 @@ def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int
     return call_codec(imagecodecs.jpeg_decode, where, data, bitspersample=spec.bits, **kwargs)
 
 
+def _check_stream_shape(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int], where: str) -> None:
+    """Refuse an image-codec stream whose header declares more pixels than the segment holds,
+    before the codec allocates them (decompression bombs; fixtures/malformed/image_stream_too_large)."""
+    declared = image_stream_shape(data)
+    if declared is None:
+        return
+    d, h, w, s = shape
+    rows = d * max(h, spec.segment_rows)
+    if declared[0] > rows or declared[1] > w:
+        raise CorruptSegmentError(
+            f"{where}: the {compression_name(spec.compression)} stream declares {declared[0]} x {declared[1]} "
+            f"pixels, more than the segment's {rows} x {w}; not decoded")
+
+
 def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int, int, int], *,
                    valid: tuple[int, int, int] | None = None, out: numpy.ndarray | None = None,
                    fill: Any = 0, index: int | None = None) -> numpy.ndarray:
@@ -177,6 +194,8 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
         return out
     d, h, w, s = shape
     code = spec.compression
+    if (code in IMAGE_DECODERS or code in JPEG_COMPRESSIONS) and code != C.OJPEG:
+        _check_stream_shape(spec, data, shape, where)
     if code in JPEG_COMPRESSIONS:
         arr = _decode_jpeg(spec, data, shape, out, where)
         if out is not None and arr is not None and numpy.shares_memory(arr, out):
