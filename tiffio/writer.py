@@ -419,6 +419,9 @@ def _normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, co
     if pred != 1:
         if code in IMAGE_CODECS or code == C.LERC:
             raise TiffValueError(f"predictors do not apply to {compression_name(code)}")
+        if code in (C.NONE, C.PACKBITS):  # libtiff would ignore the Predictor tag and return differences
+            raise TiffValueError(f"predictor {pred} with {compression_name(code)}: libtiff applies predictors only "
+                                 "to LZW, Deflate, LZMA and ZSTD tiles")
         if pred == 2 and dt.kind not in "ui":
             raise TiffValueError(f"predictor 2 needs integer samples, not {dt}")
         if pred == 3 and dt.kind != "f":

@@ -89,6 +89,8 @@ def test_bad_indices(tmp_path):
     (dict(compression=2), tiffio.UnsupportedFeatureError),                 # CCITT
     (dict(compression="jpeg", predictor=2), tiffio.TiffValueError),
     (dict(predictor=3), tiffio.TiffValueError),                            # float predictor on ints
+    (dict(predictor=2), tiffio.TiffValueError),                            # libtiff ignores it uncompressed
+    (dict(compression="packbits", predictor=2), tiffio.TiffValueError),    # ... and with PackBits
     (dict(predictor=7), tiffio.TiffValueError),
     (dict(tile=(20, 16)), tiffio.TiffValueError),
     (dict(tile=16), tiffio.TiffTypeError),
