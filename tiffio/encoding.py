@@ -24,7 +24,8 @@ from .enums import Compression as C
 from .errors import TiffError, TiffTypeError, TiffValueError, UnsupportedFeatureError
 from .predictors import apply_predictor
 
-__all__ = ["EncodeSpec", "encode_segment", "encode_segment_parts", "split_jpeg_tables", "COMPRESSION_NAMES", "parse_compression"]
+__all__ = ["EncodeSpec", "encode_segment", "encode_segment_parts", "split_jpeg_tables", "COMPRESSION_NAMES",
+           "parse_compression"]
 
 #: names accepted for ``compression=`` (case-insensitive)
 COMPRESSION_NAMES: dict[str, int] = {

@@ -2,9 +2,9 @@
 
 dtype x lossless compression (none, lzw, deflate, zstd, packbits, lzma) x predictor (1; 2 for
 integers, 3 for floats, with LZW, Deflate, ZSTD, LZMA) x planar configuration (contig / separate)
-x tile size (multiples of 16) x classic / BigTIFF x byte order x random tile order x missing-tile policy (blank / sparse) x
-pyramid style (none / SubIFDs / reduced pages), plus encoder threads and checkpoints during the
-write. Every example is read back identically by tiffio and tifffile, and the main IFD by libtiff
+x tile size (multiples of 16) x classic / BigTIFF x byte order x random tile order x missing-tile
+policy (blank / sparse) x pyramid style (none / SubIFDs / reduced pages), plus encoder threads
+and checkpoints during the write. Every example is read back identically by tiffio and tifffile, and the main IFD by libtiff
 (imagecodecs.tiff_decode) unless it has sparse tiles (libtiff refuses zero byte counts).
 
 Derandomized (a fixed sequence of examples) and bounded: CI sees the same cases every run.
