@@ -112,8 +112,10 @@ def test_missing_byte_counts_do_not_read_the_file_per_strip():
             assert tif.source.bytes_read < 2000 * (2 + 4096) + 65536
 
 
-@pytest.mark.parametrize("name", ["webp_6000x6000_in_16x16_tile.tif", "png_header_100000x100000_in_16x16_tile.tif"])
-def test_image_stream_larger_than_segment_is_not_decoded(name):
+@pytest.mark.parametrize("name, index", [("webp_6000x6000_in_16x16_tile.tif", 0),
+                                         ("png_header_100000x100000_in_16x16_tile.tif", 0),
+                                         ("fuzz_jpeg_strip_declares_48230x18326.tif", 4)])
+def test_image_stream_larger_than_segment_is_not_decoded(name, index):
     """An image codec allocates what its stream declares: a 1.4 KB WebP tile of a 16 x 16 image
     decoded 108 MB before being rejected. The stream header is checked first now."""
     import tracemalloc
@@ -122,7 +124,7 @@ def test_image_stream_larger_than_segment_is_not_decoded(name):
         tracemalloc.start()
         try:
             with pytest.raises(tiffio.CorruptSegmentError, match="declares"):
-                tif.ifds[0].read_segment(0)
+                tif.ifds[0].read_segment(index)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
