@@ -5,9 +5,13 @@
     python benchmarks/bench_write.py checkpoint  # the JPEG case with a checkpoint every 1000 tiles vs none
     python benchmarks/bench_write.py rss         # 100,000 x 100,000 RGB JPEG in random tile order: peak RSS
 
-Tiles are a few distinct precomputed arrays reused (the same for every contender), so that
-generating pixels costs nothing. The encode floor is imagecodecs spread over the same number
-of threads with no file at all. Output goes to --dir (default /tmp).
+Tiles are a few distinct precomputed read-only arrays reused (the same for every contender), so
+that generating pixels costs nothing. The encode floor is the same imagecodecs call tiffio makes
+per tile (checked: identical bytes), spread over the same number of threads, with no file at all;
+tifffile uses the same codec library (libjpeg-turbo via jpeg_encode, libdeflate). Contenders run
+interleaved run by run (rotating order); the report gives medians and the median of the per-run
+ratios [min..max]. Before each section the script waits for a quiet machine (--quiet-limit) and
+records the CPU share other processes took meanwhile. Output goes to --dir (default /tmp).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import os
 import random
 import resource
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +29,13 @@ import imagecodecs
 import numpy
 import tifffile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 import tiffio  # noqa: E402
+from bench_read import (ForeignLoad, add_quiet_args, loadavg, machine_info, machine_text,  # noqa: E402
+                        run_interleaved, wait_quiet)
+from tiffio.encoding import split_jpeg_tables  # noqa: E402
 
 
 def make_tiles(tile, samples, dtype, n=16):
@@ -52,7 +62,11 @@ def case_params(name):
     return dict(size=20480, tile=256, samples=1, dtype=numpy.uint16)
 
 
-def run_tiffio(path, name, tiles, workers, checkpoint_every=None, order=None):
+#: what the last tiffio run spent in close() (the final checkpoint and its fsync)
+LAST_CLOSE = [0.0]
+
+
+def run_tiffio(path, name, tiles, workers, checkpoint_every=None, order=None, fsync=True):
     p = case_params(name)
     size, tile = p["size"], p["tile"]
     n = size // tile
@@ -60,13 +74,16 @@ def run_tiffio(path, name, tiles, workers, checkpoint_every=None, order=None):
     kwargs = dict(compression="jpeg", jpeg_quality=75) if name == "jpeg" else \
         dict(compression="deflate", compression_level=6, predictor=2)
     t = time.perf_counter()
-    with tiffio.TiffWriter(path, checkpoint_every=checkpoint_every, checkpoint_seconds=None) as w:
-        im = w.add_image(shape, p["dtype"], tile=(tile, tile), workers=workers, **kwargs)
-        coords = order or [(r, c) for r in range(n) for c in range(n)]
-        for k, (r, c) in enumerate(coords):
-            im.write_tile(r, c, tiles[(r * n + c) % len(tiles)])
-        checkpoints = w.checkpoints
-    return time.perf_counter() - t, checkpoints
+    w = tiffio.TiffWriter(path, checkpoint_every=checkpoint_every, checkpoint_seconds=None, fsync=fsync)
+    im = w.add_image(shape, p["dtype"], tile=(tile, tile), workers=workers, **kwargs)
+    coords = order or [(r, c) for r in range(n) for c in range(n)]
+    for r, c in coords:
+        im.write_tile(r, c, tiles[(r * n + c) % len(tiles)])
+    t_close = time.perf_counter()
+    w.close()
+    end = time.perf_counter()
+    LAST_CLOSE[0] = end - t_close
+    return end - t, w.checkpoints
 
 
 def run_tifffile(path, name, tiles, workers):
@@ -88,57 +105,127 @@ def run_tifffile(path, name, tiles, workers):
     return time.perf_counter() - t
 
 
+def floor_encoder(name):
+    if name == "jpeg":
+        def enc(tile):
+            return imagecodecs.jpeg8_encode(tile, level=75, colorspace="RGB", outcolorspace="YCBCR",
+                                            subsampling="420", optimize=False)
+    else:
+        def enc(tile):
+            return imagecodecs.deflate_encode(imagecodecs.delta_encode(tile, axis=-1), level=6)
+    return enc
+
+
 def run_floor(name, tiles, workers):
     p = case_params(name)
     n = (p["size"] // p["tile"]) ** 2
-    if name == "jpeg":
-        def enc(k):
-            return imagecodecs.jpeg8_encode(tiles[k % len(tiles)], level=75, colorspace="RGB", outcolorspace="YCBCR",
-                                            subsampling="420", optimize=False)
-    else:
-        def enc(k):
-            return imagecodecs.deflate_encode(imagecodecs.delta_encode(tiles[k % len(tiles)], axis=-1), level=6)
+    enc = floor_encoder(name)
     t = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        for _ in pool.map(enc, range(n)):
+        for _ in pool.map(lambda k: enc(tiles[k % len(tiles)]), range(n)):
             pass
     return time.perf_counter() - t
 
 
-def throughput(name, workers, directory, repeat):
+def same_work(name, tiles, path):
+    """The floor's bytes for tile 5 are what tiffio stored (JPEG: minus the tables in JPEGTables)."""
+    floor = floor_encoder(name)(tiles[5])
+    if name == "jpeg":
+        floor = split_jpeg_tables(floor)[1]
+    with tiffio.open(path) as tf:
+        stored = tf.ifds[0].read_segment_bytes(5)
+    return bytes(stored) == bytes(floor)
+
+
+def med(values):
+    return statistics.median(values)
+
+
+def ratio(times, a, b):
+    """Median and range of time[a] / time[b] paired run by run."""
+    values = sorted(x / y for x, y in zip(times[a], times[b]))
+    return statistics.median(values), values[0], values[-1]
+
+
+def fmt_ratio(r):
+    return f"{r[0]:.2f} [{r[1]:.2f}..{r[2]:.2f}]"
+
+
+def throughput(args, name):
     p = case_params(name)
     tiles = make_tiles(p["tile"], p["samples"], p["dtype"])
     mpix = p["size"] ** 2 / 1e6
-    best = {}
-    for _ in range(repeat):
-        for label, fn in [("floor", lambda: run_floor(name, tiles, workers)),
-                          ("tiffio", lambda: run_tiffio(os.path.join(directory, "bw_tiffio.tif"), name, tiles,
-                                                        workers)[0]),
-                          ("tifffile", lambda: run_tifffile(os.path.join(directory, "bw_tifffile.tif"), name, tiles,
-                                                            workers))]:
-            dt = fn()
-            best[label] = min(best.get(label, 1e9), dt)
-    for label, dt in best.items():
-        print(f"{name} {label:9s} {dt:7.2f} s  {mpix / dt:7.1f} MPix/s")
-    print(f"{name}: tiffio / tifffile = {best['tifffile'] / best['tiffio']:.2f} x (target >= 2), "
-          f"tiffio / floor = {best['floor'] / best['tiffio']:.2f} (target >= 0.85), workers={workers}")
-    # sanity: the two files decode the same
-    with tiffio.open(os.path.join(directory, "bw_tiffio.tif")) as tf:
-        a = tf.ifds[0].read_segment(5)
-    print("check tile 5 decodes:", a.shape, a.dtype)
+    workers = args.workers
+    d = args.dir
+    closes = []
+
+    def tiffio_run(fsync=True):
+        dt = run_tiffio(os.path.join(d, "bw_tiffio.tif"), name, tiles, workers, fsync=fsync)[0]
+        if fsync:
+            closes.append(LAST_CLOSE[0])
+        return dt
+
+    funcs = {
+        "floor": lambda: run_floor(name, tiles, workers),
+        "tiffio": tiffio_run,
+        "tifffile": lambda: run_tifffile(os.path.join(d, "bw_tifffile.tif"), name, tiles, workers),
+    }
+    if args.nofsync:
+        funcs["tiffio_nofsync"] = lambda: run_tiffio(os.path.join(d, "bw_tiffio_nf.tif"), name, tiles, workers,
+                                                     fsync=False)[0]
+    if args.single:
+        funcs["floor_1"] = lambda: run_floor(name, tiles, 1)
+        funcs["tiffio_1"] = lambda: run_tiffio(os.path.join(d, "bw_tiffio1.tif"), name, tiles, 1)[0]
+    wait_quiet(args.quiet_limit, args.quiet_timeout, name)
+    load_start = loadavg()
+    with ForeignLoad() as load:
+        times = run_interleaved(funcs, args.repeat, warmup=args.warmup)
+    closes = closes[args.warmup:]
+    res = dict(name=name, times=times, mpix=mpix, workers=workers, foreign=load.fraction, load=(load_start, loadavg()),
+               close=med(closes), same=same_work(name, tiles, os.path.join(d, "bw_tiffio.tif")), repeat=args.repeat)
+    for label, ts in times.items():
+        print(f"{name} {label:15s} median {med(ts):7.2f} s  {mpix / med(ts):7.1f} MPix/s  runs "
+              + " ".join(f"{t:.2f}" for t in ts))
+    vs_tifffile = ratio(times, "tifffile", "tiffio")
+    vs_floor = ratio(times, "floor", "tiffio")
+    tifffile_floor = ratio(times, "floor", "tifffile")
+    print(f"{name}: tiffio / tifffile = {fmt_ratio(vs_tifffile)} (target >= 2), "
+          f"tiffio / floor = {fmt_ratio(vs_floor)} (target >= 0.85), tifffile / floor = {fmt_ratio(tifffile_floor)}; "
+          f"workers={workers}; close() incl. final fsync {res['close']:.3f} s; same bytes as the floor: {res['same']}; "
+          f"other processes used {load.fraction:.0%} of the CPUs")
+    res.update(vs_tifffile=vs_tifffile, vs_floor=vs_floor, tifffile_floor=tifffile_floor)
+    for os_name in ("bw_tiffio.tif", "bw_tifffile.tif", "bw_tiffio_nf.tif", "bw_tiffio1.tif"):
+        try:
+            os.remove(os.path.join(d, os_name))
+        except OSError:
+            pass
+    return res
 
 
-def checkpoint_cost(workers, directory, repeat):
+def checkpoint_cost(args):
     tiles = make_tiles(512, 3, numpy.uint8)
-    path = os.path.join(directory, "bw_ckpt.tif")
-    best = {}
-    for _ in range(repeat):
-        for every in (None, 1000):
-            dt, n = run_tiffio(path, "jpeg", tiles, workers, checkpoint_every=every)
-            best[every] = min(best.get(every, 1e9), dt)
-            print(f"checkpoint_every={every}: {dt:.2f} s, {n} checkpoints")
-    cost = best[1000] / best[None] - 1
-    print(f"checkpoint cost: {100 * cost:+.1f} % (target <= 3 %)")
+    path = os.path.join(args.dir, "bw_ckpt.tif")
+    counts = {}
+
+    def run(every):
+        dt, n = run_tiffio(path, "jpeg", tiles, args.workers, checkpoint_every=every)
+        counts[every] = n
+        return dt
+
+    wait_quiet(args.quiet_limit, args.quiet_timeout, "checkpoint")
+    load_start = loadavg()
+    with ForeignLoad() as load:
+        times = run_interleaved({"none": lambda: run(None), "every_1000": lambda: run(1000)}, args.repeat,
+                                warmup=args.warmup)
+    for label, ts in times.items():
+        print(f"checkpoint {label:10s} median {med(ts):.3f} s  runs " + " ".join(f"{t:.3f}" for t in ts))
+    cost = ratio(times, "every_1000", "none")
+    print(f"checkpoint cost: {100 * (cost[0] - 1):+.1f} % [{100 * (cost[1] - 1):+.1f}..{100 * (cost[2] - 1):+.1f}] "
+          f"(target <= 3 %), checkpoints per run incl. the final one: {counts}; "
+          f"other processes used {load.fraction:.0%} of the CPUs")
+    os.remove(path)
+    return dict(times=times, cost=cost, counts=counts, foreign=load.fraction, load=(load_start, loadavg()),
+                repeat=args.repeat)
 
 
 def rss(directory, workers):
@@ -171,12 +258,17 @@ def main():
     ap.add_argument("case", choices=["jpeg", "deflate", "checkpoint", "rss"])
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--dir", default="/tmp")
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--single", action="store_true", help="also time the floor and tiffio with 1 thread")
+    ap.add_argument("--nofsync", action="store_true", help="also time tiffio with fsync=False")
+    add_quiet_args(ap)
     args = ap.parse_args()
+    print(machine_text(machine_info()))
     if args.case in ("jpeg", "deflate"):
-        throughput(args.case, args.workers, args.dir, args.repeat)
+        throughput(args, args.case)
     elif args.case == "checkpoint":
-        checkpoint_cost(args.workers, args.dir, args.repeat)
+        checkpoint_cost(args)
     else:
         rss(args.dir, args.workers)
 
