@@ -114,7 +114,9 @@ def test_missing_byte_counts_do_not_read_the_file_per_strip():
 
 @pytest.mark.parametrize("name, index", [("webp_6000x6000_in_16x16_tile.tif", 0),
                                          ("png_header_100000x100000_in_16x16_tile.tif", 0),
-                                         ("fuzz_jpeg_strip_declares_48230x18326.tif", 4)])
+                                         ("fuzz_jpeg_strip_declares_48230x18326.tif", 4),
+                                         ("fuzz_jpeg_ycbcr_strip_declares_15041x43939.tif", 2),
+                                         ("fuzz_jpeg_bigtiff_tile_declares_19304x56864.tif", 10)])
 def test_image_stream_larger_than_segment_is_not_decoded(name, index):
     """An image codec allocates what its stream declares: a 1.4 KB WebP tile of a 16 x 16 image
     decoded 108 MB before being rejected. The stream header is checked first now."""
