@@ -726,10 +726,11 @@ class IFD:
             shape = (*shape, s)
         return shape
 
-    def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None) -> numpy.ndarray:
+    def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None,
+                location: tuple[int, int] | None = None) -> numpy.ndarray:
         spec = self.spec
         shape, valid = self.grid.shapes(index)
-        offset, count = self.segment_location(index)
+        offset, count = self.segment_location(index) if location is None else location
         if offset == 0 or count == 0:
             data = None
         else:
@@ -883,15 +884,16 @@ class IFD:
         def work(part: Any) -> None:
             index, plane, src, dst = part
             target = result[plane][dst]
-            if self.is_sparse(index):
+            location = self.segment_location(index)
+            if location[0] == 0 or location[1] == 0:
                 target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
                 return
             shape = grid.stored_shape(index)
             full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
             if full and target.flags.c_contiguous and spec.compression != 1:
-                self._decode(index, fill_value, out=target)
+                self._decode(index, fill_value, out=target, location=location)
                 return
-            arr = self._decode(index, fill_value, out=self._scratch(shape))
+            arr = self._decode(index, fill_value, out=self._scratch(shape), location=location)
             target[...] = arr[src]
 
         self._run(work, parts, workers)
