@@ -12,7 +12,12 @@ Every payload is preceded by a 28-byte *leader* (magic, image number, tile index
 length, CRC-32) that TIFF readers never see (they follow offsets). A checkpoint
 writes complete IFDs at the end of the file, flushes and fsyncs, and only then
 rewrites the header's first-IFD offset, so a crash at any instant leaves the
-previous checkpoint valid. The state record just before the first IFD holds the
+previous checkpoint valid. Automatic checkpoints (``checkpoint_every``/``checkpoint_seconds``)
+hold the tiles stored so far without waiting for those still in encoder threads, and run their
+fsync + header update in a background thread while encoding goes on; :meth:`TiffWriter.checkpoint`
+waits for every tile given and is durable when it returns. With ``fsync=True`` a background
+fdatasync also runs every ``WRITEBACK_BYTES`` appended, so that the disk writes while tiles are
+encoded. The state record just before the first IFD holds the
 writer's parameters (JSON), so that :func:`tiffio.recover` and ``mode='resume'``
 can rebuild the ImageWriters; tiles written after the last checkpoint are found
 by scanning their leaders.
@@ -64,6 +69,7 @@ STATE_FOOTER = struct.Struct("<Q4s")
 STATE_FOOTER_MAGIC = b"TIOS"
 FORMAT_VERSION = 1
 CLASSIC_LIMIT = 2**32 - 1
+WRITEBACK_BYTES = 32 << 20
 
 _PHOTOMETRIC_NAMES = {"miniswhite": 0, "minisblack": 1, "rgb": 2, "palette": 3, "separated": 5, "cmyk": 5,
                       "ycbcr": 6}
@@ -156,6 +162,14 @@ class _Sink:
                     self.file.truncate(size)
         except OSError as exc:
             raise _source_error(exc, f"{self.name}: truncating to {size} bytes") from None
+
+    def datasync(self) -> None:
+        """fdatasync where there is one (a file descriptor), else nothing."""
+        if self.fd is not None:
+            try:
+                (getattr(os, "fdatasync", None) or os.fsync)(self.fd)
+            except OSError as exc:
+                raise _source_error(exc, f"{self.name}: fdatasync") from None
 
     def sync(self) -> None:
         try:
@@ -774,6 +788,12 @@ class TiffWriter:
         self._seq = 0
         self._threads: _EncoderThreads | None = None
         self._sync_thread: threading.Thread | None = None  # fsync + header of an automatic checkpoint
+        # background write-back: with fsync=True, every WRITEBACK_BYTES appended, one fdatasync runs in
+        # a thread, so that the disk works while tiles are encoded and the fsync of a checkpoint or
+        # close() finds little left to write (None: off)
+        self._writeback_bytes: int | None = WRITEBACK_BYTES if fsync else None
+        self._writeback_mark = DATA_START
+        self._writeback_thread: threading.Thread | None = None
         self._since_checkpoint = 0
         self._last_checkpoint_time = time.monotonic()
         self._checkpoints = 0
@@ -905,6 +925,22 @@ class TiffWriter:
             image._offsets[index] = offset
             image._counts[index] = length
             self._since_checkpoint += 1
+            writeback = self._writeback_bytes is not None and \
+                self._end - self._writeback_mark >= self._writeback_bytes and self._sink.fd is not None and \
+                (self._writeback_thread is None or not self._writeback_thread.is_alive())
+            if writeback:  # (started under the lock: one at a time, and close() can always join it)
+                self._writeback_mark = self._end
+                self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
+                                                          name="tiffio-writeback")
+                self._writeback_thread.start()
+
+    def _writeback(self) -> None:
+        try:
+            self._sink.datasync()
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
 
     def _encode_job(self, image: ImageWriter, index: int, array: numpy.ndarray, seq: int) -> None:
         """Runs in an encoder thread: encode, checksum and store one tile."""
@@ -975,6 +1011,12 @@ class TiffWriter:
         if thread is not None:
             thread.join()
             self._sync_thread = None
+
+    def _wait_writeback(self) -> None:
+        with self._lock:
+            thread = self._writeback_thread
+        if thread is not None:
+            thread.join()
 
     def _raise_pending(self) -> None:
         with self._lock:
@@ -1150,6 +1192,7 @@ class TiffWriter:
             self._closed = True
             try:
                 self._wait_sync()
+                self._wait_writeback()
             except BaseException as exc:  # pragma: no cover
                 error = error or exc
             if self._threads is not None:

@@ -459,3 +459,28 @@ def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
         assert any(e[0] == "sync" for e in events[blob + 1:k])
     assert headers == sorted(headers)
     numpy.testing.assert_array_equal(tiffio.open(path).ifds[0].asarray(), tifffile.imread(path))
+
+
+def test_background_writeback(tmp_path, monkeypatch):
+    """With fsync=True, every so many bytes an fdatasync runs in a background thread (at most one
+    at a time); close() waits for it. fsync=False never syncs."""
+    from tiffio import writer as W
+    calls = []
+    real = W._Sink.datasync
+
+    def datasync(self):
+        calls.append(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(W._Sink, "datasync", datasync)
+    monkeypatch.setattr(W, "WRITEBACK_BYTES", 2000)
+    data = image((128, 128, 3))
+    for fsync in (True, False):
+        calls.clear()
+        path = tmp_path / f"wb{fsync}.tif"
+        with tiffio.TiffWriter(path, fsync=fsync, checkpoint_every=None) as w:
+            im = w.add_image(data.shape, "uint8", tile=(16, 16), compression="zstd", workers=2)
+            write_all(im, data)
+        assert (len(calls) > 0) == fsync and set(calls) <= {"tiffio-writeback"}
+        assert not any(t.name == "tiffio-writeback" and t.is_alive() for t in threading.enumerate())
+        numpy.testing.assert_array_equal(tifffile.imread(path), data)
