@@ -99,8 +99,41 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+def _jpegxl_shape(head: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG XL SizeHeader (ISO/IEC 18181-1), bare codestream or container."""
+    pos = 0
+    if head[:2] != b"\xff\x0a":  # ISOBMFF container: the codestream is in a 'jxlc' or the first 'jxlp' box
+        k = head.find(b"jxlc")
+        pos = k + 4 if k >= 0 else head.find(b"jxlp") + 8
+        if pos < 8 or head[pos: pos + 2] != b"\xff\x0a":
+            return None
+    if len(head) < pos + 12:
+        return None
+    bits = int.from_bytes(head[pos + 2: pos + 18], "little")  # fields are read LSB first
+    at = 0
+
+    def u(n: int) -> int:
+        nonlocal at
+        value = (bits >> at) & ((1 << n) - 1)
+        at += n
+        return value
+
+    def u32() -> int:
+        return u((9, 13, 18, 30)[u(2)])
+
+    div8 = u(1)
+    height = (u(5) + 1) * 8 if div8 else u32() + 1
+    ratio = u(3)
+    if ratio == 0:
+        width = (u(5) + 1) * 8 if div8 else u32() + 1
+    else:
+        num, den = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
+        width = height * num // den
+    return height, width
+
+
 def image_stream_shape(data: bytes) -> tuple[int, int] | None:
-    """(height, width) declared by a JPEG, WebP, PNG or JPEG 2000 stream's header, read
+    """(height, width) declared by a JPEG, WebP, PNG, JPEG 2000 or JPEG XL stream's header, read
     without decoding; None when the format is not recognised or the header is cut.
 
     Image codecs allocate what the stream declares, not what the TIFF declares: a few
@@ -143,6 +176,8 @@ def image_stream_shape(data: bytes) -> tuple[int, int] | None:
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
             w, h = struct.unpack_from(">II", head, 16)
             return h, w
+        if head[:2] == b"\xff\x0a" or head[4:12] == b"JXL \r\n\x87\n":
+            return _jpegxl_shape(head)
         pos = head.find(b"\xff\x4f\xff\x51")  # JPEG 2000 codestream: SOC, SIZ
         if pos >= 0 and (pos == 0 or head[4:8] == b"jP  " or b"jp2c" in head[:pos]):
             xsiz, ysiz, xo, yo = struct.unpack_from(">IIII", head, pos + 8)

@@ -114,6 +114,7 @@ def test_missing_byte_counts_do_not_read_the_file_per_strip():
 
 @pytest.mark.parametrize("name, index", [("webp_6000x6000_in_16x16_tile.tif", 0),
                                          ("png_header_100000x100000_in_16x16_tile.tif", 0),
+                                         ("jpegxl_4000x4000_in_16x16_tile.tif", 0),
                                          ("fuzz_jpeg_strip_declares_48230x18326.tif", 4),
                                          ("fuzz_jpeg_ycbcr_strip_declares_15041x43939.tif", 2),
                                          ("fuzz_jpeg_bigtiff_tile_declares_19304x56864.tif", 10)])
