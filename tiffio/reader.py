@@ -148,10 +148,8 @@ class TiffFile:
         """Release the file (if tiffio opened it). Reading afterwards raises TiffUsageError."""
         src = getattr(self, "source", None)
         if src is not None:
-            if self._owns_source:
+            if self._owns_source:  # a ByteSource the caller passed in stays open
                 src.close()
-            else:
-                src.closed = src.closed  # a source the caller passed in stays open
             self._closed_flag = True
 
     def _check_open(self) -> None:
@@ -675,9 +673,6 @@ class IFD:
         if self.subsampling not in (None, (1, 1)) and (compression not in JPEG_COMPRESSIONS or self.is_separate):
             raise UnsupportedFeatureError(f"{self.where}: YCbCr with subsampling {self.subsampling} is only "
                                           "decoded in JPEG-compressed images")
-        if compression == Compression.JPEG and not self.is_tiled and self.rows_per_strip % 8 and \
-                self.grid.down > 1:
-            pass  # odd strip heights are legal; the decoder handles them
         colorspace: Any = None
         outcolorspace: Any = None
         if compression in JPEG_COMPRESSIONS:
@@ -712,6 +707,12 @@ class IFD:
                                f"{self.where}: decoded size of one segment")
         return spec
 
+    @cached_property
+    def _rgb_jpeg_specs(self) -> dict[bool, SegmentSpec]:
+        """The two decoding variants of an RGB JPEG IFD, keyed by "the stream is JFIF"."""
+        from dataclasses import replace
+        return {True: replace(self.spec, jpeg_colorspace=None), False: replace(self.spec, jpeg_colorspace=2)}
+
     def segment_valid_shape(self, index: int) -> tuple[int, ...]:
         """Shape of the part of segment ``index`` inside the image (same axes as read_segment)."""
         vd, vh, vw = self.grid.valid_shape(index)
@@ -740,9 +741,8 @@ class IFD:
             if spec.compression == Compression.OJPEG:
                 data = self._ojpeg_stream(index, offset, data, shape)
         if spec.jpeg_colorspace == "auto-rgb":
-            # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe) are stored as RGB
-            jfif = data is not None and data[6:10] == b"JFIF"
-            spec = _rgb_jpeg_spec(spec, jfif)
+            # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe, libtiff) are stored as RGB
+            spec = self._rgb_jpeg_specs[data is not None and data[6:10] == b"JFIF"]
         return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
 
     def _ojpeg_stream(self, index: int, offset: int, data: bytes, shape: tuple[int, int, int, int]) -> bytes:
@@ -978,7 +978,8 @@ class IFD:
             return []
         if self._depth + 1 > self._ctx.limits.max_subifd_depth:
             raise LimitExceededError(f"{self.where}: SubIFDs nested deeper than Limits.max_subifd_depth="
-                                     f"{self._ctx.limits.max_subifd_depth}")
+                                     f"{self._ctx.limits.max_subifd_depth}; pass limits=tiffio.Limits("
+                                     "max_subifd_depth=...) to tiffio.open to allow it")
         offsets = self._ints(330) or ()
         result: list[IFD] = []
         seen = {self.offset}
@@ -1005,18 +1006,3 @@ def _photometric_name(code: int) -> Any:
         return Photometric(code).name
     except ValueError:
         return None
-
-
-_RGB_SPECS: dict[tuple[int, bool], SegmentSpec] = {}
-
-
-def _rgb_jpeg_spec(spec: SegmentSpec, jfif: bool) -> SegmentSpec:
-    from dataclasses import replace
-    key = (id(spec), jfif)
-    cached = _RGB_SPECS.get(key)
-    if cached is None or cached.where != spec.where:
-        cached = replace(spec, jpeg_colorspace=None if jfif else 2)
-        if len(_RGB_SPECS) > 256:
-            _RGB_SPECS.clear()
-        _RGB_SPECS[key] = cached
-    return cached
