@@ -132,3 +132,16 @@ def test_image_stream_larger_than_segment_is_not_decoded(name, index):
         finally:
             tracemalloc.stop()
     assert peak < 1 << 20
+
+
+def test_limit_messages_say_which_and_how_to_raise():
+    for folder in ("limit_exceeded",):
+        for path in sorted((MALFORMED / folder).glob("*.tif")):
+            with pytest.raises(tiffio.LimitExceededError) as info:
+                with tiffio.open(path.read_bytes()) as tif:
+                    todo = list(tif.ifds)
+                    while todo:
+                        ifd = todo.pop()
+                        ifd.asarray()
+                        todo += ifd.subifds
+            assert "Limits." in str(info.value) and "tiffio.Limits(" in str(info.value), (path.name, info.value)
