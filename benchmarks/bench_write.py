@@ -6,9 +6,9 @@
     python benchmarks/bench_write.py rss         # 100,000 x 100,000 RGB JPEG in random tile order: peak RSS
 
 Tiles are a few distinct precomputed read-only arrays reused (the same for every contender), so
-that generating pixels costs nothing. The encode floor is the same imagecodecs call tiffio makes
-per tile (checked: identical bytes), spread over the same number of threads, with no file at all;
-tifffile uses the same codec library (libjpeg-turbo via jpeg_encode, libdeflate). Contenders run
+that generating pixels costs nothing; the previous output file is deleted before each timed run.
+The encode floor is the same imagecodecs call tiffio makes per tile (checked: identical
+bytes), spread over the same number of threads, with no file at all; tifffile uses the same codec library (libjpeg-turbo via jpeg_encode, libdeflate). Contenders run
 interleaved run by run (rotating order); the report gives medians and the median of the per-run
 ratios [min..max]. Before each section the script waits for a quiet machine (--quiet-limit) and
 records the CPU share other processes took meanwhile. Output goes to --dir (default /tmp).
@@ -66,6 +66,15 @@ def case_params(name):
 LAST_CLOSE = [0.0]
 
 
+def remove(path):
+    """Delete the previous run's output before the timer starts: truncating a 75 MB file on open
+    takes 20-50 ms here, which is not the writer's work (the floor writes no file)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def run_tiffio(path, name, tiles, workers, checkpoint_every=None, order=None, fsync=True):
     p = case_params(name)
     size, tile = p["size"], p["tile"]
@@ -73,6 +82,7 @@ def run_tiffio(path, name, tiles, workers, checkpoint_every=None, order=None, fs
     shape = (size, size, 3) if p["samples"] == 3 else (size, size)
     kwargs = dict(compression="jpeg", jpeg_quality=75) if name == "jpeg" else \
         dict(compression="deflate", compression_level=6, predictor=2)
+    remove(path)
     t = time.perf_counter()
     w = tiffio.TiffWriter(path, checkpoint_every=checkpoint_every, checkpoint_seconds=None, fsync=fsync)
     im = w.add_image(shape, p["dtype"], tile=(tile, tile), workers=workers, **kwargs)
@@ -99,6 +109,7 @@ def run_tifffile(path, name, tiles, workers):
 
     kwargs = dict(compression="jpeg", compressionargs={"level": 75}, photometric="rgb") if name == "jpeg" else \
         dict(compression="zlib", compressionargs={"level": 6}, predictor=2, photometric="minisblack")
+    remove(path)
     t = time.perf_counter()
     with tifffile.TiffWriter(path, bigtiff=False) as tw:
         tw.write(it(), shape=shape, dtype=p["dtype"], tile=(tile, tile), maxworkers=workers, **kwargs)
@@ -212,20 +223,37 @@ def checkpoint_cost(args):
         counts[every] = n
         return dt
 
+    # the calling thread's time in each automatic checkpoint (what the encoders may wait for;
+    # the fsync + header update run in a background thread)
+    blocked = []
+    real = tiffio.TiffWriter._checkpoint
+
+    def timed(self, final, drain=True, background=False):
+        t0 = time.perf_counter()
+        try:
+            return real(self, final, drain, background)
+        finally:
+            if not final:
+                blocked.append(time.perf_counter() - t0)
+
+    tiffio.TiffWriter._checkpoint = timed
     wait_quiet(args.quiet_limit, args.quiet_timeout, "checkpoint")
     load_start = loadavg()
     with ForeignLoad() as load:
         times = run_interleaved({"none": lambda: run(None), "every_1000": lambda: run(1000)}, args.repeat,
                                 warmup=args.warmup)
+    tiffio.TiffWriter._checkpoint = real
     for label, ts in times.items():
         print(f"checkpoint {label:10s} median {med(ts):.3f} s  runs " + " ".join(f"{t:.3f}" for t in ts))
     cost = ratio(times, "every_1000", "none")
     print(f"checkpoint cost: {100 * (cost[0] - 1):+.1f} % [{100 * (cost[1] - 1):+.1f}..{100 * (cost[2] - 1):+.1f}] "
           f"(target <= 3 %), checkpoints per run incl. the final one: {counts}; "
           f"other processes used {load.fraction:.0%} of the CPUs")
+    print(f"automatic checkpoint: the writing thread spent {1e3 * med(blocked):.2f} ms per checkpoint in it "
+          f"(median of {len(blocked)}; max {1e3 * max(blocked):.2f} ms)")
     os.remove(path)
     return dict(times=times, cost=cost, counts=counts, foreign=load.fraction, load=(load_start, loadavg()),
-                repeat=args.repeat)
+                repeat=args.repeat, blocked=med(blocked))
 
 
 def rss(directory, workers):
