@@ -139,7 +139,14 @@ def image_stream_shape(data: bytes) -> tuple[int, int] | None:
     Image codecs allocate what the stream declares, not what the TIFF declares: a few
     bytes of lossless WebP can declare 16383 x 16383 pixels. Checking the header first
     keeps a segment's decode bounded by its declared shape (decompression bombs)."""
-    head = bytes(data[:65536])
+    # headers sit in the first few hundred bytes; copy a small prefix first (this runs per tile)
+    shape = _stream_shape(bytes(data[:4096]))
+    if shape is None and len(data) > 4096:
+        shape = _stream_shape(bytes(data[:65536]))  # large APPn/ICC segments before the frame header
+    return shape
+
+
+def _stream_shape(head: bytes) -> tuple[int, int] | None:
     try:
         if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn
             i = 2

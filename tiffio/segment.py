@@ -144,6 +144,26 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
     return full.reshape(shape)
 
 
+def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int],
+                       out: numpy.ndarray | None) -> numpy.ndarray | None:
+    """The common case: an 8-bit JPEG stream of exactly the segment's size, decoded straight
+    into an array of that shape. imagecodecs refuses a stream of another size before it
+    allocates anything, so no header check is needed (no decompression bomb can pass).
+    Returns None when the stream does not fit; the general path then handles it."""
+    d, h, w, s = shape
+    target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
+    try:
+        imagecodecs.jpeg8_decode(data, out=target.reshape((h, w, s) if s > 1 else (h, w)),
+                                 tables=spec.jpegtables, colorspace=spec.jpeg_colorspace,
+                                 outcolorspace=spec.jpeg_outcolorspace, shape=(h, w))
+    except Exception:
+        return None
+    if out is not None and target is not out:
+        out[...] = target
+        return out
+    return target
+
+
 def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int],
                  out: numpy.ndarray | None, where: str) -> numpy.ndarray:
     d, h, w, s = shape
@@ -194,6 +214,10 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
         return out
     d, h, w, s = shape
     code = spec.compression
+    if code == C.JPEG and spec.bits <= 8 and d == 1:
+        arr = _decode_jpeg_exact(spec, data, shape, out)
+        if arr is not None:
+            return arr
     if (code in IMAGE_DECODERS or code in JPEG_COMPRESSIONS) and code != C.OJPEG:
         _check_stream_shape(spec, data, shape, where)
     if code in JPEG_COMPRESSIONS:
