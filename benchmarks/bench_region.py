@@ -205,17 +205,17 @@ def report(windows: dict[str, Any], level: dict[str, Any], args: argparse.Namesp
     add("|---|---|---|")
     for name in WINDOWS:
         r = windows[name]
-        best = r["best_zarr"]
-        other = "zarr_mwN" if best == "zarr_mw1" else "zarr_mw1"
-        add(f"| {name} x {name} unaligned: tiffio <= 0.6 x tifffile zarr store | {r['tiffio/' + best]:.3f} vs the "
-            f"faster store config ({best.replace('_', ' ').replace('mwN', f'mw={n}')}); {r['tiffio/' + other]:.3f} vs "
-            f"the other | {verdict(r['tiffio/' + best] <= 0.6)} |")
+        add(f"| {name} x {name} unaligned: tiffio <= 0.6 x tifffile zarr store, as the issue calls it "
+            f"(`zarr.open(tif.aszarr())`, synchronous: zarr mw=1) | {r['tiffio/zarr_mw1']:.3f} | "
+            f"{verdict(r['tiffio/zarr_mw1'] <= 0.6)} |")
+        add(f"| {name} x {name} unaligned: same, vs the store's threaded mode (zarr mw={n}) | "
+            f"{r['tiffio/zarr_mwN']:.3f} | {verdict(r['tiffio/zarr_mwN'] <= 0.6)} |")
         add(f"| {name} x {name} unaligned: tiffio <= 1.15 x floor ({r['tiles']} tiles, N = {n}) | "
             f"{r['tiffio/floor']:.3f} [{r['tiffio/floor spread']}] | {verdict(r['tiffio/floor'] <= 1.15)} |")
     ok = level["tiffio_asarray/tifffile"] <= 1.0
     add(f"| whole level 2: tiffio <= tifffile asarray(maxworkers={n}) | asarray {level['tiffio_asarray/tifffile']:.3f}, "
         f"read_region {level['tiffio_region/tifffile']:.3f} | {verdict(ok)} |")
-    if big["eff_floor"] < 1.7:
+    if big["eff_tiffio"] < 1.8 and big["eff_floor"] < 1.7:
         status = (f"**inconclusive** (NOT met as measured; the machine gave even the bare codec only "
                   f"{big['eff_floor']:.2f} x: other jobs held the CPUs)")
     else:
