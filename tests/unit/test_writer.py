@@ -351,6 +351,31 @@ class FullDisk(io.BytesIO):
         return super().write(data)
 
 
+@pytest.mark.parametrize("limit", [3000, 9000])
+def test_disk_full_in_encoder_threads(limit):
+    """ENOSPC while an encoder thread stores its tile: raised by a later call, the tile is missing."""
+    data = image((128, 128))
+    sink = FullDisk(limit)
+    w = tiffio.TiffWriter(sink, checkpoint_every=None, checkpoint_seconds=None)
+    im = w.add_image(data.shape, "uint8", tile=(16, 16), compression="zstd", workers=2)
+    with pytest.raises(tiffio.SourceError) as info:
+        write_all(im, data)
+        w.flush()
+    assert info.value.errno == errno.ENOSPC
+    for _ in range(100):  # tiles still in flight when it was raised fail too
+        try:
+            w.flush()
+            break
+        except tiffio.SourceError:
+            pass
+    w.flush()
+    stored = int((im._offsets != 0).sum())
+    assert len(im.missing_tiles()) >= 64 - stored > 0
+    with pytest.raises(tiffio.SourceError):
+        w.close()
+    assert w.closed
+
+
 @pytest.mark.parametrize("limit", [100, 900, 2000, 3500, 5000, 7000])
 def test_disk_full(limit):
     data = image((64, 64))
