@@ -201,21 +201,23 @@ class StrileArray:
         return numpy.frombuffer(data, self._dtype).astype(numpy.int64)
 
     def __getitem__(self, index: int) -> int:
+        # hot path (one lookup per segment read): blocks are kept as Python lists, whose
+        # indexing is several times cheaper than numpy scalar access + int()
+        block, pos = divmod(index, self.block_entries)
+        values = self._blocks.get(block)
+        if values is not None and 0 <= index:
+            return values[pos]
         if not 0 <= index < self.length:
             raise IndexError(index)
+        first = block * self.block_entries
+        n = min(self.block_entries, self.length - first)
         if self._all is not None:
-            return int(self._all[index])
-        if self.length <= self.block_entries:
-            self.to_numpy()
-            return int(self._all[index])  # type: ignore[index]
-        block = index // self.block_entries
-        values = self._blocks.get(block)
-        if values is None:
-            first = block * self.block_entries
-            values = self._read(first, min(self.block_entries, self.length - first))
-            with self._lock:
-                self._blocks[block] = values
-        return int(values[index % self.block_entries])
+            values = self._all[first: first + n].tolist()
+        else:
+            values = self._read(first, n).tolist()
+        with self._lock:
+            self._blocks[block] = values
+        return values[pos]
 
     def to_numpy(self) -> numpy.ndarray:
         """All values as an int64 array (one read)."""
@@ -223,7 +225,6 @@ class StrileArray:
             values = self._read(0, self.length) if self.length else numpy.zeros(0, numpy.int64)
             with self._lock:
                 self._all = values
-                self._blocks.clear()
         return self._all
 
     def __iter__(self) -> Iterator[int]:

@@ -618,11 +618,11 @@ class IFD:
             self.grid.coords(index)  # raises TiffIndexError with the range
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
-        offset = offsets[index] if index < len(offsets) else 0
+        offset = offsets[index] if index < offsets.length else 0
         if counts is None:
             count = self._estimated_byte_count(index, offset)
         else:
-            count = counts[index] if index < len(counts) else 0
+            count = counts[index] if index < counts.length else 0
         return offset, count
 
     def _estimated_byte_count(self, index: int, offset: int) -> int:
@@ -718,6 +718,58 @@ class IFD:
         vd, vh, vw = self.grid.valid_shape(index)
         return self._segment_axes((vd, vh, vw, self.grid.segment_samples))
 
+    @cached_property
+    def _fast_jpeg_reader(self) -> Any:
+        """A prepared closure for the hot case - an 8-bit JPEG tile of a local file whose
+        strile blocks are loaded - with no layers in between (tifffile prepares one decode
+        closure per page the same way). It returns None for anything else (not loaded,
+        sparse, outside the file, a stream of another size, any codec error) and the
+        general path then reads the segment and reports problems."""
+        from .sources import FileSource
+        source = self._tiff.source
+        spec = self.spec
+        if not (isinstance(source, FileSource) and getattr(os, "pread", None) and self.is_tiled
+                and spec.compression == Compression.JPEG and spec.bits <= 8 and self.depth == 1
+                and self.segment_byte_counts is not None):
+            return None
+        import imagecodecs
+        tiff = self._tiff
+        pread, fd, size = os.pread, source.fileno(), source.size
+        offsets, counts = self.segment_offsets, self.segment_byte_counts
+        entries, count = StrileArray.block_entries, self.grid.count
+        max_bytes = self._ctx.limits.max_segment_bytes
+        d, h, w, s = self.grid.stored_shape(0)
+        shape = self._segment_axes((d, h, w, s))
+        dtype, decode = spec.dtype, imagecodecs.jpeg8_decode
+        tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
+        auto_rgb = colorspace == "auto-rgb"
+
+        def read(index: int) -> numpy.ndarray | None:
+            if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
+                return None
+            block, pos = divmod(index, entries)
+            offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
+            if offs is None or cnts is None:
+                return None
+            offset, nbytes = offs[pos], cnts[pos]
+            if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
+                return None
+            try:
+                data = pread(fd, nbytes, offset)
+            except OSError:
+                return None
+            source.requests += 1
+            source.bytes_read += len(data)
+            out = numpy.empty(shape, dtype)
+            cs = (None if data[6:10] == b"JFIF" else 2) if auto_rgb else colorspace
+            try:
+                decode(data, tables=tables, colorspace=cs, outcolorspace=outcolorspace, shape=(h, w), out=out)
+            except Exception:
+                return None
+            return out
+
+        return read
+
     def _segment_axes(self, dhws: tuple[int, int, int, int]) -> tuple[int, ...]:
         d, h, w, s = dhws
         shape: tuple[int, ...] = (h, w)
@@ -803,6 +855,12 @@ class IFD:
         (:meth:`segment_valid_shape`). Sparse segments are filled with ``fill``
         (default: GDAL_NODATA if the IFD has it, else 0).
         """
+        if not valid and fill is None:
+            fast = self._fast_jpeg_reader
+            if fast is not None:
+                arr = fast(index)
+                if arr is not None:
+                    return arr
         self._tiff._check_open()
         arr = self._decode(index, self._fill_value(fill))
         if valid:

@@ -1,0 +1,60 @@
+"""read_segment's prepared fast path for 8-bit JPEG tiles must give exactly what the general
+path and tifffile give, count its reads, and leave every unusual case to the general path."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy
+import pytest
+
+import tiffio
+
+from ..conftest import FIXTURES
+
+tifffile = pytest.importorskip("tifffile")
+
+ROWS = [r for r in csv.DictReader((FIXTURES / "MANIFEST.tsv").open(), delimiter="\t")
+        if r["compression"] == "JPEG" and r["tiled"] != "strips"]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["path"] for r in ROWS])
+def test_fast_path_equals_general_path_and_tifffile(row):
+    path = FIXTURES / row["path"]
+    with tiffio.open(path) as tif, tifffile.TiffFile(path) as tf:
+        ifd, page = tif.ifds[0], tf.pages[0]
+        if ifd.bits_per_sample > 8 or ifd.depth > 1:
+            pytest.skip("not the fast path's case")
+        for i in range(ifd.segment_count):
+            general = ifd.read_segment(i, fill=0)        # fill= forces the general path
+            before = tif.source.bytes_read
+            fast = ifd.read_segment(i)                   # blocks are loaded now: the fast path
+            assert ifd._fast_jpeg_reader is not None
+            assert tif.source.bytes_read - before == ifd.segment_location(i)[1] or ifd.is_sparse(i)
+            assert fast.shape == general.shape and fast.dtype == general.dtype
+            assert numpy.array_equal(fast, general)
+            data = ifd.read_segment_bytes(i)
+            # tifffile cannot decode RGB JPEG in separate planes (libtiff agrees with tiffio there:
+            # tests/crossval/test_fixtures.py); for those the general path is the reference
+            if data and not (ifd.is_separate and ifd.photometric == 2):
+                ref = page.decode(data, i, jpegtables=page.jpegtables)[0]
+                assert numpy.array_equal(fast.reshape(-1), ref.reshape(-1)[: fast.size])
+        tif.close()
+        with pytest.raises(tiffio.TiffUsageError):
+            ifd.read_segment(0)
+
+
+def test_fast_path_falls_back_on_a_broken_tile(tmp_path):
+    data = (numpy.random.default_rng(0).random((64, 64, 3)) * 255).astype(numpy.uint8)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, data, tile=(32, 32), compression="jpeg")
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        offset, count = tif.ifds[0].segment_location(3)
+    raw[offset + 2: offset + count] = b"\x00" * (count - 2)  # keep SOI, destroy the rest
+    path.write_bytes(bytes(raw))
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        ifd.read_segment(0)  # loads the strile blocks
+        with pytest.raises(tiffio.CorruptSegmentError, match="segment 3"):
+            ifd.read_segment(3)
