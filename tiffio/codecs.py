@@ -185,6 +185,21 @@ def _stream_shape(head: bytes) -> tuple[int, int] | None:
             return h, w
         if head[:2] == b"\xff\x0a" or head[4:12] == b"JXL \r\n\x87\n":
             return _jpegxl_shape(head)
+        if head[:6] == b"Lerc2 ":  # LERC 2: version, [checksum if version >= 3], rows, columns
+            (version,) = struct.unpack_from("<i", head, 6)
+            rows, cols = struct.unpack_from("<ii", head, 14 if version >= 3 else 10)
+            return max(rows, 0), max(cols, 0)
+        if head[:4] == b"II\xbc\x01":  # JPEG XR: a TIFF-like IFD with width 0xBC80, height 0xBC81
+            (ifd,) = struct.unpack_from("<I", head, 4)
+            (n,) = struct.unpack_from("<H", head, ifd)
+            dims = {}
+            for k in range(min(n, 64)):
+                tag, ftype, _, value = struct.unpack_from("<HHII", head, ifd + 2 + 12 * k)
+                if tag in (0xBC80, 0xBC81):
+                    dims[tag] = value & 0xFFFF if ftype == 3 else value
+            if len(dims) == 2:
+                return dims[0xBC81], dims[0xBC80]
+            return None
         pos = head.find(b"\xff\x4f\xff\x51")  # JPEG 2000 codestream: SOC, SIZ
         if pos >= 0 and (pos == 0 or head[4:8] == b"jP  " or b"jp2c" in head[:pos]):
             xsiz, ysiz, xo, yo = struct.unpack_from(">IIII", head, pos + 8)

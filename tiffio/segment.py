@@ -218,7 +218,7 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
         arr = _decode_jpeg_exact(spec, data, shape, out)
         if arr is not None:
             return arr
-    if (code in IMAGE_DECODERS or code in JPEG_COMPRESSIONS) and code != C.OJPEG:
+    if (code in IMAGE_DECODERS or code in JPEG_COMPRESSIONS or code == C.LERC) and code != C.OJPEG:
         _check_stream_shape(spec, data, shape, where)
     if code in JPEG_COMPRESSIONS:
         arr = _decode_jpeg(spec, data, shape, out, where)
