@@ -14,7 +14,7 @@ limit                  default    what it bounds
 ``max_subifd_depth``   8          nesting of SubIFDs
 ``max_segment_bytes``  1 GiB      stored and decoded bytes of one tile or strip; codecs
                                   are told to stop at the segment's declared size, and
-                                  image-codec headers (JPEG, WebP, PNG, JPEG 2000, JPEG XL) are
+                                  image-codec headers (JPEG, WebP, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC) are
                                   checked against it before decoding, so a decompression
                                   bomb cannot produce more
 ``max_output_bytes``   4 GiB      bytes of one array from asarray / read_region
