@@ -748,6 +748,17 @@ class IFD:
         dtype, decode = spec.dtype, imagecodecs.jpeg8_decode
         tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
         auto_rgb = colorspace == "auto-rgb"
+
+        def locate(index: int) -> tuple[int, int]:
+            """(offset, byte count) from loaded strile blocks; (0, 0) sends to the general path."""
+            if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
+                return 0, 0
+            block, pos = divmod(index, entries)
+            offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
+            if offs is None or cnts is None:
+                return 0, 0
+            return offs[pos], cnts[pos]
+
         if raw:
             file_dtype = dtype.newbyteorder(tiff.byteorder)
             need = d * h * w * s * dtype.itemsize
@@ -755,13 +766,7 @@ class IFD:
             preadv = os.preadv
 
             def read_raw(index: int) -> numpy.ndarray | None:
-                if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
-                    return None
-                block, pos = divmod(index, entries)
-                offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
-                if offs is None or cnts is None:
-                    return None
-                offset, nbytes = offs[pos], cnts[pos]
+                offset, nbytes = locate(index)
                 if not offset or nbytes < need or offset + need > size:
                     return None
                 buf = bytearray(need)
@@ -779,13 +784,7 @@ class IFD:
             return read_raw
 
         def read(index: int) -> numpy.ndarray | None:
-            if tiff.__dict__.get("_closed_flag") or not 0 <= index < count:
-                return None
-            block, pos = divmod(index, entries)
-            offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
-            if offs is None or cnts is None:
-                return None
-            offset, nbytes = offs[pos], cnts[pos]
+            offset, nbytes = locate(index)
             if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
                 return None
             try:
