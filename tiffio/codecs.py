@@ -99,6 +99,47 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) of a JPEG stream's first frame header (SOFn), None when
+    there is none in the first 64 KiB.
+
+    imagecodecs (2026.3.6) leaks its whole libjpeg decompressor (14-22 KB) each time
+    ``jpeg8_decode`` / ``jpeg_decode`` refuse an ``out=`` array whose shape is not the
+    stream's (found by fuzzing: a reader of edge strips or of corrupt files grew by
+    ~1 GB over 350,000 decodes). Callers decode into ``out`` only when this matches.
+    """
+    head = bytes(data[:4096])
+    frame = _jpeg_frame(head)
+    if frame is None and len(data) > 4096:
+        frame = _jpeg_frame(bytes(data[:65536]))  # large APPn/ICC segments first
+    return frame
+
+
+def _jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
+    if head[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(head)
+    try:
+        while i + 4 <= n:
+            if head[i] != 0xFF:
+                return None
+            marker = head[i + 1]
+            if marker == 0xFF:
+                i += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            if marker in _JPEG_SOF:
+                return struct.unpack_from(">HHB", head, i + 5)
+            if marker in (0xDA, 0xD9):
+                return None
+            i += 2 + struct.unpack_from(">H", head, i + 2)[0]
+    except struct.error:
+        return None
+    return None
+
+
 def _jpegxl_shape(head: bytes) -> tuple[int, int] | None:
     """(height, width) from a JPEG XL SizeHeader (ISO/IEC 18181-1), bare codestream or container."""
     pos = 0
@@ -149,24 +190,8 @@ def image_stream_shape(data: bytes) -> tuple[int, int] | None:
 def _stream_shape(head: bytes) -> tuple[int, int] | None:
     try:
         if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn
-            i = 2
-            while i + 4 <= len(head):
-                if head[i] != 0xFF:
-                    return None
-                marker = head[i + 1]
-                if marker == 0xFF:
-                    i += 1
-                    continue
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                    i += 2
-                    continue
-                if marker in _JPEG_SOF:
-                    h, w = struct.unpack_from(">HH", head, i + 5)
-                    return h, w
-                if marker in (0xDA, 0xD9):
-                    return None
-                i += 2 + struct.unpack_from(">H", head, i + 2)[0]
-            return None
+            frame = _jpeg_frame(head)
+            return None if frame is None else frame[:2]
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             chunk = head[12:16]
             if chunk == b"VP8 ":

@@ -17,7 +17,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy
 
-from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name
+from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name, jpeg_frame
 from .enums import Compression, PlanarConfiguration, enum_or_int
 from .errors import (LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError,
                      TruncatedError, UnsupportedFeatureError)
@@ -151,6 +151,9 @@ class TiffFile:
             if self._owns_source:  # a ByteSource the caller passed in stays open
                 src.close()
             self._closed_flag = True
+        ifds = self.__dict__.get("ifds")
+        if ifds is not None:
+            ifds._release()
 
     def _check_open(self) -> None:
         if getattr(self, "_closed_flag", False):
@@ -198,6 +201,13 @@ class IFDSequence(Sequence):
             return False
         self._items.append(IFD(self._tiff, entries, len(self._items), f"{self._path} {len(self._items)}", self._depth))
         return True
+
+    def _release(self) -> None:
+        """Drop the per-thread decode buffers of every IFD parsed so far (TiffFile.close)."""
+        with self._lock:
+            items = list(self._items)
+        for ifd in items:
+            ifd._release()
 
     def __getitem__(self, index: int) -> IFD:  # type: ignore[override]
         self._tiff._check_open()
@@ -284,6 +294,12 @@ class IFD:
 
     def __repr__(self) -> str:
         return f"<tiffio.IFD {self.path} @{self.offset}>"
+
+    def _release(self) -> None:
+        """Drop this IFD's (and its parsed SubIFDs') per-thread decode buffers."""
+        self._local = threading.local()
+        for sub in self.__dict__.get("subifds", ()):
+            sub._release()
 
     @cached_property
     def where(self) -> str:
@@ -748,6 +764,7 @@ class IFD:
         dtype, decode = spec.dtype, imagecodecs.jpeg8_decode
         tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
         auto_rgb = colorspace == "auto-rgb"
+        frame, stream = jpeg_frame, (h, w, s)
 
         def locate(index: int) -> tuple[int, int]:
             """(offset, byte count) from loaded strile blocks; (0, 0) sends to the general path."""
@@ -793,6 +810,8 @@ class IFD:
                 return None
             source.requests += 1
             source.bytes_read += len(data)
+            if frame(data) != stream:
+                return None  # the general path decodes it (an out= imagecodecs refuses leaks)
             out = numpy.empty(shape, dtype)
             cs = (None if data[6:10] == b"JFIF" else 2) if auto_rgb else colorspace
             try:

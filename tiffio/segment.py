@@ -19,7 +19,7 @@ import imagecodecs
 import numpy
 
 from .codecs import (BYTE_DECODERS, CCITT_COMPRESSIONS, IMAGE_DECODERS, JPEG_COMPRESSIONS, call_codec,
-                     compression_name, image_stream_shape, require_byte_decoder)
+                     compression_name, image_stream_shape, jpeg_frame, require_byte_decoder)
 from .enums import Compression as C
 from .errors import CorruptSegmentError, TiffFormatWarning, UnsupportedFeatureError
 from .predictors import undo_predictor
@@ -151,6 +151,8 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, in
     allocates anything, so no header check is needed (no decompression bomb can pass).
     Returns None when the stream does not fit; the general path then handles it."""
     d, h, w, s = shape
+    if jpeg_frame(data) != (h, w, s):
+        return None  # never hand imagecodecs an out= it will refuse: that leaks (codecs.jpeg_frame)
     target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
     try:
         imagecodecs.jpeg8_decode(data, out=target.reshape((h, w, s) if s > 1 else (h, w)),
@@ -173,7 +175,7 @@ def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int
         # decode straight into the destination when its shape is the stream's: this also
         # bounds the allocation by the declared tile size (no decompression bombs)
         target = None
-        if out is not None and out.flags.c_contiguous:
+        if out is not None and out.flags.c_contiguous and jpeg_frame(data) == (h, w, s):
             target = out.reshape((h, w, s) if s > 1 else (h, w))
         try:
             return imagecodecs.jpeg8_decode(data, out=target, **kwargs)

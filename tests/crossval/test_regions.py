@@ -6,6 +6,7 @@ import csv
 import logging
 import threading
 import warnings
+import weakref
 
 import numpy
 import pytest
@@ -214,6 +215,18 @@ def test_read_after_close_raises_usage_error():
         ifd.read_segment(0)
     with pytest.raises(tiffio.TiffUsageError):
         tif.ifds[0]
+
+
+def test_close_releases_decode_buffers():
+    # read_region keeps one decode buffer per thread and segment shape; close() drops
+    # them at once rather than when the IFD happens to be garbage-collected
+    tif = tiffio.open(FIXTURES / "gdal" / "cog_jpeg_rgb.tif")
+    ifd = tif.ifds[0]
+    ifd.read_region(0, 0, 300, 280, workers=1)
+    refs = [weakref.ref(buf) for buf in ifd._local.buffers.values()]
+    assert refs and all(ref() is not None for ref in refs)
+    tif.close()
+    assert all(ref() is None for ref in refs)
 
 
 def test_region_argument_errors():
