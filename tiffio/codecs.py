@@ -17,6 +17,7 @@ This module is the boundary where imagecodecs' exceptions become tiffio errors.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -99,14 +100,14 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
-    """(height, width, components) of a JPEG stream's first frame header (SOFn), None when
-    there is none in the first 64 KiB.
+def jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """(precision, height, width, components) of a JPEG stream's first frame header (SOFn),
+    None when there is none in the first 64 KiB.
 
-    imagecodecs (2026.3.6) leaks its whole libjpeg decompressor (14-22 KB) each time
-    ``jpeg8_decode`` / ``jpeg_decode`` refuse an ``out=`` array whose shape is not the
-    stream's (found by fuzzing: a reader of edge strips or of corrupt files grew by
-    ~1 GB over 350,000 decodes). Callers decode into ``out`` only when this matches.
+    imagecodecs (2026.3.6) leaks its whole libjpeg decompressor (14-63 KB) each time
+    ``jpeg8_decode`` / ``jpeg_decode`` refuse an ``out=`` array whose shape or dtype is not
+    the stream's (found by fuzzing: a reader of corrupt files grew by ~1 GB over 350,000
+    decodes). Callers decode into ``out`` only when this matches.
     """
     head = bytes(data[:4096])
     frame = _jpeg_frame(head)
@@ -115,7 +116,7 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
     return frame
 
 
-def _jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
+def _jpeg_frame(head: bytes) -> tuple[int, int, int, int] | None:
     if head[:2] != b"\xff\xd8":
         return None
     i, n = 2, len(head)
@@ -131,13 +132,46 @@ def _jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
                 i += 2
                 continue
             if marker in _JPEG_SOF:
-                return struct.unpack_from(">HHB", head, i + 5)
+                return struct.unpack_from(">BHHB", head, i + 4)
             if marker in (0xDA, 0xD9):
                 return None
             i += 2 + struct.unpack_from(">H", head, i + 2)[0]
     except struct.error:
         return None
     return None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_stream_problem(data: bytes, require_end: bool = True) -> str | None:
+    """What makes a PNG stream undecodable at the chunk level - a chunk running past the
+    end, a critical chunk whose CRC is wrong - or None.
+
+    libpng rejects both too, but imagecodecs (2026.3.6) leaks its libpng state (~12 KB)
+    on every decode that fails inside libpng, so such streams are refused before the
+    codec sees them (found by fuzzing). Ancillary chunks with a bad CRC are ignored, as
+    libpng does. A stream that stops at a chunk boundary without IEND is refused only
+    with ``require_end`` (strict mode; libpng decodes it when all pixel data is there).
+    A stream whose chunks are sound but whose deflated pixels are corrupt still reaches
+    the codec (checking that would mean inflating it twice)."""
+    if data[:8] != _PNG_SIGNATURE:
+        return None  # not PNG: let the codec say what it is
+    view = memoryview(data)
+    pos, size = 8, len(data)
+    while pos + 12 <= size:
+        length, kind = struct.unpack_from(">I4s", view, pos)
+        end = pos + 12 + length
+        if end > size:
+            return f"PNG chunk {kind!r} at byte {pos} needs {length + 12} bytes; the stream has {size - pos} left"
+        if 65 <= kind[0] <= 90:  # critical chunk (upper-case first letter): libpng checks its CRC
+            (crc,) = struct.unpack_from(">I", view, end - 4)
+            if zlib.crc32(view[pos + 4: end - 4]) != crc:
+                return f"PNG chunk {kind!r} at byte {pos}: CRC mismatch"
+        if kind == b"IEND":
+            return None
+        pos = end
+    return f"PNG stream of {size} bytes ends without an IEND chunk" if require_end else None
 
 
 def _jpegxl_shape(head: bytes) -> tuple[int, int] | None:
@@ -191,7 +225,7 @@ def _stream_shape(head: bytes) -> tuple[int, int] | None:
     try:
         if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn
             frame = _jpeg_frame(head)
-            return None if frame is None else frame[:2]
+            return None if frame is None else frame[1:3]
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             chunk = head[12:16]
             if chunk == b"VP8 ":

@@ -748,7 +748,7 @@ class IFD:
         if not (isinstance(source, FileSource) and getattr(os, "pread", None) and self.is_tiled
                 and self.depth == 1 and self.segment_byte_counts is not None):
             return None
-        jpeg = spec.compression == Compression.JPEG and spec.bits <= 8
+        jpeg = spec.compression == Compression.JPEG and spec.bits <= 8 and spec.dtype == numpy.uint8
         raw = (spec.compression == 1 and spec.predictor == 1 and spec.fillorder == 1
                and spec.bits in (8, 16, 32, 64) and spec.sampleformat != 5 and hasattr(os, "preadv"))
         if not (jpeg or raw):
@@ -764,7 +764,7 @@ class IFD:
         dtype, decode = spec.dtype, imagecodecs.jpeg8_decode
         tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
         auto_rgb = colorspace == "auto-rgb"
-        frame, stream = jpeg_frame, (h, w, s)
+        frame, stream = jpeg_frame, (8, h, w, s)
 
         def locate(index: int) -> tuple[int, int]:
             """(offset, byte count) from loaded strile blocks; (0, 0) sends to the general path."""

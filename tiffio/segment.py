@@ -19,7 +19,8 @@ import imagecodecs
 import numpy
 
 from .codecs import (BYTE_DECODERS, CCITT_COMPRESSIONS, IMAGE_DECODERS, JPEG_COMPRESSIONS, call_codec,
-                     compression_name, image_stream_shape, jpeg_frame, require_byte_decoder)
+                     compression_name, image_stream_shape, jpeg_frame, png_stream_problem,
+                     require_byte_decoder)
 from .enums import Compression as C
 from .errors import CorruptSegmentError, TiffFormatWarning, UnsupportedFeatureError
 from .predictors import undo_predictor
@@ -151,7 +152,7 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, in
     allocates anything, so no header check is needed (no decompression bomb can pass).
     Returns None when the stream does not fit; the general path then handles it."""
     d, h, w, s = shape
-    if jpeg_frame(data) != (h, w, s):
+    if spec.dtype != numpy.uint8 or jpeg_frame(data) != (8, h, w, s):
         return None  # never hand imagecodecs an out= it will refuse: that leaks (codecs.jpeg_frame)
     target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
     try:
@@ -175,7 +176,8 @@ def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int
         # decode straight into the destination when its shape is the stream's: this also
         # bounds the allocation by the declared tile size (no decompression bombs)
         target = None
-        if out is not None and out.flags.c_contiguous and jpeg_frame(data) == (h, w, s):
+        if out is not None and out.flags.c_contiguous and out.dtype == numpy.uint8 \
+                and jpeg_frame(data) == (8, h, w, s):
             target = out.reshape((h, w, s) if s > 1 else (h, w))
         try:
             return imagecodecs.jpeg8_decode(data, out=target, **kwargs)
@@ -227,6 +229,10 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
         if out is not None and arr is not None and numpy.shares_memory(arr, out):
             return out
     elif code in IMAGE_DECODERS:
+        if code == C.PNG:
+            problem = png_stream_problem(data, require_end=spec.strict)
+            if problem:
+                raise CorruptSegmentError(f"{where}: {problem}")
         if code in (C.WEBP, C.WEBP_OLD) and spec.webp_alpha:
             arr = call_codec(IMAGE_DECODERS[code], where, data, hasalpha=True)
         else:
