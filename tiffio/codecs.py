@@ -109,33 +109,35 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
     the stream's (found by fuzzing: a reader of corrupt files grew by ~1 GB over 350,000
     decodes). Callers decode into ``out`` only when this matches.
     """
-    head = bytes(data[:4096])
-    frame = _jpeg_frame(head)
-    if frame is None and len(data) > 4096:
-        frame = _jpeg_frame(bytes(data[:65536]))  # large APPn/ICC segments first
-    return frame
+    return _jpeg_frame(data, 65536)
 
 
-def _jpeg_frame(head: bytes) -> tuple[int, int, int, int] | None:
+_JPEG_MARKER = struct.Struct(">BBH")
+_JPEG_SOF_FIELDS = struct.Struct(">BHHB")
+
+
+def _jpeg_frame(head: bytes, limit: int | None = None) -> tuple[int, int, int, int] | None:
+    """Walk the markers from SOI to the first SOFn (at most ``limit`` bytes; runs per tile)."""
     if head[:2] != b"\xff\xd8":
         return None
-    i, n = 2, len(head)
+    n = len(head) if limit is None else min(len(head), limit)
+    unpack = _JPEG_MARKER.unpack_from
+    i = 2
     try:
         while i + 4 <= n:
-            if head[i] != 0xFF:
+            ff, marker, length = unpack(head, i)
+            if ff != 0xFF:
                 return None
-            marker = head[i + 1]
+            if marker in _JPEG_SOF:
+                return _JPEG_SOF_FIELDS.unpack_from(head, i + 4) if i + 10 <= n else None
             if marker == 0xFF:
                 i += 1
-                continue
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
                 i += 2
-                continue
-            if marker in _JPEG_SOF:
-                return struct.unpack_from(">BHHB", head, i + 4)
-            if marker in (0xDA, 0xD9):
+            elif marker in (0xDA, 0xD9):
                 return None
-            i += 2 + struct.unpack_from(">H", head, i + 2)[0]
+            else:
+                i += 2 + length
     except struct.error:
         return None
     return None
