@@ -120,6 +120,8 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
             queue.put((worker, dict(counts), None, index + 1))
             counts.clear()
             last_flush = now
+    # the peak over this worker process's life (since its last restart): a slow leak shows here
+    counts[f"peak_rss_mib_w{worker}"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
     queue.put((worker, dict(counts), stop, stop))
     queue.close()
     queue.join_thread()
@@ -259,6 +261,8 @@ def main() -> None:
         "crashes": totals["CRASH"],
         "outcomes_lost_in_crashes": totals["outcome_lost_in_crash"],
         "slow_decodes": totals["slow"],
+        "final_worker_peak_rss_mib": {k[len("peak_rss_mib_"):]: v for k, v in sorted(totals.items())
+                                      if k.startswith("peak_rss_mib_")},
     }
     print(json.dumps(summary, indent=1), flush=True)
 
