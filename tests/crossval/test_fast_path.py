@@ -76,3 +76,40 @@ def test_uncompressed_fast_path_equals_general_path(tmp_path, byteorder, dtype):
             assert numpy.array_equal(fast, general) and fast.flags.writeable
         assert ifd._fast_reader is not None
         assert numpy.array_equal(ifd.asarray(), data)
+
+
+def test_fast_path_threads_keep_their_own_read_buffers(tmp_path):
+    """The fast path reads each tile into a per-thread reusable buffer: 16 threads reading
+    tiles of different sizes from one TiffFile get exactly the single-thread arrays, and
+    close() drops the buffers."""
+    import threading
+    rng = numpy.random.default_rng(3)
+    # tiles of very different compressed sizes (flat vs noisy), so buffers grow while in use
+    data = numpy.zeros((256, 256, 3), numpy.uint8)
+    data[::2] = (rng.random((128, 256, 3)) * 255).astype(numpy.uint8)
+    data[:, :64] = 7
+    path = tmp_path / "threads.tif"
+    tifffile.imwrite(path, data, tile=(32, 32), compression="jpeg")
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        expected = [ifd.read_segment(i, fill=0) for i in range(ifd.segment_count)]  # general path
+        ifd.read_segment(0)
+        assert ifd._fast_reader is not None and hasattr(ifd._local, "read_view")
+        order = [int(i) for i in rng.integers(0, ifd.segment_count, 16 * 200)]
+        errors: list[BaseException] = []
+
+        def reader(k: int) -> None:
+            try:
+                for i in order[k::16]:
+                    if not numpy.array_equal(ifd.read_segment(i), expected[i]):
+                        errors.append(AssertionError(f"tile {i} differs in thread {k}"))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+    assert not hasattr(ifd._local, "read_view")

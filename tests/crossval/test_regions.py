@@ -225,8 +225,10 @@ def test_close_releases_decode_buffers():
     ifd.read_region(0, 0, 300, 280, workers=1)
     refs = [weakref.ref(buf) for buf in ifd._local.buffers.values()]
     assert refs and all(ref() is not None for ref in refs)
+    assert hasattr(ifd._local, "read_view")  # the reusable read buffer of this thread
     tif.close()
     assert all(ref() is None for ref in refs)
+    assert not hasattr(ifd._local, "read_view")  # the reusable read buffer went with them
 
 
 def test_region_argument_errors():
