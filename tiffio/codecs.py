@@ -116,8 +116,23 @@ _JPEG_MARKER = struct.Struct(">BBH")
 _JPEG_SOF_FIELDS = struct.Struct(">BHHB")
 
 
+def jpeg_frame_prefix(data: bytes) -> bytes | None:
+    """The stream's bytes from SOI through the first frame header's size fields (SOFn marker
+    + 8 bytes), or None. Another stream that starts with exactly these bytes has the same
+    ``jpeg_frame``: the marker walk reads nothing past them. Tiles of one image share this
+    prefix, so comparing it (~0.3 us) replaces the walk (~2.5 us) per tile."""
+    i = _jpeg_sof_offset(data, 65536)
+    return None if i is None else bytes(data[: i + 10])
+
+
 def _jpeg_frame(head: bytes, limit: int | None = None) -> tuple[int, int, int, int] | None:
     """Walk the markers from SOI to the first SOFn (at most ``limit`` bytes; runs per tile)."""
+    i = _jpeg_sof_offset(head, limit)
+    return None if i is None else _JPEG_SOF_FIELDS.unpack_from(head, i + 4)
+
+
+def _jpeg_sof_offset(head: bytes, limit: int | None = None) -> int | None:
+    """Offset of the first SOFn marker whose size fields lie within ``limit`` bytes, or None."""
     if head[:2] != b"\xff\xd8":
         return None
     n = len(head) if limit is None else min(len(head), limit)
@@ -129,7 +144,7 @@ def _jpeg_frame(head: bytes, limit: int | None = None) -> tuple[int, int, int, i
             if ff != 0xFF:
                 return None
             if marker in _JPEG_SOF:
-                return _JPEG_SOF_FIELDS.unpack_from(head, i + 4) if i + 10 <= n else None
+                return i if i + 10 <= n else None
             if marker == 0xFF:
                 i += 1
             elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:

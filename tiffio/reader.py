@@ -17,7 +17,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy
 
-from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name, jpeg_frame
+from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name, jpeg_frame, jpeg_frame_prefix
 from .enums import Compression, PlanarConfiguration, enum_or_int
 from .errors import (LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError,
                      TruncatedError, UnsupportedFeatureError)
@@ -809,6 +809,8 @@ class IFD:
             return read_raw
 
         preadv, ifd = getattr(os, "preadv", None), self
+        known = [b""]  # header prefix of a stream that matched (codecs.jpeg_frame_prefix)
+        frame_prefix = jpeg_frame_prefix
         reuse_max = _READ_BUFFER_MAX if preadv is not None else 0
 
         def read(index: int) -> numpy.ndarray | None:
@@ -829,15 +831,20 @@ class IFD:
                 return None
             source.requests += 1
             source.bytes_read += len(data)
-            if frame(data) != stream:
-                return None  # the general path decodes it (an out= imagecodecs refuses leaks)
-            out = numpy.empty(shape, dtype)
+            # the stream must be an 8-bit frame of exactly the tile's shape: that bounds what the
+            # codec allocates (no decompression bomb). Tiles of one image share the header bytes
+            # up to the frame header, so one known prefix usually replaces the marker walk.
+            head = known[0]
+            if not head or data[: len(head)] != head:
+                if frame(data) != stream:
+                    return None  # the general path decodes it and reports what is wrong
+                known[0] = frame_prefix(data) or b""
             cs = (None if data[6:10] == b"JFIF" else 2) if auto_rgb else colorspace
-            try:
-                decode(data, tables=tables, colorspace=cs, outcolorspace=outcolorspace, shape=(h, w), out=out)
+            try:  # the codec allocates the array (the check above bounds it); slightly faster than out=
+                out = decode(data, tables=tables, colorspace=cs, outcolorspace=outcolorspace, shape=(h, w))
             except Exception:
                 return None
-            return out
+            return out if out.shape == shape and out.dtype == dtype else None
 
         return read
 

@@ -113,3 +113,46 @@ def test_fast_path_threads_keep_their_own_read_buffers(tmp_path):
             t.join()
         assert not errors, errors[:3]
     assert not hasattr(ifd._local, "read_view")
+
+
+@pytest.mark.parametrize("height", [33, 16, 60000])
+def test_fast_path_never_decodes_a_frame_of_another_shape(tmp_path, monkeypatch, height):
+    """The fast path remembers the header bytes of a stream that matched the tile's shape and
+    skips the marker walk for tiles that start with exactly those bytes; a tile whose frame
+    header differs (here: its height) must still be checked and never reach the codec."""
+    import struct
+
+    import imagecodecs
+
+    from tiffio.codecs import jpeg_frame, jpeg_frame_prefix
+    data = (numpy.random.default_rng(5).random((64, 64, 3)) * 255).astype(numpy.uint8)
+    path = tmp_path / "frames.tif"
+    tifffile.imwrite(path, data, tile=(32, 32), compression="jpeg", photometric="rgb")
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        offset, count = tif.ifds[0].segment_location(1)
+    stream = bytes(raw[offset: offset + count])
+    prefix = jpeg_frame_prefix(stream)
+    assert prefix is not None and jpeg_frame(stream) == (8, 32, 32, 3)
+    struct.pack_into(">H", raw, offset + len(prefix) - 5, height)  # SOFn: P, Y (height), X, Nf
+    path.write_bytes(bytes(raw))
+
+    seen = []
+    real = imagecodecs.jpeg8_decode
+
+    def spy(data, *args, **kwargs):
+        seen.append(jpeg_frame(bytes(data)))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", spy)
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        ifd.read_segment(0)
+        ifd.read_segment(0)  # strile blocks loaded: the fast path, with tile 0's prefix known
+        fast = ifd._fast_reader
+        assert fast is not None and seen == [(8, 32, 32, 3)] * 2
+        assert fast(1) is None  # refused: the general path takes it
+        assert len(seen) == 2, "the fast path handed the codec a frame of another shape"
+        with pytest.raises(tiffio.TiffError):
+            ifd.read_segment(1)  # the general path: the stream is not the tile's shape
+        assert fast(2) is not None and numpy.array_equal(fast(2), ifd.read_segment(2, fill=0))
