@@ -10,7 +10,7 @@ import pytest
 
 import tiffio
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, run_in_threads
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -82,7 +82,6 @@ def test_fast_path_threads_keep_their_own_read_buffers(tmp_path):
     """The fast path reads each tile into a per-thread reusable buffer: 16 threads reading
     tiles of different sizes from one TiffFile get exactly the single-thread arrays, and
     close() drops the buffers."""
-    import threading
     rng = numpy.random.default_rng(3)
     # tiles of very different compressed sizes (flat vs noisy), so buffers grow while in use
     data = numpy.zeros((256, 256, 3), numpy.uint8)
@@ -96,21 +95,12 @@ def test_fast_path_threads_keep_their_own_read_buffers(tmp_path):
         ifd.read_segment(0)
         assert ifd._fast_reader is not None and hasattr(ifd._local, "read_view")
         order = [int(i) for i in rng.integers(0, ifd.segment_count, 16 * 200)]
-        errors: list[BaseException] = []
 
         def reader(k: int) -> None:
-            try:
-                for i in order[k::16]:
-                    if not numpy.array_equal(ifd.read_segment(i), expected[i]):
-                        errors.append(AssertionError(f"tile {i} differs in thread {k}"))
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+            for i in order[k::16]:
+                assert numpy.array_equal(ifd.read_segment(i), expected[i]), f"tile {i} differs in thread {k}"
 
-        threads = [threading.Thread(target=reader, args=(k,)) for k in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = run_in_threads(reader, 16)
         assert not errors, errors[:3]
     assert not hasattr(ifd._local, "read_view")
 

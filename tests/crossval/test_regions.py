@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import threading
 import warnings
 import weakref
 
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 import tiffio
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, run_in_threads
 
 tifffile = pytest.importorskip("tifffile")
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
@@ -125,21 +124,13 @@ def test_sixteen_threads_share_one_file():
                     int(rng.integers(1, 120)), int(rng.integers(1, 120))) for _ in range(160)]
         expected = [ifd.read_region(*w, workers=1) for w in windows]
         results: dict[int, numpy.ndarray] = {}
-        errors = []
 
         def reader(k):
-            try:
-                for i in range(k, len(windows), 16):
-                    results[i] = ifd.read_region(*windows[i], workers=2)
-            except Exception as exc:  # pragma: no cover
-                errors.append(exc)
+            for i in range(k, len(windows), 16):
+                results[i] = ifd.read_region(*windows[i], workers=2)
 
-        threads = [threading.Thread(target=reader, args=(k,)) for k in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        errors = run_in_threads(reader, 16)
+        assert not errors, errors[:3]
         for i, exp in enumerate(expected):
             assert numpy.array_equal(results[i], exp)
 
