@@ -26,7 +26,7 @@ from .header import HEADER_READ_SIZE, parse_header
 from .ifd import IFDEntries, ParseContext, StrileArray, Tag, parse_ifd_entries, walk_chain
 from .limits import DEFAULT_LIMITS, Limits
 from .segment import SegmentSpec, decode_segment, sample_dtype
-from .sources import ByteSource, FileSource, open_source
+from .sources import ByteSource, open_source
 from .tags import TAG_CODES, TAGS, tag_name
 
 __all__ = ["open", "TiffFile", "IFD"]
@@ -679,7 +679,7 @@ class IFD:
         where = f"{self.where}: segment {index}" if offset >= size or offset + count > size else ""
         if offset >= size:
             raise TruncatedError(f"{where}: offset {offset} (0x{offset:x}) is past the end of the file ({size} bytes)")
-        if buffered and count <= _READ_BUFFER_MAX and isinstance(source, FileSource):
+        if buffered and count <= _READ_BUFFER_MAX:
             data: bytes | memoryview = source.read_into(offset, self._read_buffer(count))
         else:
             data = source.read_range(offset, count)
@@ -745,16 +745,16 @@ class IFD:
     @cached_property
     def _fast_reader(self) -> Any:
         """A prepared closure for the hot cases - an 8-bit JPEG tile, or an uncompressed
-        byte-aligned tile, of a local file whose strile blocks are loaded - with no layers
-        in between (tifffile prepares one decode closure per page the same way). It returns
+        byte-aligned tile, of a local file whose strile blocks are loaded - with as few
+        layers as possible (tifffile prepares one decode closure per page the same way). It returns
         None for anything else (not loaded, sparse, outside the file, a stream of another
         size, too few bytes, any codec error) and the general path then reads the segment
         and reports problems."""
         from .sources import FileSource
         source = self._tiff.source
         spec = self.spec
-        if not (isinstance(source, FileSource) and getattr(os, "pread", None) and self.is_tiled
-                and self.depth == 1 and self.segment_byte_counts is not None):
+        if not (isinstance(source, FileSource) and self.is_tiled and self.depth == 1
+                and self.segment_byte_counts is not None):
             return None
         jpeg = spec.compression == Compression.JPEG and spec.bits <= 8 and spec.dtype == numpy.uint8
         raw = (spec.compression == 1 and spec.predictor == 1 and spec.fillorder == 1
@@ -763,7 +763,7 @@ class IFD:
             return None
         import imagecodecs
         tiff = self._tiff
-        pread, fd, size = os.pread, source.fileno(), source.size
+        fd, size = source.fileno(), source.size
         offsets, counts = self.segment_offsets, self.segment_byte_counts
         entries, count = StrileArray.block_entries, self.grid.count
         max_bytes = self._ctx.limits.max_segment_bytes
@@ -808,37 +808,29 @@ class IFD:
 
             return read_raw
 
-        preadv, ifd = getattr(os, "preadv", None), self
-        known = [b""]  # header prefix of a stream that matched (codecs.jpeg_frame_prefix)
-        frame_prefix = jpeg_frame_prefix
-        reuse_max = _READ_BUFFER_MAX if preadv is not None else 0
+        known = b""  # header prefix of a stream that matched (codecs.jpeg_frame_prefix)
 
         def read(index: int) -> numpy.ndarray | None:
+            nonlocal known
             offset, nbytes = locate(index)
             if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
                 return None
             try:
-                if nbytes <= reuse_max:
-                    # into a per-thread buffer that stays in cache: a fresh bytes object per
-                    # tile cost ~4 % of the decode time (benchmarks/RESULTS.md, reader section)
-                    data = ifd._read_buffer(nbytes)
-                    got = preadv(fd, [data], offset)
-                    if got != nbytes:
-                        return None
-                else:
-                    data = pread(fd, nbytes, offset)
-            except OSError:
+                # into this thread's reusable buffer, which stays in cache: a fresh bytes object
+                # per tile cost ~4 % of the decode time (benchmarks/RESULTS.md, reader section)
+                data = (source.read_into(offset, self._read_buffer(nbytes)) if nbytes <= _READ_BUFFER_MAX
+                        else source.read_range(offset, nbytes))
+            except TiffError:
+                return None  # the general path reads it again and reports the error
+            if len(data) != nbytes:
                 return None
-            source.requests += 1
-            source.bytes_read += len(data)
             # the stream must be an 8-bit frame of exactly the tile's shape: that bounds what the
             # codec allocates (no decompression bomb). Tiles of one image share the header bytes
             # up to the frame header, so one known prefix usually replaces the marker walk.
-            head = known[0]
-            if not head or data[: len(head)] != head:
+            if not known or data[: len(known)] != known:
                 if frame(data) != stream:
                     return None  # the general path decodes it and reports what is wrong
-                known[0] = frame_prefix(data) or b""
+                known = jpeg_frame_prefix(data) or b""
             cs = (None if data[6:10] == b"JFIF" else 2) if auto_rgb else colorspace
             try:  # the codec allocates the array (the check above bounds it); slightly faster than out=
                 out = decode(data, tables=tables, colorspace=cs, outcolorspace=outcolorspace, shape=(h, w))

@@ -49,6 +49,14 @@ class ByteSource:
     def read_range(self, offset: int, size: int) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def read_into(self, offset: int, view: memoryview) -> memoryview:
+        """Read up to ``len(view)`` bytes at ``offset`` into ``view`` and return the filled part
+        (shorter only at the end of the source). Hot loops reuse one buffer this way instead
+        of a bytes object per segment (IFD._read_buffer); sources override it to skip the copy."""
+        data = self.read_range(offset, len(view))
+        view[: len(data)] = data
+        return view[: len(data)]
+
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Read several ranges; subclasses may coalesce them."""
         return [self.read_range(o, n) for o, n in ranges]
@@ -89,6 +97,7 @@ class FileSource(ByteSource):
         except OSError as exc:
             raise SourceError(exc.errno, f"cannot open {self.name!r}: {exc.strerror}") from exc
         self._pread = getattr(os, "pread", None)
+        self._preadv = getattr(os, "preadv", None)
         self._lock = threading.Lock()
 
     def fileno(self) -> int:
@@ -123,27 +132,26 @@ class FileSource(ByteSource):
         return data
 
     def read_into(self, offset: int, view: memoryview) -> memoryview:
-        """Read ``len(view)`` bytes at ``offset`` into ``view`` (fewer at the end of the file);
-        returns the filled part. Lets hot loops reuse one buffer instead of a bytes object per
-        segment (IFD._read_buffer)."""
-        self._check_open()
-        preadv = getattr(os, "preadv", None)
-        if preadv is None or offset >= self.size:  # pragma: no cover - platforms without preadv
-            data = self.read_range(offset, len(view))
-            view[: len(data)] = data
-            return view[: len(data)]
-        size = min(len(view), self.size - offset)
-        got = 0
+        # per-tile hot path: one preadv into the whole view in the common case
+        size = len(view)
+        preadv = self._preadv
+        if preadv is None or offset + size > self.size or self.closed:
+            if offset >= self.size or preadv is None or self.closed:
+                return super().read_into(offset, view)
+            size = self.size - offset
+            view = view[:size]
         try:
-            while got < size:
-                n = preadv(self._fd, [view[got:size]], offset + got)
-                if n <= 0:
+            got = preadv(self._fd, [view], offset)
+            while 0 < got < size:  # short reads are allowed; finish or stop at the end
+                more = preadv(self._fd, [view[got:]], offset + got)
+                if more <= 0:
                     break
-                got += n
+                got += more
         except OSError as exc:
             raise SourceError(exc.errno, f"{self.name}: reading {size} bytes at offset {offset} failed: {exc.strerror}") from exc
-        self._count(got)
-        return view[:got]
+        self.requests += 1
+        self.bytes_read += got
+        return view if got == size else view[:got]
 
     def close(self) -> None:
         if not self.closed:
@@ -174,6 +182,13 @@ class BytesSource(ByteSource):
         data = bytes(self._view[offset: offset + size])
         self._count(len(data))
         return data
+
+    def read_into(self, offset: int, view: memoryview) -> memoryview:
+        self._check_open()
+        part = self._view[offset: offset + len(view)] if offset < self.size else self._view[:0]
+        view[: len(part)] = part
+        self._count(len(part))
+        return view[: len(part)]
 
     def close(self) -> None:
         self.closed = True

@@ -251,3 +251,24 @@ def test_unsupported_compression_is_named():
     with tiffio.open(raw) as tif:
         with pytest.raises(tiffio.UnsupportedFeatureError, match="THUNDERSCAN"):
             tif.ifds[0].asarray()
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes", "fileobj"])
+def test_read_into_matches_read_range_on_every_source(tmp_path, kind):
+    """read_into (the reusable-buffer read of JPEG segments) gives read_range's bytes on every
+    kind of source, fewer at the end of the source, and counts the read."""
+    from tiffio.sources import open_source
+    payload = bytes(range(256)) * 40
+    path = tmp_path / "blob.bin"
+    path.write_bytes(payload)
+    arg = {"path": path, "bytes": payload, "fileobj": io.BytesIO(payload)}[kind]
+    source, _ = open_source(arg)
+    buf = memoryview(bytearray(5000))
+    for offset, n in [(0, 10), (1234, 5000), (len(payload) - 7, 100), (len(payload) + 3, 50)]:
+        before = source.requests
+        got = source.read_into(offset, buf[:n])
+        assert bytes(got) == source.read_range(offset, n) == payload[offset: offset + n]
+        assert source.requests == before + 2
+    source.close()
+    with pytest.raises(tiffio.TiffUsageError):
+        source.read_into(0, buf[:10])
