@@ -38,7 +38,8 @@ import re
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import imagecodecs
 import numpy
@@ -296,7 +297,7 @@ def floor_decoder(spec: tiffio.SegmentSpec, shape: tuple[int, int, int, int]) ->
         kw = jpeg_kwargs(spec, shape)
         return "imagecodecs.jpeg8_decode", lambda data: imagecodecs.jpeg8_decode(data, **kw)
     if spec.compression == 1:
-        d, h, w, s = shape
+        _d, h, w, s = shape
         return "numpy.frombuffer+copy", lambda data: numpy.frombuffer(data, spec.dtype).reshape(h, w, s).copy()
     raise SystemExit(f"no floor for compression {spec.compression}")
 
@@ -398,7 +399,7 @@ def bench_open(path: str, repeat: int) -> dict[str, Any]:
 
     def tifffile_open() -> None:
         with tifffile.TiffFile(path) as tif:
-            tif.pages[0]  # noqa: B018
+            tif.pages[0]
 
     def tifffile_raw() -> None:
         with tifffile.TiffFile(path) as tif:
@@ -484,7 +485,7 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
         "| tifffile open+tile | open+tile ratio | open+raw ratio | tiffio metadata bytes (requests) "
         "| tifffile metadata bytes (reads) | others' CPU |")
     add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for key, r in opens.items():
+    for _key, r in opens.items():
         m = r["median"]
         add(f"| {os.path.basename(r['path'])} | {fmt_time(m['tiffio_open'])} | {fmt_time(m['tiffio_raw'])} | "
             f"{fmt_time(m['tiffio_tile'])} | {fmt_time(m['tifffile_open'])} | {fmt_time(m['tifffile_raw'])} | "
@@ -513,7 +514,7 @@ def report(tiles: list[dict[str, Any]], opens: dict[str, dict[str, Any]], args: 
         add(f"| {name}: 200 tiles, below tifffile | read+decode {r['tiffio/tifffile']:.3f} [{r['tiffio/tifffile spread']}], "
             f"decode-only {r['tiffio_decode/tifffile_decode']:.3f} [{r['tiffio_decode/tifffile_decode spread']}] "
             f"| {verdict(ok)} |")
-    for key, r in opens.items():
+    for _key, r in opens.items():
         name = os.path.basename(r["path"])
         ok = r["tile/tifffile"] <= 0.5
         add(f"| {name}: cold open + one tile <= 0.5 x tifffile | {r['tile/tifffile']:.3f} "

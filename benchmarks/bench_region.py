@@ -37,9 +37,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+from bench_read import (  # noqa: E402
+    WSI,
+    add_quiet_args,
+    fmt_time,
+    jpeg_kwargs,
+    loadavg,
+    machine_info,
+    machine_text,
+    measured,
+    med,
+    paired_ratio,
+    ratio_spread,
+    run_interleaved,
+    update_results,
+    verdict,
+)
+
 import tiffio  # noqa: E402
-from bench_read import (WSI, add_quiet_args, fmt_time, measured, jpeg_kwargs, loadavg, machine_info, machine_text, med,  # noqa: E402
-                        paired_ratio, ratio_spread, run_interleaved, update_results, verdict)
 
 WINDOWS = {  # name: (level, y, x, height, width); offsets deliberately not tile-aligned
     "2048": (0, 12345, 23456, 2048, 2048),

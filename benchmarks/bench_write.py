@@ -32,9 +32,9 @@ import tifffile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
+from bench_read import ForeignLoad, add_quiet_args, loadavg, machine_info, machine_text, run_interleaved, wait_quiet  # noqa: E402
+
 import tiffio  # noqa: E402
-from bench_read import (ForeignLoad, add_quiet_args, loadavg, machine_info, machine_text,  # noqa: E402
-                        run_interleaved, wait_quiet)
 from tiffio.encoding import split_jpeg_tables  # noqa: E402
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 with atheris.instrument_imports():
     import tiffio  # noqa: F401
 
-from fuzz.harness import exercise, load_seeds  # noqa: E402
+from fuzz.harness import exercise, load_seeds
 
 
 def test_one_input(data: bytes) -> None:

@@ -14,9 +14,9 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 #: address-space limit of a worker: generous for numpy/imagecodecs imports and thread

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 import struct
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import tiffio
 
@@ -183,7 +183,7 @@ def scan_structure(data: bytes) -> tuple[list[int], list[Field], list[int]]:
 INTERESTING = [0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 127, 128, 255, 256, 1023, 1024, 4095,
                4096, 32767, 32768, 65535, 65536, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF,
                1 << 32, 1 << 40, 1 << 62]
-TYPES = list(range(0, 20))
+TYPES = list(range(20))
 IMPORTANT_TAGS = [254, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 292, 317, 322, 323, 324, 325,
                   330, 338, 339, 347, 513, 514, 530, 32997, 32998, 42113]
 

@@ -35,14 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz.harness import MUTATORS, exercise, load_seeds  # noqa: E402
+from fuzz.harness import MUTATORS, exercise, load_seeds
 
 
 class Hang(BaseException):
     """Raised by the interval timer inside a worker."""
 
 
-def _alarm(signum, frame):  # noqa: ANN001
+def _alarm(signum, frame):
     raise Hang()
 
 
@@ -66,7 +66,7 @@ def _save(crash_dir: Path, kind: str, data: bytes, report: str, key: str) -> Pat
     return path
 
 
-def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, progress, queue) -> None:  # noqa: ANN001
+def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, progress, queue) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (args.rlimit_as << 20, args.rlimit_as << 20))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGALRM, _alarm)
@@ -94,7 +94,7 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
                 outcome = "OVERALLOC"
                 _save(crash_dir, "overalloc", data, f"seed {name}, worker {worker}, index {index}, {mode}\n"
                       + traceback.format_exc(), "mem" + traceback.format_exc(limit=-2))
-            except Exception as exc:  # noqa: BLE001 - the findings
+            except Exception as exc:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 outcome = "OTHER:" + type(exc).__name__
                 tb = traceback.extract_tb(exc.__traceback__)
@@ -193,7 +193,7 @@ def main() -> None:
         for w, st in list(state.items()):
             if w in finished:
                 continue
-            p, progress, _, stop, last, since = st
+            p, progress, _, stop, last, _since = st
             cur = progress.value
             if cur != last:
                 st[4], st[5] = cur, now

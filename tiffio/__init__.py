@@ -4,17 +4,39 @@ Read any tile, strip or region of a TIFF or BigTIFF lazily; write tiled TIFFs
 incrementally. See README.md for a tour.
 """
 
-from .enums import (Compression, ExtraSamples, FieldType, FillOrder, NewSubfileType, Photometric,
-                    PlanarConfiguration, Predictor, ResolutionUnit, SampleFormat)
-from .errors import (CorruptSegmentError, LimitExceededError, NotATiffError, SourceError, TiffError,
-                     TiffFormatError, TiffFormatWarning, TiffIndexError, TiffTypeError, TiffUsageError,
-                     TiffValueError, TruncatedError, UnsupportedFeatureError)
+from .enums import (
+                    Compression,
+                    ExtraSamples,
+                    FieldType,
+                    FillOrder,
+                    NewSubfileType,
+                    Photometric,
+                    PlanarConfiguration,
+                    Predictor,
+                    ResolutionUnit,
+                    SampleFormat,
+)
+from .errors import (
+                    CorruptSegmentError,
+                    LimitExceededError,
+                    NotATiffError,
+                    SourceError,
+                    TiffError,
+                    TiffFormatError,
+                    TiffFormatWarning,
+                    TiffIndexError,
+                    TiffTypeError,
+                    TiffUsageError,
+                    TiffValueError,
+                    TruncatedError,
+                    UnsupportedFeatureError,
+)
 from .ifd import StrileArray, Tag
 from .limits import Limits
 from .reader import IFD, TiffFile, open
+from .recovery import recover
 from .segment import SegmentSpec, decode_segment
 from .writer import ImageWriter, RecoveryReport, TiffWriter
-from .recovery import recover
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import imagecodecs
 import numpy
 
 from .codecs import call_codec, compression_name, require_encoder

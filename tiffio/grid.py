@@ -7,8 +7,9 @@ shapes; nothing reads bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from .errors import TiffIndexError
 
@@ -125,7 +126,7 @@ class SegmentGrid:
         sd, sh, sw = self.segment
         if self.tiled:
             return sd, sh, sw, self.segment_samples
-        vd, vh, vw = self.valid_shape(index)
+        _vd, vh, _vw = self.valid_shape(index)
         return sd, vh, sw, self.segment_samples
 
     def region(self, z: int, y: int, x: int, depth: int, length: int, width: int,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import struct
 import threading
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy
 

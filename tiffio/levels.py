@@ -26,27 +26,27 @@ class Level(NamedTuple):
     """One resolution level: its IFD, shape, and downsample factors (y, x) vs level 0."""
 
     index: int
-    ifd: "IFD"
+    ifd: IFD
     shape: tuple[int, ...]
     downsample: tuple[float, float]
 
 
-def _is_mask(ifd: "IFD") -> bool:
+def _is_mask(ifd: IFD) -> bool:
     return bool(ifd.new_subfile_type & _MASK)
 
 
-def _is_aperio(tif: "TiffFile") -> bool:
+def _is_aperio(tif: TiffFile) -> bool:
     desc = tif.ifds[0].description
     return bool(desc) and desc.startswith("Aperio")
 
 
-def _compatible(base: "IFD", other: "IFD") -> bool:
+def _compatible(base: IFD, other: IFD) -> bool:
     return (other.samples_per_pixel == base.samples_per_pixel and other.width <= base.width
             and other.length <= base.length and other.depth == base.depth
             and other.planar_configuration == base.planar_configuration)
 
 
-def find_levels(tif: "TiffFile") -> list[Level]:
+def find_levels(tif: TiffFile) -> list[Level]:
     main = None
     for ifd in tif.ifds:
         if not ifd.new_subfile_type & (_REDUCED | _MASK):
@@ -79,14 +79,14 @@ def find_levels(tif: "TiffFile") -> list[Level]:
     return levels
 
 
-def find_masks(tif: "TiffFile") -> list["IFD"]:
+def find_masks(tif: TiffFile) -> list[IFD]:
     """Mask IFDs (NewSubfileType bit 2) of the main chain and of the main image's SubIFDs."""
     masks = [i for i in tif.ifds if _is_mask(i)]
     masks += [s for s in tif.ifds[0].subifds if _is_mask(s)]
     return masks
 
 
-def find_associated(tif: "TiffFile") -> dict[str, "IFD"]:
+def find_associated(tif: TiffFile) -> dict[str, IFD]:
     """Named non-level images: Aperio SVS thumbnail, label and macro."""
     result: dict[str, IFD] = {}
     if not _is_aperio(tif):

@@ -14,7 +14,7 @@ Three layouts occur in real files, tried in this order:
 from __future__ import annotations
 
 import struct
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import TiffFormatError, UnsupportedFeatureError
 

@@ -10,31 +10,39 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy
 
 from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS, compression_name, jpeg_frame, jpeg_frame_prefix
 from .enums import Compression, PlanarConfiguration, enum_or_int
-from .errors import (LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError,
-                     TruncatedError, UnsupportedFeatureError)
+from .errors import (
+    LimitExceededError,
+    TiffError,
+    TiffFormatError,
+    TiffIndexError,
+    TiffUsageError,
+    TiffValueError,
+    TruncatedError,
+    UnsupportedFeatureError,
+)
 from .grid import SegmentGrid
 from .header import HEADER_READ_SIZE, parse_header
-from .ifd import IFDEntries, ParseContext, StrileArray, Tag, parse_ifd_entries, walk_chain
+from .ifd import IFDEntries, ParseContext, StrileArray, Tag, walk_chain
 from .limits import DEFAULT_LIMITS, Limits
 from .segment import SegmentSpec, decode_segment, sample_dtype
-from .sources import ByteSource, open_source
-from .tags import TAG_CODES, TAGS, tag_name
+from .sources import open_source
+from .tags import TAG_CODES, tag_name
 
 __all__ = ["open", "TiffFile", "IFD"]
 
 _open = open
 
 
-def open(source: Any, *, strict: bool = True, limits: Limits | None = None) -> TiffFile:  # noqa: A001
+def open(source: Any, *, strict: bool = True, limits: Limits | None = None) -> TiffFile:
     """Open a TIFF or BigTIFF from a path, a bytes-like object or a binary file object.
 
     ``strict=False`` turns recoverable spec violations into
@@ -456,6 +464,7 @@ class IFD:
         if tw % 16 or tl % 16:
             # TIFF 6.0 requires multiples of 16; libtiff reads such files with a warning, so do we
             import warnings
+
             from .errors import TiffFormatWarning
             warnings.warn(f"{self.where}: tile size {tl} x {tw} is not a multiple of 16 (nonstandard, read anyway)",
                           TiffFormatWarning, stacklevel=2)
@@ -606,6 +615,7 @@ class IFD:
         if tag.count > expected:
             # harmless: libtiff trims such arrays with a warning; so do we
             import warnings
+
             from .errors import TiffFormatWarning
             warnings.warn(f"{self.where}: {tag.name} has {tag.count} values, {expected} expected; the rest are ignored",
                           TiffFormatWarning, stacklevel=4)
@@ -902,7 +912,7 @@ class IFD:
                                               "JPEGQTables/JPEGDCTables/JPEGACTables cannot be mapped to a JPEG stream")
             tables = OJpegTables.read(q, dc, ac, self._ctx.read_metadata, self.where)
             self.__dict__["_ojpeg_tables"] = tables
-        d, h, w, s = shape
+        _d, h, w, _s = shape
         components = self.samples_per_pixel if not self.is_separate else 1
         header = build_scan_header(tables, h, w, components, self.subsampling or (1, 1), self._int(515, 0) or 0)
         return header + data + b"\xff\xd9"

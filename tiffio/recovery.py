@@ -10,7 +10,6 @@ finished with ``TiffWriter(path, mode='resume')``.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .writer import RecoveryReport, TiffWriter
 

@@ -18,9 +18,18 @@ from typing import Any
 import imagecodecs
 import numpy
 
-from .codecs import (BYTE_DECODERS, CCITT_COMPRESSIONS, IMAGE_DECODERS, JPEG_COMPRESSIONS, call_codec,
-                     compression_name, image_stream_shape, jpeg_frame, png_stream_problem,
-                     require_byte_decoder)
+from .codecs import (
+    BYTE_DECODERS,
+    CCITT_COMPRESSIONS,
+    IMAGE_DECODERS,
+    JPEG_COMPRESSIONS,
+    call_codec,
+    compression_name,
+    image_stream_shape,
+    jpeg_frame,
+    png_stream_problem,
+    require_byte_decoder,
+)
 from .enums import Compression as C
 from .errors import CorruptSegmentError, TiffFormatWarning, UnsupportedFeatureError
 from .predictors import undo_predictor
@@ -151,7 +160,7 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, in
     into an array of that shape. imagecodecs refuses a stream of another size before it
     allocates anything, so no header check is needed (no decompression bomb can pass).
     Returns None when the stream does not fit; the general path then handles it."""
-    d, h, w, s = shape
+    _d, h, w, s = shape
     if spec.dtype != numpy.uint8 or jpeg_frame(data) != (8, h, w, s):
         return None  # never hand imagecodecs an out= it will refuse: that leaks (codecs.jpeg_frame)
     target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
@@ -192,7 +201,7 @@ def _check_stream_shape(spec: SegmentSpec, data: bytes, shape: tuple[int, int, i
     declared = image_stream_shape(data)
     if declared is None:
         return
-    d, h, w, s = shape
+    d, h, w, _s = shape
     rows = d * max(h, spec.segment_rows)
     if declared[0] > rows or declared[1] > w:
         raise CorruptSegmentError(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import os
 import threading
-from typing import Any, Iterable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import SourceError, TiffTypeError, TiffUsageError, TruncatedError
 

@@ -37,19 +37,36 @@ import threading
 import time
 import weakref
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy
 
 from .codecs import compression_name
-from .encoding import (IMAGE_CODECS, WRITABLE, EncodeSpec, encode_segment, encode_segment_parts, make_jpegtables,
-                       parse_compression)
+from .encoding import (
+    IMAGE_CODECS,
+    WRITABLE,
+    EncodeSpec,
+    encode_segment,
+    encode_segment_parts,
+    make_jpegtables,
+    parse_compression,
+)
 from .enums import Compression as C
 from .enums import FieldType as T
-from .errors import (LimitExceededError, SourceError, TiffError, TiffFormatError, TiffIndexError, TiffTypeError,
-                     TiffUsageError, TiffValueError, UnsupportedFeatureError)
+from .errors import (
+    LimitExceededError,
+    SourceError,
+    TiffError,
+    TiffFormatError,
+    TiffIndexError,
+    TiffTypeError,
+    TiffUsageError,
+    TiffValueError,
+    UnsupportedFeatureError,
+)
 from .header import pack_header, parse_header
 from .layout import Layout, get_layout
 
@@ -1159,7 +1176,7 @@ class TiffWriter:
         top_order = [top.index for top, _ in tree]
         children_of = {top.index: [c.index for c in children] for top, children in tree}
         for im, entries in items:
-            if im.index in children_of and children_of[im.index]:
+            if children_of.get(im.index):
                 subs = numpy.asarray([offsets[k] for k in children_of[im.index]],
                                      layout.byteorder + ("u8" if layout.bigtiff else "u4")).tobytes()
                 entries = [e if e.code != 330 else _Entry(330, e.type, e.count, subs) for e in entries]
@@ -1251,7 +1268,7 @@ class TiffWriter:
         if state is not None:
             self.byteorder = state["byteorder"]
             self.bigtiff = state["bigtiff"]
-            for k, params in enumerate(state["images"]):
+            for _k, params in enumerate(state["images"]):
                 image = self._make_image(params, max(1, int(self.default_workers or 1)))
                 self.images.append(image)
             for image, blank in zip(self.images, state["blanks"]):

@@ -21,9 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(ROOT))
 
-from fuzz.driver import run_files  # noqa: E402
-
 import tiffio  # noqa: E402
+from fuzz.driver import run_files  # noqa: E402
 
 TIME_BOUND = 10.0
 RSS_BOUND = 2 << 30

@@ -9,7 +9,6 @@ import csv
 import logging
 import shutil
 import subprocess
-import warnings
 
 import numpy
 import pytest
@@ -86,7 +85,7 @@ def test_every_ifd_and_segment_matches_tifffile(row):
                     assert raw == b""
                 seg = ifd.read_segment(i, valid=True)
                 assert seg.shape == ifd.segment_valid_shape(i)
-                ref_seg, (s, d, h, w, _), _ = decode(raw or None, i, jpegtables=page.jpegtables)
+                ref_seg, (_s, _d, _h, _w, _), _ = decode(raw or None, i, jpegtables=page.jpegtables)
                 if ref_seg is None:
                     assert (seg == 0).all() or (ifd.nodata is not None and (seg == ifd.nodata).all())
                     continue

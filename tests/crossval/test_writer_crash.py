@@ -184,8 +184,8 @@ def test_reader_sees_last_checkpoint_while_writing(tmp_path):
             if k == 9:
                 w.checkpoint()
             if k == 12:  # another process reads the last checkpoint: 10 tiles, the rest blank
-                out = subprocess.run([sys.executable, "-c", "import sys, tifffile; a = tifffile.imread(sys.argv[1]);"
-                                      "sys.stdout.write(str(int(a.astype('int64').sum())))", str(path)],
+                out = subprocess.run([sys.executable, "-c", ("import sys, tifffile; a = tifffile.imread(sys.argv[1]);"
+                                      "sys.stdout.write(str(int(a.astype('int64').sum())))"), str(path)],
                                      capture_output=True, text=True, timeout=60)
                 expected = data.copy()
                 for r2, c2 in coords[10:]:

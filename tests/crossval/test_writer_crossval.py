@@ -11,8 +11,17 @@ import tifffile
 
 import tiffio
 
-from .writer_helpers import (HAVE_TIFFTOOLS, gdal_as_tifffile, make_image, read_gdal, read_libtiff, read_tiffio,
-                            read_tifffile, run_tifftools, write_tiles)
+from .writer_helpers import (
+    HAVE_TIFFTOOLS,
+    gdal_as_tifffile,
+    make_image,
+    read_gdal,
+    read_libtiff,
+    read_tifffile,
+    read_tiffio,
+    run_tifftools,
+    write_tiles,
+)
 
 # (dtype, shape, compression, options); libtiff/GDAL readability per codec
 LIBTIFF_CODECS = {None, "lzw", "deflate", "zstd", "packbits", "lzma", "webp", "jpeg", "lerc"}

@@ -29,8 +29,16 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from fuzz.harness import (FUZZ_LIMITS, IMPORTANT_TAGS, INTERESTING, _put_int, exercise, load_seeds,  # noqa: E402
-                          mutate, scan_structure)
+from fuzz.harness import (  # noqa: E402
+    FUZZ_LIMITS,
+    IMPORTANT_TAGS,
+    INTERESTING,
+    _put_int,
+    exercise,
+    load_seeds,
+    mutate,
+    scan_structure,
+)
 
 SEEDS = load_seeds(max_size=8192)
 TIME_BOUND = 5  # seconds per example (both modes); a typical example takes milliseconds
@@ -45,7 +53,7 @@ class _Timeout(BaseException):
     pass
 
 
-def _alarm(signum, frame):  # noqa: ANN001
+def _alarm(signum, frame):
     raise _Timeout()
 
 

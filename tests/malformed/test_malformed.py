@@ -18,9 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from fuzz.harness import exercise  # noqa: E402
-
 import tiffio  # noqa: E402
+from fuzz.harness import exercise  # noqa: E402
 
 MALFORMED = ROOT / "fixtures" / "malformed"
 
@@ -42,7 +41,7 @@ class _Timeout(BaseException):
 
 
 def _bounded(data: bytes, strict: bool, seconds: int = 10) -> str:
-    def alarm(signum, frame):  # noqa: ANN001
+    def alarm(signum, frame):
         raise _Timeout()
     old = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(seconds)

@@ -48,9 +48,9 @@ def test_region_parts_tile_the_window_exactly(h, w, th, tw, y, x, rh, rw):
     image = numpy.arange(h * w).reshape(1, h, w)
     out = numpy.full((1, rh, rw), -1)
     for part in g.region(0, y, x, 1, rh, rw):
-        _, z0, y0, x0 = g.origin(part.index)
+        _, _z0, y0, x0 = g.origin(part.index)
         tile = numpy.full((1, th, tw), -2)
-        vd, vh, vw = g.valid_shape(part.index)
+        _vd, vh, vw = g.valid_shape(part.index)
         tile[:, :vh, :vw] = image[:, y0:y0 + vh, x0:x0 + vw]
         assert (out[part.dst] == -1).all()      # no pixel written twice
         out[part.dst] = tile[part.src]

@@ -234,7 +234,7 @@ def _gated_encoder(monkeypatch, fail_value=None):
 
 
 def test_worker_error_is_raised(tmp_path, monkeypatch):
-    gate, started = _gated_encoder(monkeypatch, fail_value=7)
+    gate, _started = _gated_encoder(monkeypatch, fail_value=7)
     gate.set()
     w = tiffio.TiffWriter(tmp_path / "a.tif")
     im = w.add_image((64, 64), "uint8", tile=(16, 16), compression="lzw", workers=2)
