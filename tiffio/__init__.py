@@ -31,6 +31,7 @@ from .errors import (
                     TruncatedError,
                     UnsupportedFeatureError,
 )
+from .filesequence import FileSequence
 from .ifd import StrileArray, Tag
 from .limits import Limits
 from .reader import IFD, TiffFile, open
@@ -41,7 +42,7 @@ from .writer import ImageWriter, RecoveryReport, TiffWriter
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment",
+    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
     "TiffTypeError", "SourceError", "TiffFormatWarning",
