@@ -101,7 +101,7 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
+def jpeg_frame(data: bytes | bytearray | memoryview) -> tuple[int, int, int, int] | None:
     """(precision, height, width, components) of a JPEG stream's first frame header (SOFn),
     None when there is none in the first 64 KiB.
 
@@ -117,7 +117,7 @@ _JPEG_MARKER = struct.Struct(">BBH")
 _JPEG_SOF_FIELDS = struct.Struct(">BHHB")
 
 
-def jpeg_frame_prefix(data: bytes) -> bytes | None:
+def jpeg_frame_prefix(data: bytes | bytearray | memoryview) -> bytes | None:
     """The stream's bytes from SOI through the first frame header's size fields (SOFn marker
     + 8 bytes), or None. Another stream that starts with exactly these bytes has the same
     ``jpeg_frame``: the marker walk reads nothing past them. Tiles of one image share this
@@ -126,13 +126,13 @@ def jpeg_frame_prefix(data: bytes) -> bytes | None:
     return None if i is None else bytes(data[: i + 10])
 
 
-def _jpeg_frame(head: bytes, limit: int | None = None) -> tuple[int, int, int, int] | None:
+def _jpeg_frame(head: bytes | bytearray | memoryview, limit: int | None = None) -> tuple[int, int, int, int] | None:
     """Walk the markers from SOI to the first SOFn (at most ``limit`` bytes; runs per tile)."""
     i = _jpeg_sof_offset(head, limit)
     return None if i is None else _JPEG_SOF_FIELDS.unpack_from(head, i + 4)
 
 
-def _jpeg_sof_offset(head: bytes, limit: int | None = None) -> int | None:
+def _jpeg_sof_offset(head: bytes | bytearray | memoryview, limit: int | None = None) -> int | None:
     """Offset of the first SOFn marker whose size fields lie within ``limit`` bytes, or None."""
     if head[:2] != b"\xff\xd8":
         return None
@@ -162,7 +162,7 @@ def _jpeg_sof_offset(head: bytes, limit: int | None = None) -> int | None:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def png_stream_problem(data: bytes, require_end: bool = True) -> str | None:
+def png_stream_problem(data: bytes | bytearray | memoryview, require_end: bool = True) -> str | None:
     """What makes a PNG stream undecodable at the chunk level - a chunk running past the
     end, a critical chunk whose CRC is wrong - or None.
 
@@ -225,7 +225,7 @@ def _jpegxl_shape(head: bytes) -> tuple[int, int] | None:
     return height, width
 
 
-def image_stream_shape(data: bytes) -> tuple[int, int] | None:
+def image_stream_shape(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
     """(height, width) declared by a JPEG, WebP, PNG, JPEG 2000 or JPEG XL stream's header, read
     without decoding; None when the format is not recognised or the header is cut.
 

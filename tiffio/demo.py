@@ -94,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         dt = (time.perf_counter() - t0) / len(picks)
         print(f"read 50 random tiles by index: {dt * 1e3:.2f} ms per tile, "
               f"{tif.source.bytes_read / len(picks) / 1e3:.1f} kB read per tile")
-        worst = min(psnr(ifd.read_segment(i, valid=True),
-                         pattern(*[(v * tile) for v in divmod(i, ifd.grid.across)],
-                                 *ifd.segment_valid_shape(i)[:2], 1)) for i in picks[:10])
+        def expected_tile(i: int) -> numpy.ndarray:
+            row, col = divmod(i, ifd.grid.across)
+            height, width = ifd.segment_valid_shape(i)[:2]
+            return pattern(row * tile, col * tile, height, width, 1)
+
+        worst = min(psnr(ifd.read_segment(i, valid=True), expected_tile(i)) for i in picks[:10])
         print(f"  tiles match the pattern written (worst PSNR over 10 tiles: {worst:.1f} dB)")
         y, x, h, w = args.size // 3 + 7, args.size // 5 + 3, min(2048, args.size // 2), min(2048, args.size // 2)
         t0 = time.perf_counter()
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         small = last.ifd.asarray()
         print(f"whole level {last.index} {small.shape}: {1e3 * (time.perf_counter() - t0):.1f} ms, "
-              f"PSNR {psnr(small, pattern(0, 0, *small.shape[:2], 2**last.index)):.1f} dB")
+              f"PSNR {psnr(small, pattern(0, 0, small.shape[0], small.shape[1], 2**last.index)):.1f} dB")
     print("done")
     return 0
 

@@ -14,7 +14,7 @@ stream (SOI, APPn, SOF, SOS, scan, EOI) without DQT/DHT. RGB input is stored as 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy
 
@@ -144,7 +144,7 @@ def encode_segment_parts(spec: EncodeSpec, array: Any) -> tuple[Any, ...]:
     else:
         raw = _to_file_order(spec, arr)
     if code == C.NONE:
-        return (memoryview(raw).cast("B"),)
+        return (memoryview(raw.data).cast("B"),)
     func = require_encoder(code)
     if code == C.PACKBITS:  # rows are packed separately
         row = spec.tile[1] * spec.samples * spec.dtype.itemsize
@@ -158,7 +158,8 @@ def encode_segment_parts(spec: EncodeSpec, array: Any) -> tuple[Any, ...]:
 def _to_file_order(spec: EncodeSpec, arr: numpy.ndarray) -> numpy.ndarray:
     """The samples in the file's byte order, C-contiguous (the input itself when it already is)."""
     if arr.dtype.itemsize > 1 and spec.byteorder != ("<" if numpy.little_endian else ">"):
-        return numpy.ascontiguousarray(arr.astype(arr.dtype.newbyteorder(spec.byteorder)))
+        order: Literal["<", ">"] = ">" if spec.byteorder == ">" else "<"
+        return numpy.ascontiguousarray(arr.astype(arr.dtype.newbyteorder(order)))
     return numpy.ascontiguousarray(arr)
 
 

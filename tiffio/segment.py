@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import imagecodecs
 import numpy
@@ -48,14 +48,19 @@ def sample_dtype(sampleformat: int, bits: int) -> numpy.dtype | None:
                 return numpy.dtype(char)
         return None
     if sampleformat == 2:
-        return {8: numpy.dtype("i1"), 16: numpy.dtype("i2"), 24: numpy.dtype("i4"), 32: numpy.dtype("i4"),
-                64: numpy.dtype("i8")}.get(bits)
+        signed: dict[int, numpy.dtype] = {8: numpy.dtype("i1"), 16: numpy.dtype("i2"), 24: numpy.dtype("i4"),
+                                          32: numpy.dtype("i4"), 64: numpy.dtype("i8")}
+        return signed.get(bits)
     if sampleformat == 3:
-        return {16: numpy.dtype("f2"), 24: numpy.dtype("f4"), 32: numpy.dtype("f4"), 64: numpy.dtype("f8")}.get(bits)
+        floats: dict[int, numpy.dtype] = {16: numpy.dtype("f2"), 24: numpy.dtype("f4"), 32: numpy.dtype("f4"),
+                                          64: numpy.dtype("f8")}
+        return floats.get(bits)
     if sampleformat == 6:
-        return {64: numpy.dtype("c8"), 128: numpy.dtype("c16")}.get(bits)
+        complex_ints: dict[int, numpy.dtype] = {64: numpy.dtype("c8"), 128: numpy.dtype("c16")}
+        return complex_ints.get(bits)
     if sampleformat == 5:
-        return {32: numpy.dtype("c8"), 64: numpy.dtype("c16")}.get(bits)
+        complex_floats: dict[int, numpy.dtype] = {32: numpy.dtype("c8"), 64: numpy.dtype("c16")}
+        return complex_floats.get(bits)
     return None
 
 
@@ -97,7 +102,7 @@ class SegmentSpec:
 def _unpack(spec: SegmentSpec, raw: Any, runlen: int) -> numpy.ndarray:
     """Stored (uncompressed) bytes -> flat array of samples (spec-notes/samples.md "Bit packing and row padding")."""
     bits = spec.bits
-    bo = spec.byteorder
+    bo: Literal['<', '>'] = '>' if spec.byteorder == '>' else '<'
     if isinstance(raw, numpy.ndarray):  # LERC decodes to an array: use its bytes
         raw = numpy.ascontiguousarray(raw).reshape(-1).view(numpy.uint8)
     if spec.sampleformat == 5:  # complex integers: pairs of signed ints -> complex floats
@@ -154,7 +159,7 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
     return full.reshape(shape)
 
 
-def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int],
+def _decode_jpeg_exact(spec: SegmentSpec, data: BytesLike, shape: tuple[int, int, int, int],
                        out: numpy.ndarray | None) -> numpy.ndarray | None:
     """The common case: an 8-bit JPEG stream of exactly the segment's size, decoded straight
     into an array of that shape. imagecodecs refuses a stream of another size before it
@@ -165,7 +170,7 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, in
         return None  # never hand imagecodecs an out= it will refuse: that leaks (codecs.jpeg_frame)
     target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
     try:
-        imagecodecs.jpeg8_decode(data, out=target.reshape((h, w, s) if s > 1 else (h, w)),
+        imagecodecs.jpeg8_decode(cast(bytes, data), out=target.reshape((h, w, s) if s > 1 else (h, w)),
                                  tables=spec.jpegtables, colorspace=spec.jpeg_colorspace,
                                  outcolorspace=spec.jpeg_outcolorspace, shape=(h, w))
     except Exception:
@@ -176,7 +181,7 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: bytes, shape: tuple[int, int, in
     return target
 
 
-def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int],
+def _decode_jpeg(spec: SegmentSpec, data: BytesLike, shape: tuple[int, int, int, int],
                  out: numpy.ndarray | None, where: str) -> numpy.ndarray:
     d, h, w, s = shape
     kwargs = dict(tables=spec.jpegtables, colorspace=spec.jpeg_colorspace,
@@ -189,13 +194,13 @@ def _decode_jpeg(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int
                 and jpeg_frame(data) == (8, h, w, s):
             target = out.reshape((h, w, s) if s > 1 else (h, w))
         try:
-            return imagecodecs.jpeg8_decode(data, out=target, **kwargs)
+            return imagecodecs.jpeg8_decode(cast(bytes, data), out=target, **kwargs)
         except Exception:
             pass  # cropped edge tiles, lossless or 12-bit streams: the general path below
     return call_codec(imagecodecs.jpeg_decode, where, data, bitspersample=spec.bits, **kwargs)
 
 
-def _check_stream_shape(spec: SegmentSpec, data: bytes, shape: tuple[int, int, int, int], where: str) -> None:
+def _check_stream_shape(spec: SegmentSpec, data: BytesLike, shape: tuple[int, int, int, int], where: str) -> None:
     """Refuse an image-codec stream whose header declares more pixels than the segment holds,
     before the codec allocates them (decompression bombs; fixtures/malformed/image_stream_too_large)."""
     declared = image_stream_shape(data)
@@ -209,7 +214,15 @@ def _check_stream_shape(spec: SegmentSpec, data: bytes, shape: tuple[int, int, i
             f"pixels, more than the segment's {rows} x {w}; not decoded")
 
 
-def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int, int, int], *,
+BytesLike = bytes | bytearray | memoryview
+
+
+def _reverse_bit_order(data: BytesLike) -> bytes:
+    """FillOrder 2: the bits of every byte reversed (a new object; the input may be a reused buffer)."""
+    return bytes(imagecodecs.bitorder_decode(bytes(data) if isinstance(data, memoryview) else data))
+
+
+def decode_segment(spec: SegmentSpec, data: BytesLike | None, shape: tuple[int, int, int, int], *,
                    valid: tuple[int, int, int] | None = None, out: numpy.ndarray | None = None,
                    fill: Any = 0, index: int | None = None) -> numpy.ndarray:
     """Decode one segment into a (depth, length, width, samples) native array.
@@ -248,7 +261,7 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
             arr = call_codec(IMAGE_DECODERS[code], where, data)
     elif code in CCITT_COMPRESSIONS:
         if spec.fillorder == 2:
-            data = imagecodecs.bitorder_decode(data)
+            data = _reverse_bit_order(data)
         rows = d * h
         if code == C.CCITT_T4:
             arr = call_codec(imagecodecs.ccittfax3_decode, where, data, rows, w, t4options=spec.t4options)
@@ -258,7 +271,7 @@ def decode_segment(spec: SegmentSpec, data: bytes | None, shape: tuple[int, int,
             arr = call_codec(imagecodecs.ccittrle_decode, where, data, rows, w)
     else:
         if spec.fillorder == 2:
-            data = imagecodecs.bitorder_decode(data)
+            data = _reverse_bit_order(data)
         if code == 1:
             raw = data
         else:
