@@ -299,7 +299,8 @@ def _byte_decoders() -> dict[int, ByteCodec]:
         table[C.LZW] = ByteCodec(lzw_decode_checked)  # see lzw_decode_checked: imagecodecs' is unsafe
     # zlib_decode (zlib) and deflate_decode (libdeflate) both read TIFF Deflate streams;
     # zlib tolerates trailing bytes after the stream end, as libtiff does.
-    add((C.ADOBE_DEFLATE, C.DEFLATE), "zlib_decode", "zlib")
+    # 50013: PixTIFF's Deflate, a zlib stream under another code (spec-notes/compression.md "Aliases")
+    add((C.ADOBE_DEFLATE, C.DEFLATE, C.PIXTIFF), "zlib_decode", "zlib")
     add((C.PACKBITS,), "packbits_decode", "packbits")
     add((C.LZMA,), "lzma_decode", "lzma")
     add((C.ZSTD, C.ZSTD_OLD), "zstd_decode", "zstd")
@@ -309,7 +310,8 @@ def _byte_decoders() -> dict[int, ByteCodec]:
 
 BYTE_DECODERS: dict[int, ByteCodec] = _byte_decoders()
 
-JPEG_COMPRESSIONS = frozenset({C.OJPEG, C.JPEG, C.LOSSY_JPEG})
+#: 33007: Bio-Formats' code for new-style JPEG streams (spec-notes/compression.md "Aliases")
+JPEG_COMPRESSIONS = frozenset({C.OJPEG, C.JPEG, C.LOSSY_JPEG, C.ALT_JPEG})
 CCITT_COMPRESSIONS = frozenset({C.CCITTRLE, C.CCITT_T4, C.CCITT_T6})
 
 
@@ -322,7 +324,7 @@ def _image_decoders() -> dict[int, Callable[..., Any]]:
                 table[code] = getattr(imagecodecs, func)
 
     add((C.WEBP, C.WEBP_OLD), "webp_decode", "webp")
-    add((C.JPEG2000, C.JPEG2000_APERIO_YCBCR, C.JPEG2000_APERIO_RGB, 33004), "jpeg2k_decode", "jpeg2k")
+    add((C.JPEG2000, C.JPEG2000_APERIO_YCBCR, C.JPEG2000_APERIO_RGB, C.JPEG2000_LOSSY), "jpeg2k_decode", "jpeg2k")
     add((C.JPEGXL, C.JPEGXL_DNG), "jpegxl_decode", "jpegxl")
     add((C.PNG,), "png_decode", "png")
     add((C.JPEGXR, C.JPEGXR_ZIF), "jpegxr_decode", "jpegxr")

@@ -63,7 +63,9 @@ class Compression(enum.IntEnum):
     DEFLATE = 32946
     DCS = 32947
     JPEG2000_APERIO_YCBCR = 33003
+    JPEG2000_LOSSY = 33004
     JPEG2000_APERIO_RGB = 33005
+    ALT_JPEG = 33007
     JBIG = 34661
     SGILOG = 34676
     SGILOG24 = 34677
@@ -79,6 +81,7 @@ class Compression(enum.IntEnum):
     ZSTD = 50000
     WEBP = 50001
     JPEGXL = 50002
+    PIXTIFF = 50013
     JPEGXL_DNG = 52546
 
 

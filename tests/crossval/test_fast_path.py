@@ -135,7 +135,7 @@ def test_fast_path_never_decodes_a_frame_of_another_shape(tmp_path, monkeypatch,
         return real(data, *args, **kwargs)
 
     monkeypatch.setattr(imagecodecs, "jpeg8_decode", spy)
-    with tiffio.open(path) as tif:
+    with tiffio.open(path, strict=True) as tif:
         ifd = tif.ifds[0]
         ifd.read_segment(0)
         ifd.read_segment(0)  # strile blocks loaded: the fast path, with tile 0's prefix known

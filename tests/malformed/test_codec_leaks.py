@@ -185,7 +185,7 @@ def _corrupt_idat(stream: bytes) -> bytes:
 ])
 def test_broken_png_streams_are_refused_before_the_codec(tmp_path, png_calls, name, patch, message):
     path, _ = _png_tiff(tmp_path, patch)
-    with tiffio.open(path) as tif:
+    with tiffio.open(path, strict=True) as tif:
         ifd = tif.ifds[0]
         with pytest.raises(tiffio.CorruptSegmentError, match=message) as info:
             ifd.read_segment(1)

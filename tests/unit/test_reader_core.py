@@ -124,7 +124,7 @@ def test_chain_cycle_strict_and_lenient():
     b.set_next(first, second)
     b.set_next(second, first)  # cycle
     raw = b.build(first)
-    with tiffio.open(raw) as tif:
+    with tiffio.open(raw, strict=True) as tif:
         with pytest.raises(tiffio.TiffFormatError, match="loops back"):
             len(tif.ifds)
     with tiffio.open(raw, strict=False) as tif:
@@ -233,7 +233,7 @@ def test_geometry_errors_name_the_place():
     entries = [(256, 3, 32), (257, 3, 32), (258, 3, 8), (277, 3, 1), (322, 3, 16), (323, 3, 16),
                (324, 4, [100, 100, 100]), (325, 4, [1, 1, 1])]
     raw = b.build(b.ifd(entries))
-    with tiffio.open(raw) as tif:
+    with tiffio.open(raw, strict=True) as tif:
         with pytest.raises(tiffio.TiffFormatError, match=r"IFD 0 at offset \d+ .*TileOffsets has 3 values, expected 4 \(2 x 2 tiles\)"):
             tif.ifds[0].read_segment(0)
     with tiffio.open(raw, strict=False) as tif, pytest.warns(tiffio.TiffFormatWarning):
