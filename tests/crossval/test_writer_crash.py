@@ -33,12 +33,12 @@ CHILD = textwrap.dedent("""
     import numpy
     sys.path.insert(0, {repo!r})
     import tiffio
-    from tiffio import writer as W
+    from tiffio.writer.sink import Sink
 
     kill_at, partial, seed, path = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
     workers, fsync = int(sys.argv[5]), sys.argv[6] == "1"
     calls = [0]
-    real = W._Sink.pwrite
+    real = Sink.pwrite
 
     def pwrite(self, offset, *parts):
         calls[0] += 1  # with encoder threads the count is approximate: fine for a random kill point
@@ -49,7 +49,7 @@ CHILD = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, offset, *parts)
 
-    W._Sink.pwrite = pwrite
+    Sink.pwrite = pwrite
     rng = numpy.random.default_rng(0)
     data = (numpy.indices({shape}).sum(0) * 5 + rng.integers(0, 9, {shape})).astype("uint8")
     th, tw = {tile}

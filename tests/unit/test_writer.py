@@ -217,7 +217,7 @@ def test_workers_equal_single_thread(tmp_path, comp):
 
 def _gated_encoder(monkeypatch, fail_value=None):
     """Make the writer's encoder threads wait for an event (and fail on tiles full of ``fail_value``)."""
-    from tiffio import writer as W
+    from tiffio.writer import tiffwriter as W
     gate = threading.Event()
     started = threading.Semaphore(0)
     real = W.encode_segment_parts
@@ -453,10 +453,10 @@ def test_golden(tmp_path, name):
 def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
     """Automatic checkpoints with encoder threads: the header is rewritten only after an fsync that
     follows the write of the IFDs it points to; every header seen on disk is a valid checkpoint."""
-    from tiffio import writer as W
+    from tiffio.writer.sink import Sink
     events = []
     lock = threading.Lock()
-    real_pwrite, real_sync = W._Sink.pwrite, W._Sink.sync
+    real_pwrite, real_sync = Sink.pwrite, Sink.sync
 
     def pwrite(self, offset, *parts):
         real_pwrite(self, offset, *parts)
@@ -468,8 +468,8 @@ def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
         with lock:
             events.append(("sync", 0, 0, b""))
 
-    monkeypatch.setattr(W._Sink, "pwrite", pwrite)
-    monkeypatch.setattr(W._Sink, "sync", sync)
+    monkeypatch.setattr(Sink, "pwrite", pwrite)
+    monkeypatch.setattr(Sink, "sync", sync)
     data = image((160, 160, 3))
     path = tmp_path / "bg.tif"
     with tiffio.TiffWriter(path, checkpoint_every=7, checkpoint_seconds=None, fsync=True) as w:
@@ -489,15 +489,16 @@ def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
 def test_background_writeback(tmp_path, monkeypatch):
     """With fsync=True, every so many bytes an fdatasync runs in a background thread (at most one
     at a time); close() waits for it. fsync=False never syncs."""
-    from tiffio import writer as W
+    from tiffio.writer import tiffwriter as W
+    from tiffio.writer.sink import Sink
     calls = []
-    real = W._Sink.datasync
+    real = Sink.datasync
 
     def datasync(self):
         calls.append(threading.current_thread().name)
         real(self)
 
-    monkeypatch.setattr(W._Sink, "datasync", datasync)
+    monkeypatch.setattr(Sink, "datasync", datasync)
     monkeypatch.setattr(W, "WRITEBACK_BYTES", 2000)
     data = image((128, 128, 3))
     for fsync in (True, False):

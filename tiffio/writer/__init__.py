@@ -1,0 +1,58 @@
+"""Streaming tiled writer: TiffWriter / ImageWriter (DESIGN.md, "The writer's file layout").
+
+File layout::
+
+    [16 bytes reserved for the header]
+    [record][record]...            records = leader + payload: tiles, image definitions, blank tiles
+    [state record][IFDs + values]  a checkpoint (repeated; the header points at the newest)
+    [record]...                    more tiles after the checkpoint
+    [state record][IFDs + values]  the final checkpoint written by close()
+
+Every payload is preceded by a 28-byte *leader* (magic, image number, tile index,
+length, CRC-32) that TIFF readers never see (they follow offsets). A checkpoint
+writes complete IFDs at the end of the file, flushes and fsyncs, and only then
+rewrites the header's first-IFD offset, so a crash at any instant leaves the
+previous checkpoint valid. Automatic checkpoints (``checkpoint_every``/``checkpoint_seconds``)
+hold the tiles stored so far without waiting for those still in encoder threads, and run their
+fsync + header update in a background thread while encoding goes on; :meth:`TiffWriter.checkpoint`
+waits for every tile given and is durable when it returns. With ``fsync=True`` a background
+fdatasync also runs every ``WRITEBACK_BYTES`` appended, so that the disk writes while tiles are
+encoded. The state record just before the first IFD holds the
+writer's parameters (JSON), so that :func:`tiffio.recover` and ``mode='resume'``
+can rebuild the ImageWriters; tiles written after the last checkpoint are found
+by scanning their leaders.
+
+Whether the file is classic TIFF or BigTIFF is decided at each checkpoint.
+
+The package, lowest layer first (each module imports only those above it in this list)::
+
+    sink.py        positional writes and reads on a path or file object, fsync, fdatasync (the only I/O)
+    records.py     the record format: leaders, magics, CRC-32, the state record, scanning records
+    pipeline.py    encoder threads fed by a bounded queue (back-pressure)
+    params.py      add_image's arguments -> one JSON-serializable dict (stored for resume)
+    tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries
+    image.py       ImageWriter (one image: grid, tile checks) and TileEncoder (its picklable form)
+    checkpoint.py  the bytes of a checkpoint, the state record read back, resume / recovery
+    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy)
+"""
+
+from .checkpoint import RecoveryReport
+from .image import ImageWriter, TileEncoder
+from .records import (
+    DATA_START,
+    FORMAT_VERSION,
+    LEADER,
+    MAGIC_BLANK,
+    MAGIC_IMAGE,
+    MAGIC_STATE,
+    MAGIC_TILE,
+    MAGICS,
+    STATE_FOOTER,
+    STATE_FOOTER_MAGIC,
+    crc32_parts,
+)
+from .tiffwriter import WRITEBACK_BYTES, TiffWriter
+
+__all__ = ["TiffWriter", "ImageWriter", "TileEncoder", "RecoveryReport", "LEADER", "DATA_START", "STATE_FOOTER",
+           "STATE_FOOTER_MAGIC", "MAGIC_TILE", "MAGIC_IMAGE", "MAGIC_BLANK", "MAGIC_STATE", "MAGICS",
+           "FORMAT_VERSION", "WRITEBACK_BYTES", "crc32_parts"]

@@ -1,0 +1,244 @@
+"""Checkpoints and recovery: the bytes of a checkpoint (state record + every IFD and strile array),
+reading the state record back, and rebuilding the images of an unfinished file (resume).
+
+A checkpoint is written at the end of the file in one write; the caller then fsyncs and points the
+header at it. Resume reads the newest checkpoint the header points at, then scans the records
+written after it (tiles, image definitions, blank tiles) and drops a torn last record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+from ..enums import FieldType as T
+from ..errors import LimitExceededError, TiffFormatError, UnsupportedFeatureError
+from ..header import parse_header
+from ..layout import Layout, get_layout
+from .image import ImageWriter
+from .records import (
+    DATA_START,
+    FORMAT_VERSION,
+    LEADER,
+    MAGIC_BLANK,
+    MAGIC_IMAGE,
+    MAGIC_STATE,
+    MAGIC_TILE,
+    STATE_FOOTER,
+    STATE_FOOTER_MAGIC,
+    crc32,
+    iter_records,
+    pack_state_record,
+)
+from .sink import Sink
+from .tagpack import Entry, ifd_size, pack_ifd
+
+__all__ = ["RecoveryReport", "build_checkpoint", "read_state", "resume", "image_tree"]
+
+
+@dataclass
+class RecoveryReport:
+    """What :func:`tiffio.recover` (and ``mode='resume'``) found in a file."""
+
+    path: str
+    checkpoint_offset: int = 0          # first-IFD offset of the last valid checkpoint (0: none)
+    images: int = 0
+    tiles_in_checkpoint: int = 0
+    tiles_recovered: int = 0            # complete tiles found after the last checkpoint
+    records_scanned: int = 0
+    bytes_dropped: int = 0              # torn or unreadable bytes at the end, removed
+    missing_tiles: list[int] = field(default_factory=list)   # per image, after recovery
+
+    def __str__(self) -> str:
+        return (f"{self.path}: checkpoint at {self.checkpoint_offset or 'none'}, {self.images} images, "
+                f"{self.tiles_in_checkpoint} tiles in it, {self.tiles_recovered} recovered after it, "
+                f"{self.bytes_dropped} torn bytes dropped, missing per image {self.missing_tiles}")
+
+
+def image_tree(images: Sequence[ImageWriter]) -> list[tuple[ImageWriter, list[ImageWriter]]]:
+    """The top-level images (main IFD chain) in order, each with its SubIFD images."""
+    tops = [im for im in images if im.params["parent"] is None]
+    return [(top, [im for im in images if im.params["parent"] == top.index]) for top in tops]
+
+
+def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: bool | None, pos: int, final: bool,
+                     max_classic: int, name: str) -> tuple[bytes, int, Layout]:
+    """The state record + IFDs for a checkpoint at file offset ``pos`` -> (blob, first IFD offset, layout).
+
+    Classic TIFF is chosen when everything fits below ``max_classic`` (unless ``bigtiff`` forces one)."""
+    tree = image_tree(images)
+
+    def plan(layout: Layout) -> tuple[list[tuple[ImageWriter, list[Entry]]], int]:
+        items = []
+        size = 0
+        for top, children in tree:
+            for im in [top, *children]:
+                entries = im._entries(layout, final)
+                if im is top and children:
+                    entries.append(Entry(330, int(T.IFD8 if layout.bigtiff else T.IFD), len(children),
+                                         b"\0" * (layout.offset_size * len(children))))
+                items.append((im, entries))
+                size += ifd_size(layout, entries)
+        return items, size
+
+    state: dict[str, Any] = {
+        "version": FORMAT_VERSION, "byteorder": byteorder, "bigtiff": bigtiff,
+        "images": [im.params for im in images],
+        "blanks": [list(im._blank_location) if im._blank_location else None for im in images]}
+    layouts = [get_layout(byteorder, False), get_layout(byteorder, True)]
+    if bigtiff is True:
+        layouts = layouts[1:]
+    elif bigtiff is False:
+        layouts = layouts[:1]
+    for layout in layouts:
+        items, size = plan(layout)
+        state["metadata_size"] = size
+        record = pack_state_record(state)
+        first = pos + len(record)
+        if layout.bigtiff or first + size <= max_classic:
+            break
+    else:
+        raise LimitExceededError(f"{name}: bigtiff=False, but the file needs "
+                                 f"{first + size} bytes, more than classic TIFF's 4 GiB")
+    # offsets of every IFD
+    offsets: dict[int, int] = {}
+    cursor = first
+    for im, entries in items:
+        offsets[im.index] = cursor
+        cursor += ifd_size(layout, entries)
+    parts = [record]
+    top_order = [top.index for top, _ in tree]
+    children_of = {top.index: [c.index for c in children] for top, children in tree}
+    for im, entries in items:
+        if children_of.get(im.index):
+            subs = numpy.asarray([offsets[k] for k in children_of[im.index]],
+                                 layout.byteorder + ("u8" if layout.bigtiff else "u4")).tobytes()
+            entries = [e if e.code != 330 else Entry(330, e.type, e.count, subs) for e in entries]
+        next_offset = 0
+        if im.index in top_order:
+            k = top_order.index(im.index)
+            if k + 1 < len(top_order):
+                next_offset = offsets[top_order[k + 1]]
+        parts.append(pack_ifd(layout, entries, offsets[im.index], next_offset))
+    blob = b"".join(parts)
+    assert len(blob) == len(record) + size
+    return blob, first, layout
+
+
+def read_state(sink: Sink, first: int) -> dict[str, Any]:
+    """The state record just before the first IFD at ``first`` (its JSON, checked)."""
+    where = f"{sink.name}: checkpoint at {first}"
+    if first < DATA_START + LEADER.size + STATE_FOOTER.size:
+        raise TiffFormatError(f"{where}: not a file written by tiffio (no state record before the first IFD)")
+    length, magic = STATE_FOOTER.unpack(sink.pread(first - STATE_FOOTER.size, STATE_FOOTER.size))
+    start = first - STATE_FOOTER.size - length - LEADER.size
+    if magic != STATE_FOOTER_MAGIC or start < DATA_START:
+        raise TiffFormatError(f"{where}: not a file written by tiffio (no state record before the first IFD)")
+    raw = sink.pread(start, LEADER.size + length)
+    lmagic, _, _, n, crc = LEADER.unpack(raw[: LEADER.size])
+    text = raw[LEADER.size:]
+    if lmagic != MAGIC_STATE or n != length or crc32(text) != crc:
+        raise TiffFormatError(f"{where}: the state record is damaged")
+    state: dict[str, Any] = json.loads(text)
+    if state.get("version") != FORMAT_VERSION:
+        raise UnsupportedFeatureError(f"{where}: tiffio writer format {state.get('version')} is not supported")
+    return state
+
+
+def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str, Any]], ImageWriter],
+           set_format: Callable[[str, bool | None], None]) -> tuple[RecoveryReport, int]:
+    """Rebuild the images of a file tiffio wrote: from its last checkpoint, then from the records after
+    it. ``make_image(params)`` creates the next ImageWriter (appended here to ``images``);
+    ``set_format(byteorder, bigtiff)`` is called before the first one. Torn bytes at the end are
+    truncated. Returns the report and the end of the valid records (where appending goes on)."""
+    size = sink.size()
+    report = RecoveryReport(path=sink.name)
+    head = sink.pread(0, DATA_START)
+    first = 0
+    state = None
+    if len(head) == DATA_START and head != b"\0" * DATA_START:
+        layout, first = parse_header(head)
+        if first:
+            state = read_state(sink, first)
+            if state["byteorder"] != layout.byteorder:
+                raise TiffFormatError(f"{sink.name}: header and state record disagree on byte order")
+    elif len(head) < DATA_START:
+        raise TiffFormatError(f"{sink.name}: {len(head)} bytes is too short for a file tiffio wrote")
+    scan_from = DATA_START
+    if state is not None:
+        set_format(state["byteorder"], state["bigtiff"])
+        for params in state["images"]:
+            images.append(make_image(params))
+        for image, blank in zip(images, state["blanks"]):
+            if blank:
+                image._blank_location = (int(blank[0]), int(blank[1]))
+        load_checkpoint_arrays(sink, images)
+        scan_from = first + int(state["metadata_size"])
+        report.checkpoint_offset = first
+        report.tiles_in_checkpoint = sum(int((im._offsets != 0).sum()) for im in images)
+    # scan the records after the checkpoint
+    valid_end = scan_from
+    for magic, img, index, offset, payload in iter_records(sink, scan_from, size):
+        length = len(payload)
+        if magic == MAGIC_IMAGE:
+            record = json.loads(payload)
+            if img != len(images):
+                break
+            if not images:  # no checkpoint yet: the first image record has the writer's settings
+                set_format(record["byteorder"], record["bigtiff"])
+            images.append(make_image(record["params"]))
+        elif magic == MAGIC_TILE:
+            if img >= len(images) or index >= images[img].tile_count:
+                break
+            images[img]._offsets[index] = offset
+            images[img]._counts[index] = length
+            report.tiles_recovered += 1
+        elif magic == MAGIC_BLANK:
+            if img >= len(images):
+                break
+            images[img]._blank_location = (offset, length)
+        # MAGIC_STATE: the state record of an unfinished checkpoint: harmless, skipped
+        report.records_scanned += 1
+        valid_end = offset + length
+    report.bytes_dropped = size - valid_end
+    if valid_end < size:
+        sink.truncate(valid_end)
+    report.images = len(images)
+    report.missing_tiles = [int((im._offsets == 0).sum()) for im in images]
+    return report, valid_end
+
+
+def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:
+    """Fill the images' tile offsets and byte counts from the checkpoint's IFDs (read with the reader)."""
+    from ..reader import TiffFile
+    source = sink.name if sink.fd is not None else sink.file
+    tf = TiffFile(source)
+    try:
+        tree = image_tree(images)
+        if len(tf.ifds) != len(tree):
+            raise TiffFormatError(f"{sink.name}: the checkpoint has {len(tf.ifds)} IFDs, "
+                                  f"the state record {len(tree)} top-level images")
+        for ifd, (top, children) in zip(tf.ifds, tree):
+            subs = ifd.subifds if children else []
+            if len(subs) != len(children):
+                raise TiffFormatError(f"{sink.name}: {ifd.where} has {len(subs)} SubIFDs, "
+                                      f"expected {len(children)}")
+            for d, im in zip([ifd, *subs], [top, *children]):
+                offsets = d.segment_offsets.to_numpy().astype(numpy.uint64)
+                counts = d.segment_byte_counts.to_numpy().astype(numpy.uint64)
+                if offsets.size != im.tile_count:
+                    raise TiffFormatError(f"{d.where}: {offsets.size} tiles, expected {im.tile_count}")
+                if im._blank_location is not None:
+                    blank = offsets == im._blank_location[0]
+                    offsets[blank] = 0
+                    counts[blank] = 0
+                offsets[counts == 0] = 0
+                counts[offsets == 0] = 0
+                im._offsets[:] = offsets
+                im._counts[:] = counts
+    finally:
+        tf.close()

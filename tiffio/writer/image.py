@@ -1,0 +1,177 @@
+"""One image of a TiffWriter: ImageWriter (tile grid, tile checks, its IFD entries) and
+TileEncoder (what an ImageWriter pickles to, for encoding in other processes)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
+from ..codecs import compression_name
+from ..encoding import EncodeSpec, encode_segment, make_jpegtables
+from ..enums import Compression as C
+from ..errors import TiffIndexError, TiffTypeError, TiffValueError
+from ..layout import Layout
+from .tagpack import Entry, image_entries
+
+if TYPE_CHECKING:  # the owner, for annotations only (it imports this module)
+    from .tiffwriter import TiffWriter
+
+__all__ = ["ImageWriter", "TileEncoder"]
+
+
+class TileEncoder:
+    """What an ImageWriter pickles to: its encode spec, with :meth:`encode_tile`."""
+
+    def __init__(self, spec: EncodeSpec) -> None:
+        self.spec = spec
+
+    def encode_tile(self, array: Any) -> bytes:
+        return encode_segment(self.spec, array)
+
+    def __reduce__(self) -> Any:
+        return (TileEncoder, (self.spec,))
+
+
+class ImageWriter:
+    """One image of a :class:`TiffWriter`: write its tiles in any order."""
+
+    def __init__(self, writer: TiffWriter, index: int, params: dict[str, Any], workers: int) -> None:
+        self._writer = writer
+        self.index = index
+        self.params = params
+        p = params
+        self.shape = tuple(p["shape"])
+        self.dtype = numpy.dtype(p["dtype"])
+        self.tile = tuple(p["tile"])
+        self.compression = p["compression"]
+        self.photometric = p["photometric"]
+        self.planarconfig = "separate" if p["planar"] == 2 else "contig"
+        self.missing = p["missing"]
+        self.workers = workers
+        self.samples = p["samples"]
+        self.planes = p["samples"] if p["planar"] == 2 else 1
+        th, tw = self.tile
+        self.tiles_down = -(-p["height"] // th)
+        self.tiles_across = -(-p["width"] // tw)
+        self.tile_count = self.planes * self.tiles_down * self.tiles_across
+        self._offsets = numpy.zeros(self.tile_count, numpy.uint64)
+        self._counts = numpy.zeros(self.tile_count, numpy.uint64)
+        spec = EncodeSpec(compression=p["compression"], dtype=self.dtype, tile=self.tile,
+                          samples=1 if p["planar"] == 2 else p["samples"], byteorder=writer.byteorder,
+                          predictor=p["predictor"], level=p["level"], photometric=p["photometric"],
+                          jpeg_subsampling=tuple(p["subsampling"]))
+        if spec.compression == C.JPEG:
+            spec = replace(spec, jpegtables=make_jpegtables(spec))
+        self._spec = spec
+        self._blank: bytes | None = None
+        self._blank_location: tuple[int, int] | None = None  # (offset, byte count) in the file
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def parent(self) -> ImageWriter | None:
+        k = self.params["parent"]
+        return None if k is None else self._writer.images[k]
+
+    @property
+    def spec(self) -> EncodeSpec:
+        return self._spec
+
+    def __reduce__(self) -> Any:
+        return (TileEncoder, (self._spec,))
+
+    def __repr__(self) -> str:
+        return (f"<ImageWriter {self.index}: {self.shape} {self.dtype} tiles {self.tile} "
+                f"{compression_name(self.compression)}, {len(self.missing_tiles())} of {self.tile_count} missing>")
+
+    def encode_tile(self, array: Any) -> bytes:
+        """Encode one tile's pixels into the bytes to store (CPU only, thread-safe)."""
+        return encode_segment(self._spec, array)
+
+    def tile_index(self, row: int, col: int, plane: int = 0) -> int:
+        """The tile's index in TileOffsets (libtiff order: plane, row, column)."""
+        if not isinstance(row, (int, numpy.integer)) or not isinstance(col, (int, numpy.integer)) or \
+                not isinstance(plane, (int, numpy.integer)):
+            raise TiffTypeError(f"tile coordinates must be ints, not {row!r}, {col!r}, plane {plane!r}")
+        if not (0 <= row < self.tiles_down and 0 <= col < self.tiles_across and 0 <= plane < self.planes):
+            raise TiffIndexError(f"image {self.index}: tile (row {row}, col {col}, plane {plane}) is outside the "
+                                 f"grid of {self.tiles_down} x {self.tiles_across} tiles x {self.planes} planes")
+        return (int(plane) * self.tiles_down + int(row)) * self.tiles_across + int(col)
+
+    def valid_shape(self, row: int, col: int) -> tuple[int, ...]:
+        """Shape of the part of tile (row, col) inside the image."""
+        th, tw = self.tile
+        h = min(th, self.params["height"] - row * th)
+        w = min(tw, self.params["width"] - col * tw)
+        return (h, w, self._spec.samples) if self._spec.samples > 1 else (h, w)
+
+    def write_tile(self, row: int, col: int, array: Any, *, plane: int = 0) -> None:
+        """Encode and store one tile. Edge tiles may be given cropped to the image."""
+        index = self.tile_index(row, col, plane)
+        arr = numpy.asarray(array)
+        if arr.dtype.newbyteorder("=") != self.dtype:
+            raise TiffTypeError(f"image {self.index}: tile dtype {arr.dtype} does not match the image's {self.dtype}")
+        full = self._spec.tile_shape
+        valid = self.valid_shape(row, col)
+        shape = arr.shape
+        if self._spec.samples == 1 and arr.ndim == 3 and arr.shape[2] == 1:
+            shape = shape[:2]
+        if shape != full and shape != valid:
+            raise TiffValueError(f"image {self.index}: tile (row {row}, col {col}) has shape {arr.shape}; expected "
+                                 f"{full}" + (f" or {valid} (cropped at the edge)" if valid != full else ""))
+        self._writer._submit(self, index, arr)
+
+    def write_raw_tile(self, row: int, col: int, data: bytes, *, plane: int = 0) -> None:
+        """Store pre-encoded bytes as the tile (stored as given, not checked)."""
+        index = self.tile_index(row, col, plane)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TiffTypeError(f"raw tile data must be bytes-like, not {type(data).__name__}")
+        data = bytes(data)
+        if not data:
+            raise TiffValueError("raw tile data is empty (a zero byte count means a missing tile)")
+        self._writer._submit_raw(self, index, data)
+
+    def missing_tiles(self) -> list[tuple[int, ...]]:
+        """The tiles not written yet: (row, col), or (row, col, plane) for separate planes.
+
+        A tile given to :meth:`write_tile` counts as written at once, also while an encoder
+        thread still works on it (an encoding error is raised by a later call)."""
+        writer = self._writer
+        with writer._lock:
+            missing = self._offsets == 0
+            in_flight = [i for (k, i) in writer._latest if k == self.index]
+            if in_flight:
+                missing[in_flight] = False
+            idx = numpy.flatnonzero(missing)
+        per_plane = self.tiles_down * self.tiles_across
+        result: list[tuple[int, ...]] = []
+        for i in idx.tolist():
+            plane, rest = divmod(i, per_plane)
+            row, col = divmod(rest, self.tiles_across)
+            result.append((row, col, plane) if self.planes > 1 else (row, col))
+        return result
+
+    # -- internal --------------------------------------------------------------------------
+    def _blank_tile(self) -> bytes:
+        if self._blank is None:
+            self._blank = encode_segment(self._spec, numpy.zeros(self._spec.tile_shape, self.dtype))
+        return self._blank
+
+    def _entries(self, layout: Layout, policy_final: bool) -> list[Entry]:
+        """The IFD entries except SubIFDs (added by the checkpoint, which knows their offsets)."""
+        offsets, counts = self._strile_arrays(policy_final)
+        return image_entries(layout, self.params, self.dtype, self._spec.jpegtables, offsets, counts)
+
+    def _strile_arrays(self, final: bool) -> tuple[numpy.ndarray, numpy.ndarray]:
+        offsets = self._offsets.copy()
+        counts = self._counts.copy()
+        if self._blank_location is not None:
+            missing = offsets == 0
+            offsets[missing] = self._blank_location[0]
+            counts[missing] = self._blank_location[1]
+        return offsets, counts
+
+    def _max_value(self) -> int:
+        return int(self._offsets.max(initial=0)) + int(self._counts.max(initial=0))
+

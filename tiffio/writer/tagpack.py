@@ -1,0 +1,165 @@
+"""IFD packing: tag values -> bytes by field type, IFD size, one IFD with its out-of-line values,
+and the entries of one image's IFD (no I/O)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy
+
+from ..enums import Compression as C
+from ..enums import FieldType as T
+from ..errors import TiffTypeError, TiffValueError
+from ..layout import Layout
+from .params import SAMPLEFORMAT
+
+__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries"]
+
+
+@dataclass
+class Entry:
+    code: int
+    type: int
+    count: int
+    data: bytes
+
+
+def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
+    """(count, bytes) of ``values`` as field type ``ftype`` in the layout's byte order."""
+    ftype = int(ftype)
+    if ftype == T.ASCII:
+        if isinstance(values, bytes):
+            raw = values
+        elif isinstance(values, str):
+            raw = values.encode("utf-8")
+        else:
+            raise TiffTypeError(f"ASCII tag value must be str or bytes, not {type(values).__name__}")
+        if not raw.endswith(b"\0"):
+            raw += b"\0"
+        return len(raw), raw
+    if ftype in (T.UNDEFINED, T.BYTE) and isinstance(values, (bytes, bytearray, memoryview)):
+        raw = bytes(values)
+        return len(raw), raw
+    if ftype in (T.RATIONAL, T.SRATIONAL):
+        flat: list[int] = []
+        seq = values if isinstance(values, (list, tuple, numpy.ndarray)) else [values]
+        if len(seq) and all(isinstance(v, (int, numpy.integer)) for v in seq) and len(seq) % 2 == 0 and \
+                not isinstance(values, numpy.ndarray):
+            flat = [int(v) for v in seq]  # already numerator/denominator pairs
+        else:
+            for v in seq:
+                frac = Fraction(v).limit_denominator(2**31 - 1 if ftype == T.SRATIONAL else 2**32 - 1)
+                flat += [frac.numerator, frac.denominator]
+        arr = numpy.asarray(flat, layout.value_dtype(ftype))
+        return len(flat) // 2, arr.tobytes()
+    try:
+        dtype = layout.value_dtype(ftype)
+    except KeyError:
+        raise TiffValueError(f"unknown field type {ftype}") from None
+    arr = numpy.asarray(values)
+    if arr.dtype.kind not in "uifb" or (arr.dtype.kind == "f" and dtype.kind in "ui"):
+        raise TiffTypeError(f"cannot store {arr.dtype} values as field type {ftype}")
+    arr = arr.reshape(-1)
+    if dtype.kind in "ui" and arr.size:
+        info = numpy.iinfo(dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
+    return arr.size, arr.astype(dtype).tobytes()
+
+
+def ifd_size(layout: Layout, entries: Sequence[Entry]) -> int:
+    size = layout.count_size + len(entries) * layout.entry_size + layout.offset_size
+    for e in entries:
+        if len(e.data) > layout.inline_size:
+            size += len(e.data) + (len(e.data) & 1)
+    return size
+
+
+def pack_ifd(layout: Layout, entries: Sequence[Entry], offset: int, next_offset: int) -> bytes:
+    entries = sorted(entries, key=lambda e: e.code)
+    head = [layout.count_struct.pack(len(entries))]
+    values: list[bytes] = []
+    pos = offset + layout.count_size + len(entries) * layout.entry_size + layout.offset_size
+    fmt = struct.Struct(layout.byteorder + ("HHQ" if layout.bigtiff else "HHI"))
+    for e in entries:
+        if len(e.data) <= layout.inline_size:
+            head.append(fmt.pack(e.code, e.type, e.count)[: fmt.size] + e.data.ljust(layout.inline_size, b"\0"))
+        else:
+            head.append(fmt.pack(e.code, e.type, e.count) + layout.pack_offset(pos))
+            pad = b"\0" if len(e.data) & 1 else b""
+            values.append(e.data + pad)
+            pos += len(e.data) + len(pad)
+    head.append(layout.pack_offset(next_offset))
+    return b"".join(head + values)
+
+
+def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtables: bytes | None,
+                  offsets: numpy.ndarray, counts: numpy.ndarray) -> list[Entry]:
+    """The IFD entries of one image (parameters ``p`` from normalize_params) except SubIFDs, which
+    the checkpoint adds (it knows their offsets)."""
+    bo = layout.byteorder
+    out: list[Entry] = []
+
+    def add(code: int, ftype: int, values: Any) -> None:
+        count, data = pack_values(layout, ftype, values)
+        out.append(Entry(code, int(ftype), count, data))
+
+    spp = p["samples"]
+    if p["reduced"] or p["parent"] is not None:
+        add(254, T.LONG, [1])
+    add(256, T.LONG, [p["width"]])
+    add(257, T.LONG, [p["height"]])
+    add(258, T.SHORT, [dtype.itemsize * 8] * spp)
+    add(259, T.SHORT, [p["compression"]])
+    add(262, T.SHORT, [p["photometric"]])
+    if p["description"] is not None:
+        add(270, T.ASCII, p["description"])
+    add(277, T.SHORT, [spp])
+    if p["resolution"] is not None:
+        x, y, unit = p["resolution"]
+        add(282, T.RATIONAL, [x])
+        add(283, T.RATIONAL, [y])
+        add(296, T.SHORT, [unit])
+    add(284, T.SHORT, [p["planar"]])
+    if p["software"]:
+        add(305, T.ASCII, p["software"])
+    if p["datetime"]:
+        add(306, T.ASCII, p["datetime"])
+    if p["predictor"] != 1:
+        add(317, T.SHORT, [p["predictor"]])
+    add(322, T.LONG, [p["tile"][1]])
+    add(323, T.LONG, [p["tile"][0]])
+    otype = T.LONG8 if layout.bigtiff else T.LONG
+    odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
+    out.append(Entry(324, int(otype), len(offsets), offsets.astype(odt).tobytes()))
+    out.append(Entry(325, int(otype), len(offsets), counts.astype(odt).tobytes()))
+    base = 3 if p["photometric"] in (2, 6) else 1
+    if spp > base:
+        extra = [0] * (spp - base)
+        if p["photometric"] == 2 and spp == 4:
+            extra = [2]
+        add(338, T.SHORT, extra)
+    add(339, T.SHORT, [SAMPLEFORMAT[dtype.kind]] * spp)
+    if jpegtables is not None:
+        add(347, T.UNDEFINED, jpegtables)
+    if p["photometric"] == 6:
+        add(530, T.SHORT, p["subsampling"])
+        add(532, T.RATIONAL, [0, 1, 255, 1, 128, 1, 255, 1, 128, 1, 255, 1])
+    if p["compression"] == C.LERC:
+        add(50674, T.LONG, [4, 0])  # LercParameters: LERC version 2.4, no extra compression
+    used = {e.code for e in out}
+    for code, ftype, count, value in p["extratags"]:
+        if isinstance(value, dict) and "bytes" in value:
+            value = bytes.fromhex(value["bytes"])
+        n, data = pack_values(layout, ftype, value)
+        if count is not None and count != n and ftype != T.ASCII:
+            raise TiffValueError(f"extratag {code}: count {count} does not match {n} values")
+        if code in used:
+            out = [e for e in out if e.code != code]
+        out.append(Entry(code, ftype, n, data))
+        used.add(code)
+    return out

@@ -1,0 +1,450 @@
+"""TiffWriter: the streaming tiled writer (the file layout is described in tiffio/writer/__init__.py).
+
+It owns the sink and the file end, appends records (tiles, image definitions, blank tiles) under
+one lock, runs the encoder threads, and decides when to checkpoint; the bytes of a checkpoint come
+from checkpoint.py, the IFD entries from tagpack.py, the images' parameters from params.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy
+
+from ..encoding import encode_segment_parts
+from ..errors import LimitExceededError, SourceError, TiffError, TiffUsageError, TiffValueError
+from ..header import pack_header
+from ..layout import Layout
+from .checkpoint import RecoveryReport, build_checkpoint, resume
+from .image import ImageWriter
+from .params import MISSING, normalize_params
+from .pipeline import EncoderThreads
+from .records import CLASSIC_LIMIT, DATA_START, LEADER, MAGIC_BLANK, MAGIC_IMAGE, MAGIC_TILE, crc32, crc32_parts
+from .sink import Sink
+
+__all__ = ["TiffWriter", "WRITEBACK_BYTES"]
+
+#: with fsync=True, a background fdatasync runs every this many bytes appended
+WRITEBACK_BYTES = 32 << 20
+
+
+class TiffWriter:
+    """Write tiled TIFF/BigTIFF files incrementally (see the module docstring for the layout).
+
+    ``bigtiff=None`` decides at each checkpoint whether classic TIFF suffices; ``True`` or
+    ``False`` force it. ``checkpoint_every`` (tiles) and ``checkpoint_seconds`` trigger
+    automatic checkpoints (None disables each); ``checkpoint_every='auto'`` is
+    ``max(1000, tiles in the file / 16)`` so that checkpoints of huge images stay cheap.
+    ``mode='resume'`` reopens a file tiffio wrote (see :func:`tiffio.recover`).
+    """
+
+    def __init__(self, target: Any, *, bigtiff: bool | None = None, byteorder: str = "<", mode: str = "w",
+                 missing: str = "blank", software: str | None = "tiffio", checkpoint_every: Any = "auto",
+                 checkpoint_seconds: float | None = 60.0, fsync: bool = True, workers: int | None = None) -> None:
+        if mode not in ("w", "resume"):
+            raise TiffValueError(f"mode must be 'w' or 'resume', not {mode!r}")
+        if byteorder not in ("<", ">"):
+            raise TiffValueError(f"byteorder must be '<' or '>', not {byteorder!r}")
+        if bigtiff not in (None, True, False):
+            raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
+        if missing not in MISSING:
+            raise TiffValueError(f"missing must be one of {MISSING}, not {missing!r}")
+        self.byteorder = byteorder
+        self.bigtiff = bigtiff
+        self.missing = missing
+        self.software = software
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.fsync = fsync
+        self.default_workers = workers
+        self.images: list[ImageWriter] = []
+        self.report: RecoveryReport | None = None
+        self._lock = threading.Lock()             # file end, arrays
+        self._ckpt_lock = threading.RLock()       # checkpoints vs everything else
+        self._end = DATA_START
+        self._max_classic = CLASSIC_LIMIT
+        self._copy_tiles = True
+        self._closed = False
+        self._error: BaseException | None = None
+        self._latest: dict[tuple[int, int], int] = {}  # tiles in encoder threads -> sequence number
+        self._seq = 0
+        self._threads: EncoderThreads | None = None
+        self._sync_thread: threading.Thread | None = None  # fsync + header of an automatic checkpoint
+        # background write-back: with fsync=True, every WRITEBACK_BYTES appended, one fdatasync runs in
+        # a thread, so that the disk works while tiles are encoded and the fsync of a checkpoint or
+        # close() finds little left to write (None: off)
+        self._writeback_bytes: int | None = WRITEBACK_BYTES if fsync else None
+        self._writeback_mark = DATA_START
+        self._writeback_thread: threading.Thread | None = None
+        self._since_checkpoint = 0
+        self._last_checkpoint_time = time.monotonic()
+        self._checkpoints = 0
+        self.last_layout: Layout | None = None
+        self._sink = Sink(target, mode)
+        try:
+            if mode == "w":
+                self._sink.pwrite(0, b"\0" * DATA_START)
+            else:
+                self.report = self._resume()
+        except BaseException:
+            self._sink.close()
+            raise
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> TiffWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close(_enforce=False)
+            except TiffError:
+                pass  # the original exception is more informative
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def checkpoints(self) -> int:
+        """How many checkpoints this writer has written."""
+        return self._checkpoints
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TiffUsageError("the TiffWriter is closed")
+
+    # -- images ----------------------------------------------------------------------------------
+    def add_image(self, shape: Any, dtype: Any, *, tile: Any = (256, 256), compression: Any = None,
+                  compression_level: Any = None, predictor: Any = None, photometric: Any = None,
+                  planarconfig: Any = "contig", jpeg_quality: Any = None, subsampling: Any = None,
+                  description: Any = None, resolution: Any = None, extratags: Iterable = (),
+                  parent: ImageWriter | None = None, reduced: bool = False, missing: str | None = None,
+                  software: Any = ..., datetime: Any = None, workers: int | None = None) -> ImageWriter:
+        """Add an image; returns its :class:`ImageWriter`.
+
+        ``parent=img`` stores this image as a SubIFD of ``img`` (a pyramid level, OME-TIFF /
+        libvips style, NewSubfileType 1); ``reduced=True`` marks a following IFD as a reduced
+        level (GDAL / COG style). ``missing`` overrides the writer's missing-tile policy.
+        """
+        self._check_open()
+        with self._ckpt_lock:
+            if parent is not None:
+                if not isinstance(parent, ImageWriter) or parent._writer is not self:
+                    raise TiffValueError("parent must be an ImageWriter of this TiffWriter")
+                if parent.params["parent"] is not None:
+                    raise TiffValueError("SubIFDs of SubIFDs are not written; give the top-level image as parent")
+            params = normalize_params(
+                shape, dtype, tile=tile, compression=compression, compression_level=compression_level,
+                predictor=predictor, photometric=photometric, planarconfig=planarconfig, jpeg_quality=jpeg_quality,
+                subsampling=subsampling, description=description, resolution=resolution, extratags=extratags,
+                parent=None if parent is None else parent.index, reduced=reduced,
+                missing=self.missing if missing is None else missing,
+                software=self.software if software is ... else software, datetime=datetime,
+                byteorder=self.byteorder)
+            if workers is None:
+                workers = self.default_workers
+            workers = max(1, int(workers or 1))
+            image = self._make_image(params, workers)
+            payload = json.dumps({"params": params, "byteorder": self.byteorder, "bigtiff": self.bigtiff},
+                                 sort_keys=True).encode()
+            self._raise_pending()
+            with self._lock:
+                self._append(MAGIC_IMAGE, image.index, 0, payload)
+            self.images.append(image)
+            return image
+
+    def _make_image(self, params: dict[str, Any], workers: int) -> ImageWriter:
+        image = ImageWriter(self, len(self.images), params, workers)
+        image._blank_tile()  # encode now: checks the codec and the parameters before anything is stored
+        return image
+
+    # -- appending -------------------------------------------------------------------------------
+    def _append(self, magic: bytes, image: int, index: int, payload: bytes, crc: int | None = None,
+                check: bool = True) -> int:
+        """Append leader + payload at the end (caller holds _lock); returns the payload offset."""
+        return self._append_parts(magic, image, index, (payload,), len(payload),
+                                  crc32(payload) if crc is None else crc, check)
+
+    def _append_parts(self, magic: bytes, image: int, index: int, parts: Sequence[Any], length: int, crc: int,
+                      check: bool = True) -> int:
+        """Append leader + the concatenated parts (one vectored write; caller holds _lock)."""
+        leader = LEADER.pack(magic, image, index, length, crc)
+        pos = self._end
+        end = pos + len(leader) + length
+        if check and self.bigtiff is False and end + self._metadata_bound() > self._max_classic:
+            raise LimitExceededError(
+                f"{self._sink.name}: bigtiff=False, but {length} more bytes at offset {pos} would pass "
+                f"the 4 GiB limit of classic TIFF (with room for the IFDs); nothing was written")
+        self._sink.pwrite(pos, leader, *parts)
+        self._end = end
+        return pos + len(leader)
+
+    def _metadata_bound(self) -> int:
+        """An upper bound of the bytes a classic-TIFF checkpoint needs (blank tiles, state, IFDs)."""
+        total = 4096
+        for im in self.images:
+            total += im.tile_count * 8 + 2048 + len(json.dumps(im.params))
+            total += len(im._blank or b"") + LEADER.size + 2 * len(im._spec.jpegtables or b"")
+            for tag in im.params["extratags"]:
+                total += 2 * len(json.dumps(tag[3])) + 16
+        return total
+
+    def _store_tile(self, image: ImageWriter, index: int, parts: Sequence[Any], seq: int | None) -> None:
+        """Append one encoded tile (its bytes as parts); with ``seq``, only if it is still the latest
+        write of that tile. The checksum is computed before taking the lock."""
+        crc = crc32_parts(parts)
+        length = sum(len(p) for p in parts)
+        with self._lock:
+            if seq is not None:
+                key = (image.index, index)
+                if self._latest.get(key) != seq:
+                    return  # a later write of this tile is in flight or done: the last write wins
+                del self._latest[key]
+            offset = self._append_parts(MAGIC_TILE, image.index, index, parts, length, crc)
+            image._offsets[index] = offset
+            image._counts[index] = length
+            self._since_checkpoint += 1
+            writeback = self._writeback_bytes is not None and \
+                self._end - self._writeback_mark >= self._writeback_bytes and self._sink.fd is not None and \
+                (self._writeback_thread is None or not self._writeback_thread.is_alive())
+            if writeback:  # (started under the lock: one at a time, and close() can always join it)
+                self._writeback_mark = self._end
+                self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
+                                                          name="tiffio-writeback")
+                self._writeback_thread.start()
+
+    def _writeback(self) -> None:
+        try:
+            self._sink.datasync()
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+
+    def _encode_job(self, image: ImageWriter, index: int, array: numpy.ndarray, seq: int) -> None:
+        """Runs in an encoder thread: encode, checksum and store one tile."""
+        try:
+            self._store_tile(image, index, encode_segment_parts(image._spec, array), seq)
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+                key = (image.index, index)
+                if self._latest.get(key) == seq:
+                    del self._latest[key]  # not stored: missing again
+
+    def _encoder_threads(self, workers: int) -> EncoderThreads:
+        threads = self._threads
+        if threads is None:
+            threads = self._threads = EncoderThreads(workers)
+            # an unclosed, collected writer stops its threads (the threads hold only the queue)
+            weakref.finalize(self, EncoderThreads.stop, threads.jobs, threads.threads, False)
+        elif len(threads.threads) < workers:
+            threads.grow(workers)
+        return threads
+
+    def _submit(self, image: ImageWriter, index: int, array: numpy.ndarray) -> None:
+        if self._closed:
+            self._check_open()
+        if self._error is not None:
+            self._raise_pending()
+        self._maybe_checkpoint()
+        if image.workers <= 1:
+            self._store_tile(image, index, encode_segment_parts(image._spec, array), None)
+            return
+        threads = self._threads
+        if threads is None or len(threads.threads) < image.workers:
+            threads = self._encoder_threads(image.workers)
+        # the caller may reuse a writeable buffer as soon as write_tile returns: copy it; a read-only
+        # array (arr.setflags(write=False)) promises it will not change, and is encoded in place
+        arr = numpy.array(array, copy=True) if (self._copy_tiles and array.flags.writeable) else array
+        key = (image.index, index)
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self._latest[key] = seq
+        try:
+            threads.jobs.put((self._encode_job, (image, index, arr, seq)))  # blocks while the queue is full
+        except BaseException:
+            with self._lock:
+                if self._latest.get(key) == seq:
+                    del self._latest[key]
+            raise
+
+    def _submit_raw(self, image: ImageWriter, index: int, data: bytes) -> None:
+        self._check_open()
+        self._raise_pending()
+        self._maybe_checkpoint()
+        with self._lock:
+            self._latest.pop((image.index, index), None)  # an in-flight encode of this tile is now stale
+        self._store_tile(image, index, (data,), None)
+
+    def _drain(self) -> None:
+        """Wait until the encoder threads have stored (or failed) every tile given so far."""
+        if self._threads is not None:
+            self._threads.join()
+
+    def _wait_sync(self) -> None:
+        """Wait for the fsync + header update of the last automatic checkpoint."""
+        thread = self._sync_thread
+        if thread is not None:
+            thread.join()
+            self._sync_thread = None
+
+    def _wait_writeback(self) -> None:
+        with self._lock:
+            thread = self._writeback_thread
+        if thread is not None:
+            thread.join()
+
+    def _raise_pending(self) -> None:
+        with self._lock:
+            exc, self._error = self._error, None
+        if exc is not None:
+            if isinstance(exc, TiffError):
+                raise exc
+            raise TiffError(f"encoding a tile failed: {type(exc).__name__}: {exc}") from exc
+
+    def flush(self) -> None:
+        """Wait until every tile given so far is encoded and stored."""
+        self._drain()
+        self._raise_pending()
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _auto_tiles(self) -> int | None:
+        every = self.checkpoint_every
+        if every is None:
+            return None
+        if every == "auto":
+            return max(1000, sum(im.tile_count for im in self.images) // 16)
+        return max(1, int(every))
+
+    def _maybe_checkpoint(self) -> None:
+        every = self._auto_tiles()
+        due = every is not None and self._since_checkpoint >= every
+        if not due and self.checkpoint_seconds is not None:
+            due = self._since_checkpoint > 0 and \
+                time.monotonic() - self._last_checkpoint_time >= self.checkpoint_seconds
+        if due:
+            # automatic: holds the tiles stored so far (those still in encoder threads go into the
+            # next one; recovery finds them by their leaders), and the fsync + header update run in
+            # the background while the encoders go on
+            self._checkpoint(final=False, drain=False, background=True)
+
+    def checkpoint(self) -> None:
+        """Make the file on disk a complete, valid TIFF holding every tile written so far
+        (durable on return when ``fsync=True``)."""
+        self._check_open()
+        self._checkpoint(final=False)
+
+    def _checkpoint(self, final: bool, drain: bool = True, background: bool = False) -> None:
+        with self._ckpt_lock:
+            self._wait_sync()  # headers are updated in checkpoint order
+            if drain:
+                self._drain()
+            self._raise_pending()
+            with self._lock:
+                for im in self.images:
+                    if im.missing == "blank" and im._blank_location is None and bool((im._offsets == 0).any()):
+                        blank = im._blank_tile()
+                        offset = self._append(MAGIC_BLANK, im.index, 0, blank, check=False)  # in the bound
+                        im._blank_location = (offset, len(blank))
+                if not self.images:
+                    raise TiffUsageError("a TIFF needs at least one image: call add_image() before checkpoint()")
+                pos = self._end + (self._end & 1)
+                blob, first_ifd, layout = build_checkpoint(self.images, self.byteorder, self.bigtiff, pos, final,
+                                                           self._max_classic, self._sink.name)
+                self._sink.pwrite(pos, blob)  # one write: state record + every IFD and array
+                self._end = pos + len(blob)
+                self._since_checkpoint = 0
+                self._last_checkpoint_time = time.monotonic()
+                self._checkpoints += 1
+            # the tiles and IFDs must be durable before the header points at them; encoder
+            # threads go on appending tiles meanwhile (after the checkpoint, outside the lock)
+            header = pack_header(layout, first_ifd).ljust(DATA_START, b"\0")
+            if background and self.fsync:
+                thread = threading.Thread(target=self._publish, args=(header, layout, True, False), daemon=True,
+                                          name="tiffio-checkpoint")
+                self._sync_thread = thread
+                thread.start()
+            else:
+                self._publish(header, layout, self.fsync, self.fsync and final, raise_=True)
+
+    def _publish(self, header: bytes, layout: Layout, sync_before: bool, sync_after: bool,
+                 raise_: bool = False) -> None:
+        """fsync, point the header at the new IFDs, (fsync again)."""
+        try:
+            if sync_before:
+                self._sink.sync()
+            self._sink.pwrite(0, header)
+            if sync_after:
+                self._sink.sync()
+            self.last_layout = layout
+        except BaseException as exc:
+            if raise_:
+                raise
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+
+    # -- closing ---------------------------------------------------------------------------------
+    def close(self, *, _enforce: bool = True) -> None:
+        """Store the remaining tiles, write the final IFDs and close the file.
+
+        Images with ``missing='error'`` and missing tiles raise TiffValueError after the file
+        is written (with those tiles sparse), so that what was written stays readable.
+        """
+        if self._closed:
+            return
+        error: BaseException | None = None
+        try:
+            if self.images:
+                self._checkpoint(final=True)
+        except BaseException as exc:
+            error = exc
+        finally:
+            self._closed = True
+            try:
+                self._wait_sync()
+                self._wait_writeback()
+            except BaseException as exc:  # pragma: no cover
+                error = error or exc
+            if self._threads is not None:
+                if error is not None:  # the final checkpoint failed before draining: let them finish
+                    self._threads.join()
+                EncoderThreads.stop(self._threads.jobs, self._threads.threads, True)
+                self._threads = None
+            try:
+                self._sink.close()
+            except SourceError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        if _enforce:
+            for im in self.images:
+                if im.missing == "error":
+                    missing = im.missing_tiles()
+                    if missing:
+                        raise TiffValueError(f"image {im.index}: {len(missing)} tiles were never written "
+                                             f"(first: {missing[0]}); they are stored sparse")
+
+    # -- resume / recover ------------------------------------------------------------------------
+    def _resume(self) -> RecoveryReport:
+        def set_format(byteorder: str, bigtiff: bool | None) -> None:
+            self.byteorder = byteorder
+            self.bigtiff = bigtiff
+
+        def make_image(params: dict[str, Any]) -> ImageWriter:
+            return self._make_image(params, max(1, int(self.default_workers or 1)))
+
+        report, self._end = resume(self._sink, self.images, make_image, set_format)
+        self._since_checkpoint = report.tiles_recovered
+        return report
