@@ -45,6 +45,8 @@ class FieldType(enum.IntEnum):
 
 
 class Compression(enum.IntEnum):
+    """Compression (tag 259): the codec of every segment, by its code in the TIFF spec or a registry."""
+
     NONE = 1
     CCITTRLE = 2
     CCITT_T4 = 3
@@ -86,6 +88,8 @@ class Compression(enum.IntEnum):
 
 
 class Photometric(enum.IntEnum):
+    """PhotometricInterpretation (tag 262): how samples map to colour."""
+
     MINISWHITE = 0
     MINISBLACK = 1
     RGB = 2
@@ -103,17 +107,23 @@ class Photometric(enum.IntEnum):
 
 
 class PlanarConfiguration(enum.IntEnum):
+    """PlanarConfiguration (tag 284): samples of a pixel together (CONTIG) or in separate planes (SEPARATE)."""
+
     CONTIG = 1
     SEPARATE = 2
 
 
 class Predictor(enum.IntEnum):
+    """Predictor (tag 317): the transform applied before compression (spec-notes/predictors.md)."""
+
     NONE = 1
     HORIZONTAL = 2
     FLOATINGPOINT = 3
 
 
 class SampleFormat(enum.IntEnum):
+    """SampleFormat (tag 339): how the bits of a sample are interpreted."""
+
     UINT = 1
     INT = 2
     IEEEFP = 3
@@ -123,17 +133,23 @@ class SampleFormat(enum.IntEnum):
 
 
 class FillOrder(enum.IntEnum):
+    """FillOrder (tag 266): the bit order within a byte of packed data."""
+
     MSB2LSB = 1
     LSB2MSB = 2
 
 
 class ExtraSamples(enum.IntEnum):
+    """ExtraSamples (tag 338): the meaning of samples beyond the colour samples."""
+
     UNSPECIFIED = 0
     ASSOCALPHA = 1
     UNASSALPHA = 2
 
 
 class NewSubfileType(enum.IntFlag):
+    """NewSubfileType (tag 254) flags: reduced resolution, page of a multi-page image, mask."""
+
     NONE = 0
     REDUCEDIMAGE = 1
     PAGE = 2
@@ -141,6 +157,8 @@ class NewSubfileType(enum.IntFlag):
 
 
 class ResolutionUnit(enum.IntEnum):
+    """ResolutionUnit (tag 296): the unit of XResolution and YResolution."""
+
     NONE = 1
     INCH = 2
     CENTIMETER = 3

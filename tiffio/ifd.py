@@ -132,10 +132,12 @@ class Tag:
 
     @property
     def name(self) -> str:
+        """The tag's spec name (``"ImageWidth"``), or ``Tag<code>`` when the code is unknown."""
         return tag_name(self.code)
 
     @property
     def byte_count(self) -> int:
+        """Size in bytes of the value as stored (count x the field type's size)."""
         size = FIELD_TYPE_SIZE.get(self.type)
         return self.count * size if size is not None else len(self._raw_inline)
 
@@ -154,6 +156,10 @@ class Tag:
 
     @property
     def value(self) -> Any:
+        """The decoded value, read and decoded on first access: an int or float for one number,
+        a tuple for several, str for ASCII, bytes for UNDEFINED and unknown types.
+
+        Raises TruncatedError when the value lies outside the file."""
         if self._value is _UNSET:
             self._value = decode_value(self._ctx.layout, self.type, self.count, self.raw_bytes())
         return self._value

@@ -61,6 +61,9 @@ class Limits:
     max_dimension: int = 1 << 31
 
     def replace(self, **changes: int) -> Limits:
+        """A copy with the given bounds changed, e.g. ``limits.replace(max_output_bytes=16 << 30)``.
+
+        Raises TypeError for a name that is not a limit (as dataclasses.replace does)."""
         return replace(self, **changes)
 
     def check(self, name: str, value: int, where: str) -> None:
