@@ -106,20 +106,46 @@ class ImageWriter:
         w = min(tw, self.params["width"] - col * tw)
         return (h, w, self._spec.samples) if self._spec.samples > 1 else (h, w)
 
-    def write_tile(self, row: int, col: int, array: Any, *, plane: int = 0) -> None:
-        """Encode and store one tile. Edge tiles may be given cropped to the image."""
-        index = self.tile_index(row, col, plane)
+    def write_tile(self, row: int, col: int, array: Any, *, plane: int | None = None) -> None:
+        """Encode and store one tile. Edge tiles may be given cropped to the image.
+
+        With ``planarconfig='separate'``, give either one plane's samples, shape (length, width),
+        with ``plane=``, or the whole pixels, shape (length, width, samples), without ``plane=``:
+        each plane is then stored as its own tile."""
         arr = numpy.asarray(array)
         if arr.dtype.newbyteorder("=") != self.dtype:
             raise TiffTypeError(f"image {self.index}: tile dtype {arr.dtype} does not match the image's {self.dtype}")
+        full = self._spec.tile_shape
+        valid = self.valid_shape(row, col)
+        if self.planes > 1 and plane is None and arr.ndim == 3:
+            if arr.shape in ((*full, self.planes), (*valid, self.planes)):
+                self.tile_index(row, col)  # checks the coordinates before anything is stored
+                for k in range(self.planes):
+                    self._write_checked(row, col, arr[:, :, k], k)
+                return
+            raise TiffValueError(self._shape_message(row, col, arr.shape, full, valid))
+        self._write_checked(row, col, arr, 0 if plane is None else plane)
+
+    def _shape_message(self, row: int, col: int, shape: tuple[int, ...], full: tuple[int, ...],
+                       valid: tuple[int, ...]) -> str:
+        accepted = [full] if valid == full else [full, valid]
+        text = " or ".join(str(s) for s in accepted)
+        edge = " (full or cropped at the edge)" if valid != full else ""
+        if self.planes > 1:
+            pixels = " or ".join(str((*s, self.planes)) for s in accepted)
+            return (f"image {self.index}: tile (row {row}, col {col}) has shape {shape}; expected one plane "
+                    f"{text} with plane=, or whole pixels {pixels} without plane={edge}")
+        return f"image {self.index}: tile (row {row}, col {col}) has shape {shape}; expected {text}{edge}"
+
+    def _write_checked(self, row: int, col: int, arr: numpy.ndarray, plane: int) -> None:
+        index = self.tile_index(row, col, plane)
         full = self._spec.tile_shape
         valid = self.valid_shape(row, col)
         shape = arr.shape
         if self._spec.samples == 1 and arr.ndim == 3 and arr.shape[2] == 1:
             shape = shape[:2]
         if shape != full and shape != valid:
-            raise TiffValueError(f"image {self.index}: tile (row {row}, col {col}) has shape {arr.shape}; expected "
-                                 f"{full}" + (f" or {valid} (cropped at the edge)" if valid != full else ""))
+            raise TiffValueError(self._shape_message(row, col, arr.shape, full, valid))
         self._writer._submit(self, index, arr)
 
     def write_raw_tile(self, row: int, col: int, data: bytes, *, plane: int = 0) -> None:
