@@ -29,11 +29,13 @@ class SegmentCoords(NamedTuple):
     col: int
 
 
-class RegionPart(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class RegionPart:
     """One segment's contribution to a region: ``out[dst] = segment[src]``.
 
     ``src`` slices the segment's stored (depth, length, width) array; ``dst``
-    slices the region's (depth, length, width) array.
+    slices the region's (depth, length, width) array. (Not a NamedTuple: a field
+    named ``index`` would hide tuple.index.)
     """
 
     index: int

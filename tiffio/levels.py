@@ -11,19 +11,33 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .reader import IFD, TiffFile
+from .directory import IFD
 
 __all__ = ["Level", "find_levels", "find_masks", "find_associated"]
+
+
+
+class TiffFile(Protocol):
+    """What this module needs of a tiffio.TiffFile (which imports this module)."""
+
+    @property
+    def ifds(self) -> Sequence[IFD]: ...
+
 
 _REDUCED = 1
 _MASK = 4
 
 
-class Level(NamedTuple):
-    """One resolution level: its IFD, shape, and downsample factors (y, x) vs level 0."""
+@dataclass(frozen=True)
+class Level:
+    """One resolution level: its IFD, shape, and downsample factors (y, x) vs level 0.
+
+    (Not a NamedTuple: a field named ``index`` would hide tuple.index.)
+    """
 
     index: int
     ifd: IFD
@@ -37,7 +51,7 @@ def _is_mask(ifd: IFD) -> bool:
 
 def _is_aperio(tif: TiffFile) -> bool:
     desc = tif.ifds[0].description
-    return bool(desc) and desc.startswith("Aperio")
+    return desc is not None and desc.startswith("Aperio")
 
 
 def _compatible(base: IFD, other: IFD) -> bool:

@@ -1,0 +1,178 @@
+"""Region assembly: ``read_region``, ``asarray`` and ``iter_regions`` decode the segments
+a window covers in a shared thread pool, each into the result or a per-thread buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, TypeVar
+
+import numpy
+
+from .enums import Compression
+from .errors import TiffValueError
+from .grid import RegionPart
+from .segment_read import IFDSegments
+
+__all__ = ["IFDRegions", "RegionWindow", "default_workers"]
+
+T = TypeVar("T")
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+_EXECUTORS_LOCK = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """A shared thread pool per worker count: region reads do not pay for thread start-up."""
+    with _EXECUTORS_LOCK:
+        pool = _EXECUTORS.get(workers)
+        if pool is None:
+            pool = _EXECUTORS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio")
+        return pool
+
+
+class RegionWindow(NamedTuple):
+    """Where a chunk of :meth:`IFD.iter_regions` lies: the window read (y, x, height,
+    width, with the halo) and ``core``, the slices of the array without the halo."""
+
+    y: int
+    x: int
+    height: int
+    width: int
+    core: tuple[slice, slice]
+
+
+class IFDRegions(IFDSegments):
+    """Whole images and windows of one IFD (the upper layer of :class:`tiffio.IFD`)."""
+
+    def asarray(self, *, fill: Any = None, workers: int | None = None, out: numpy.ndarray | None = None) -> numpy.ndarray:
+        """The whole image, equal to tifffile's ``TiffPage.asarray()`` (shape :attr:`shape`).
+
+        Decoded like :meth:`read_region` over the whole image (shared thread pool,
+        per-thread buffers, segments decoded straight into the result where it is
+        contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
+        """
+        self._tiff._check_open()
+        self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
+        self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
+        return self.read_region(0, 0, self.length, self.width, z=0, depth=self.depth, fill=fill,
+                                workers=workers, out=out)
+
+    # --- regions ----------------------------------------------------------------------------
+    def _region_axes(self, planes_shape: tuple[int, int, int, int, int]) -> tuple[int, ...]:
+        p, d, h, w, s = planes_shape
+        zyx: tuple[int, ...] = (h, w) if self.depth == 1 else (d, h, w)
+        if self.photometric == 2 or self.samples_per_pixel > 1:
+            return (p, *zyx) if self.is_separate else (*zyx, s)
+        return zyx
+
+    def _scratch(self, shape: tuple[int, int, int, int]) -> numpy.ndarray:
+        """A per-thread decode buffer of one segment's stored shape (no per-tile allocation)."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buf = buffers.get(shape)
+        if buf is None:
+            buf = buffers[shape] = numpy.empty(shape, self.dtype)
+        return buf
+
+    def read_region(self, y: int, x: int, height: int, width: int, *, z: int = 0, depth: int | None = None,
+                    out: numpy.ndarray | None = None, fill: Any = None, workers: int | None = None) -> numpy.ndarray:
+        """Decode the window (y, x, height, width) - and z, depth for volumes.
+
+        Only the segments the window covers are read and decoded, in a thread pool,
+        each straight into a reusable per-thread buffer and then into the result.
+        The result has the image's axes (:attr:`shape`) with Y and X (and Z) cut
+        to the window: it equals ``asarray()[y:y+height, x:x+width]`` for contiguous
+        samples, ``asarray()[:, y:y+height, x:x+width]`` for separate planes.
+        Parts of the window outside the image, and sparse segments, are ``fill``
+        (default: GDAL_NODATA if present, else 0).
+        """
+        self._tiff._check_open()
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z)):
+            if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if depth is None:
+            depth = self.depth - z if self.depth > 1 else 1
+        if height <= 0 or width <= 0 or depth <= 0:
+            raise TiffValueError(f"read_region: the window {depth} x {height} x {width} is empty")
+        grid = self.grid
+        spec = self.spec
+        dtype = self.dtype
+        shaped = (grid.planes, depth, height, width, grid.segment_samples)
+        out_shape = self._region_axes(shaped)
+        self._ctx.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
+        if out is None:
+            result = numpy.empty(shaped, dtype)
+        else:
+            if out.shape != out_shape or out.dtype != dtype or not out.flags.c_contiguous:
+                raise TiffValueError(f"out must be a C-contiguous array of shape {out_shape} and dtype {dtype}, "
+                                     f"not {out.shape} {out.dtype}")
+            result = out.reshape(shaped)
+        fill_value = self._fill_value(fill)
+        inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= self.depth and y + height <= self.length \
+            and x + width <= self.width
+        if not inside:
+            result[...] = fill_value
+        parts = [part for plane in range(grid.planes) for part in grid.region(z, y, x, depth, height, width, plane)]
+        # JPEG segments are decoded from this thread's reusable read buffer (their decoded
+        # array never refers to it); other codecs keep their own bytes
+        buffered = spec.compression == Compression.JPEG
+
+        def work(part: RegionPart) -> None:
+            index, src = part.index, part.src
+            target = result[part.plane][part.dst]
+            location = self.segment_location(index)
+            if location[0] == 0 or location[1] == 0:
+                target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
+                return
+            shape = grid.stored_shape(index)
+            full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
+            if full and target.flags.c_contiguous and spec.compression != 1:
+                self._decode(index, fill_value, out=target, location=location, buffered=buffered)
+                return
+            arr = self._decode(index, fill_value, out=self._scratch(shape), location=location, buffered=buffered)
+            target[...] = arr[src]
+
+        self._run(work, parts, workers)
+        return out if out is not None else result.reshape(out_shape)
+
+    def _run(self, func: Callable[[T], None], items: list[T], workers: int | None) -> None:
+        workers = default_workers() if workers is None else max(1, int(workers))
+        if workers == 1 or len(items) < 2:
+            for item in items:
+                func(item)
+            return
+        for _ in _executor(min(workers, 64)).map(func, items):
+            pass
+
+    def iter_regions(self, chunk_shape: tuple[int, int], *, overlap: int = 0, fill: Any = None,
+                     workers: int | None = None) -> Iterator[tuple[RegionWindow, numpy.ndarray]]:
+        """Walk the image in chunks of ``chunk_shape`` (height, width), row by row.
+
+        Yields (window, array): each array holds one chunk plus a halo of ``overlap``
+        pixels on every side, clipped at the image border; ``array[window.core]`` is the
+        chunk itself. Memory is bounded by one chunk and its halo.
+        """
+        ch, cw = (int(v) for v in chunk_shape)
+        if ch <= 0 or cw <= 0 or overlap < 0:
+            raise TiffValueError(f"iter_regions: invalid chunk_shape {chunk_shape} or overlap {overlap}")
+        for y0 in range(0, self.length, ch):
+            h = min(ch, self.length - y0)
+            ya, yb = max(0, y0 - overlap), min(self.length, y0 + h + overlap)
+            for x0 in range(0, self.width, cw):
+                w = min(cw, self.width - x0)
+                xa, xb = max(0, x0 - overlap), min(self.width, x0 + w + overlap)
+                arr = self.read_region(ya, xa, yb - ya, xb - xa, fill=fill, workers=workers)
+                core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
+                yield RegionWindow(ya, xa, yb - ya, xb - xa, core), arr
+

@@ -1,0 +1,263 @@
+"""Reading an IFD's segments: where each one is stored (the strile arrays), its bytes,
+and its decoded samples (``read_segment``), with the prepared fast path of fast_path.py
+for the hot cases and the general path for everything else.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from functools import cached_property
+from typing import Any
+
+import numpy
+
+from .enums import Compression
+from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
+from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
+from .ifd import StrileArray, Tag
+from .ifd_tags import IFDTags
+from .segment import decode_segment
+from .sources import FileSource
+
+__all__ = ["IFDSegments"]
+
+
+class IFDSegments(IFDTags):
+    """Segment location and reading of one IFD (the middle layer of :class:`tiffio.IFD`)."""
+
+    _local: threading.local
+
+    # --- strile arrays ----------------------------------------------------------------------
+    def _strile_tag(self, tiled_code: int, strip_code: int) -> Tag | None:
+        tags = self._entries.tags
+        if self.is_tiled:
+            # some old writers store tile offsets under the strip tag codes
+            return tags.get(tiled_code, tags.get(strip_code))
+        return tags.get(strip_code)
+
+    @cached_property
+    def segment_offsets(self) -> StrileArray:
+        """TileOffsets or StripOffsets, read block by block on demand."""
+        tag = self._strile_tag(324, 273)
+        if tag is None and self.compression == Compression.OJPEG and 513 in self._entries.tags:
+            tag = self._entries.tags[513]
+        if tag is None:
+            raise TiffFormatError(f"{self.where}: {'TileOffsets (324)' if self.is_tiled else 'StripOffsets (273)'} is missing")
+        return self._checked_strile(tag)
+
+    @cached_property
+    def segment_byte_counts(self) -> StrileArray | None:
+        """TileByteCounts or StripByteCounts (None if missing), read on demand."""
+        tag = self._strile_tag(325, 279)
+        if tag is None and self.compression == Compression.OJPEG and 514 in self._entries.tags:
+            tag = self._entries.tags[514]
+        if tag is None:
+            return None
+        return self._checked_strile(tag)
+
+    def _checked_strile(self, tag: Tag) -> StrileArray:
+        expected = self.segment_count
+        if tag.count > expected:
+            # harmless: libtiff trims such arrays with a warning; so do we
+            warnings.warn(f"{self.where}: {tag.name} has {tag.count} values, {expected} expected; the rest are ignored",
+                          TiffFormatWarning, stacklevel=4)
+        elif tag.count < expected:
+            if expected - tag.count > max(1024, tag.count):
+                # a few missing entries can be read as empty segments; this many cannot be justified
+                raise TiffFormatError(f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
+                                      f"({self._grid_text()})")
+            self._ctx.problem(
+                f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
+                f"({self._grid_text()}); the missing segments read as empty")
+        return StrileArray(tag, self._ctx, expected)
+
+    def _grid_text(self) -> str:
+        g = self.grid
+        unit = "tiles" if g.tiled else "strips"
+        text = f"{g.down} x {g.across} {unit}" if g.tiled else f"{g.down} {unit}"
+        if g.deep > 1:
+            text = f"{g.deep} x " + text
+        if g.planes > 1:
+            text += f" x {g.planes} planes"
+        return text
+
+    def segment_location(self, index: int) -> tuple[int, int]:
+        """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
+        self._tiff._check_open()
+        if not 0 <= index < self.grid.count:
+            self.grid.coords(index)  # raises TiffIndexError with the range
+        offsets = self.segment_offsets
+        counts = self.segment_byte_counts
+        offset = offsets[index] if index < offsets.length else 0
+        if counts is None:
+            count = self._estimated_byte_count(index, offset)
+        else:
+            count = counts[index] if index < counts.length else 0
+        return offset, count
+
+    def _estimated_byte_count(self, index: int, offset: int) -> int:
+        self._ctx.problem(f"{self.where}: {'TileByteCounts' if self.is_tiled else 'StripByteCounts'} is missing")
+        if self.compression == 1:
+            d, h, w, s = self.grid.stored_shape(index)
+            return math.ceil(d * h * w * s * self.bits_per_sample / 8) if self.bits_per_sample < 8 else \
+                d * h * math.ceil(w * s * self.bits_per_sample / 8)
+        # compressed: up to the end of the file (as libtiff), but no more than any codec needs for
+        # the segment's raw size; else N strips of a hostile file each read the whole file (N x size)
+        d, h, w, s = self.grid.stored_shape(index)
+        bound = 2 * d * h * ((w * s * self.bits_per_sample + 7) // 8) + 4096
+        return max(0, min(self._tiff.source.size - offset, bound))
+
+    def is_sparse(self, index: int) -> bool:
+        """True if the segment is not stored (offset or byte count 0)."""
+        offset, count = self.segment_location(index)
+        return offset == 0 or count == 0
+
+    # --- reading segments -------------------------------------------------------------------
+    def read_segment_bytes(self, index: int) -> bytes:
+        """The stored bytes of segment ``index`` (libtiff's index order); b'' if sparse."""
+        offset, count = self.segment_location(index)
+        if offset == 0 or count == 0:
+            return b""
+        return self._read_data(index, offset, count)
+
+    def _read_data(self, index: int, offset: int, count: int) -> bytes:
+        """The segment's bytes, in a bytes object of its own."""
+        self._check_data_range(index, offset, count)
+        data = self._tiff.source.read_range(offset, count)
+        self._check_length(index, offset, count, len(data))
+        return data
+
+    def _read_data_buffered(self, index: int, offset: int, count: int) -> bytes | memoryview:
+        """The segment's bytes for callers that are done with them before this thread reads
+        again: a view of this thread's reusable read buffer (up to READ_BUFFER_MAX bytes)."""
+        self._check_data_range(index, offset, count)
+        if count > READ_BUFFER_MAX:
+            return self._read_data(index, offset, count)
+        view = self._tiff.source.read_into(offset, self._read_buffer(count))
+        self._check_length(index, offset, count, len(view))
+        return view
+
+    def _check_data_range(self, index: int, offset: int, count: int) -> None:
+        limits = self._ctx.limits
+        if count > limits.max_segment_bytes:
+            limits.check("max_segment_bytes", count, f"{self.where}: segment {index}: byte count")
+        size = self._tiff.source.size
+        if offset >= size:
+            raise TruncatedError(f"{self.where}: segment {index}: offset {offset} (0x{offset:x}) is past the end "
+                                 f"of the file ({size} bytes)")
+
+    def _check_length(self, index: int, offset: int, count: int, got: int) -> None:
+        if got < count:
+            size = self._tiff.source.size
+            self._ctx.problem(f"{self.where}: segment {index}: {count} bytes at offset {offset} pass the end of "
+                              f"the file ({size} bytes); {got} are there", TruncatedError)
+
+    def _read_buffer(self, nbytes: int) -> memoryview:
+        """A view of ``nbytes`` of this thread's reusable read buffer (released by close)."""
+        local = self._local
+        view = getattr(local, "read_view", None)
+        if view is None or len(view) < nbytes:
+            view = local.read_view = memoryview(bytearray(max(nbytes, 1 << 16)))
+        return view[:nbytes]
+
+    def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None,
+                location: tuple[int, int] | None = None, buffered: bool = False) -> numpy.ndarray:
+        spec = self.spec
+        shape, valid = self.grid.shapes(index)
+        offset, count = self.segment_location(index) if location is None else location
+        data: bytes | memoryview | None = None
+        if offset != 0 and count != 0:
+            if spec.compression == 1:
+                count = self._uncompressed_read_size(index, shape, count)
+            if buffered:  # the caller decodes a JPEG stream before this thread reads again
+                data = self._read_data_buffered(index, offset, count)
+            else:
+                raw = self._read_data(index, offset, count)
+                data = self._ojpeg_stream(index, offset, raw, shape) if spec.compression == Compression.OJPEG else raw
+        if spec.jpeg_colorspace == "auto-rgb":
+            # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe, libtiff) are stored as RGB
+            spec = self._rgb_jpeg_specs[data is not None and data[6:10] == b"JFIF"]
+        return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
+
+    def _ojpeg_stream(self, index: int, offset: int, data: bytes, shape: tuple[int, int, int, int]) -> bytes:
+        """Map an old-style JPEG segment to a complete JPEG stream (tiffio/ojpeg.py)."""
+        from .ojpeg import SOI, OJpegTables, build_scan_header
+        if data[:2] == SOI:
+            return data
+        where = f"{self.where}: segment {index}"
+        start = self._int(513)
+        length = self._int(514)
+        if start and length and self.segment_count == 1 and start <= offset < start + length \
+                and length <= self._ctx.limits.max_segment_bytes:
+            # the strip lies inside a complete interchange stream, whose scan may be longer
+            # than StripByteCounts says (libtiff decodes the stream)
+            stream = self._read_data(index, start, length)
+            if stream[:2] == SOI:
+                return stream
+        if start and 0 < offset - start <= 1 << 20:
+            prefix = self._ctx.read_metadata(start, offset - start, f"{where}: JPEGInterchangeFormat stream header")
+            if prefix[:2] == SOI:
+                return prefix + data
+        tables = self.__dict__.get("_ojpeg_tables")
+        if tables is None:
+            q, dc, ac = self._ints(519), self._ints(520), self._ints(521)
+            if not (q and dc and ac):
+                raise UnsupportedFeatureError(f"{where}: old-style JPEG data without a stream header or "
+                                              "JPEGQTables/JPEGDCTables/JPEGACTables cannot be mapped to a JPEG stream")
+            tables = OJpegTables.read(q, dc, ac, self._ctx.read_metadata, self.where)
+            self.__dict__["_ojpeg_tables"] = tables
+        _d, h, w, _s = shape
+        components = self.samples_per_pixel if not self.is_separate else 1
+        header = build_scan_header(tables, h, w, components, self.subsampling or (1, 1), self._int(515, 0) or 0)
+        return header + data + b"\xff\xd9"
+
+    def _uncompressed_read_size(self, index: int, shape: tuple[int, int, int, int], count: int) -> int:
+        d, h, w, s = shape
+        bits = self.bits_per_sample
+        need = d * h * ((w * s * bits + 7) // 8)
+        if count < need:
+            self._ctx.problem(f"{self.where}: segment {index} byte count {count} is less than the {need} bytes "
+                              "an uncompressed segment of its shape needs")
+            return need
+        return min(count, need) if count > need else count
+
+    def read_segment(self, index: int, *, valid: bool = False, fill: Any = None) -> numpy.ndarray:
+        """Decode segment ``index``.
+
+        Returns the full stored size (tiles are padded at the image edge; the last
+        strip has its real row count), shaped like the image's axes without the
+        separate-plane axis: (Y, X), (Y, X, S), or with Z first for volumes.
+        ``valid=True`` crops to the part inside the image
+        (:meth:`segment_valid_shape`). Sparse segments are filled with ``fill``
+        (default: GDAL_NODATA if the IFD has it, else 0).
+        """
+        if not valid and fill is None:
+            fast = self._fast_reader
+            if fast is not None:
+                arr = fast(index)
+                if arr is not None:
+                    return arr
+        self._tiff._check_open()
+        arr = self._decode(index, self._fill_value(fill))
+        if valid:
+            vd, vh, vw = self.grid.valid_shape(index)
+            arr = arr[:vd, :vh, :vw]
+        return arr.reshape(self._segment_axes(arr.shape))
+
+    @cached_property
+    def _fast_reader(self) -> FastReader | None:
+        """The prepared hot path of read_segment (fast_path.py), or None where it does not apply:
+        tiled flat images of a local file with byte counts."""
+        source = self._tiff.source
+        spec = self.spec
+        if not (isinstance(source, FileSource) and self.is_tiled and self.depth == 1):
+            return None
+        counts = self.segment_byte_counts
+        if counts is None:
+            return None
+        stored = self.grid.stored_shape(0)
+        return build_fast_reader(self._tiff.__dict__, source, spec, self.segment_offsets, counts, self.grid.count,
+                                 stored, self._segment_axes(stored), self._ctx.limits.max_segment_bytes,
+                                 self._read_buffer)
