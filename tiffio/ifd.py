@@ -25,7 +25,7 @@ from .limits import Limits
 from .sources import ByteSource, require_range
 from .tags import tag_name
 
-__all__ = ["Tag", "StrileArray", "IFDEntries", "parse_ifd_entries", "decode_value", "ParseContext"]
+__all__ = ["Tag", "StrileArray", "IFDEntries", "parse_ifd_entries", "decode_value", "ParseContext", "prefetch_strile_blocks"]
 
 
 class ParseContext:
@@ -66,6 +66,12 @@ class ParseContext:
             self.metadata_bytes += size
             total = self.metadata_bytes
         self.limits.check("max_metadata_bytes", total, what)
+        if self.source.remote and 0 <= offset and offset + size <= self.source.size:
+            # remote: 64 KiB blocks, cached with single-flight (tiffio.sources.remote), not 4 KiB pages
+            data = self.source.read_metadata(offset, size)  # type: ignore[attr-defined]
+            if len(data) != size:
+                raise TruncatedError(f"{what}: read {len(data)} of {size} bytes at offset {offset} (0x{offset:x})")
+            return data
         page = self.PAGE_SIZE
         if size > page or offset < 0 or offset + size > self.source.size:
             return require_range(self.source, offset, size, what)
@@ -79,6 +85,12 @@ class ParseContext:
         if len(data) != size:
             raise TruncatedError(f"{what}: read {len(data)} of {size} bytes at offset {offset} (0x{offset:x})")
         return data
+
+    def prefetch(self, spans: list[tuple[int, int]]) -> None:
+        """Fetch the metadata blocks of several (offset, size) spans together (remote sources:
+        one round trip; local sources: nothing to do)."""
+        if self.source.remote and spans:
+            self.source.prefetch_metadata(spans)  # type: ignore[attr-defined]
 
     def problem(self, message: str, exc_class: type[TiffFormatError] = TiffFormatError) -> None:
         """A recoverable spec violation: raise in strict mode, warn otherwise."""
@@ -207,6 +219,18 @@ class StrileArray:
         data = self._ctx.read_metadata(offset, n * self._itemsize, what)
         return numpy.frombuffer(data, self._dtype).astype(numpy.int64)
 
+    def block_span(self, index: int) -> tuple[int, int] | None:
+        """(file offset, byte count) of the block of entries holding ``index``, or None when that
+        block is loaded (or the array is inline, or ``index`` is outside it)."""
+        if self._all is not None or not 0 <= index < self.length:
+            return None
+        block = index // self.block_entries
+        if block in self._blocks:
+            return None
+        first = block * self.block_entries
+        n = min(self.block_entries, self.length - first)
+        return self._tag.value_offset + first * self._itemsize, n * self._itemsize  # type: ignore[operator]
+
     def __getitem__(self, index: int) -> int:
         # hot path (one lookup per segment read): blocks are kept as Python lists, whose
         # indexing is several times cheaper than numpy scalar access + int()
@@ -328,3 +352,22 @@ def walk_chain(ctx: ParseContext, first_offset: int, where: Callable[[int], str]
         yield entries
         offset = entries.next_offset
         index += 1
+
+
+def prefetch_strile_blocks(ctx: ParseContext, arrays: list[StrileArray | None], indices: Any) -> None:
+    """Bring the strile blocks that ``indices`` need from every array (offsets and byte
+    counts) into the metadata cache together: one round trip on a remote source, where
+    reading them one after the other would cost one each. Nothing to do for local sources."""
+    if not ctx.source.remote:
+        return
+    spans: set[tuple[int, int]] = set()
+    for array in arrays:
+        if array is None or array._all is not None:
+            continue
+        blocks = {int(i) // array.block_entries for i in indices if 0 <= i < array.length}
+        for block in blocks:
+            span = array.block_span(block * array.block_entries)
+            if span is not None:
+                spans.add(span)
+    if spans:
+        ctx.prefetch(sorted(spans))

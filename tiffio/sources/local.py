@@ -1,89 +1,16 @@
-"""Byte sources: the only module that opens files (DESIGN.md rule 2: no shared position).
-
-A source answers ``read_range(offset, size)`` with positional reads, so one source
-serves many threads at once. Every source counts its requests and bytes, which the
-tests and benchmarks use to prove that reads are lazy.
-
-``read_range`` returns at most ``size`` bytes: fewer only when the range passes the
-end of the source. Callers that need every byte use :func:`require_range`.
-"""
+"""Local byte sources: files (pread/preadv), in-memory buffers and file objects."""
 
 from __future__ import annotations
 
 import io
 import os
 import threading
-from collections.abc import Sequence
 from typing import Any
 
-from .errors import SourceError, TiffTypeError, TiffUsageError, TruncatedError
+from ..errors import SourceError, TiffTypeError, TiffUsageError
+from .base import ByteSource
 
-__all__ = ["ByteSource", "FileSource", "BytesSource", "FileObjectSource", "open_source", "require_range"]
-
-
-class ByteSource:
-    """Base class: positional reads plus request/byte counters."""
-
-    size: int
-    name: str = "<source>"
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.bytes_read = 0
-        self.closed = False
-        self._count_lock = threading.Lock()
-
-    def _count(self, n: int) -> None:
-        # no lock on the hot path: exact for one thread, approximate under concurrent reads
-        self.requests += 1
-        self.bytes_read += n
-
-    def reset_counters(self) -> None:
-        with self._count_lock:
-            self.requests = 0
-            self.bytes_read = 0
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise TiffUsageError(f"{self.name}: the file is closed")
-
-    def read_range(self, offset: int, size: int) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def read_into(self, offset: int, view: memoryview) -> memoryview:
-        """Read up to ``len(view)`` bytes at ``offset`` into ``view`` and return the filled part
-        (shorter only at the end of the source). Hot loops reuse one buffer this way instead
-        of a bytes object per segment (IFD._read_buffer); sources override it to skip the copy."""
-        data = self.read_range(offset, len(view))
-        view[: len(data)] = data
-        return view[: len(data)]
-
-    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Read several ranges; subclasses may coalesce them."""
-        return [self.read_range(o, n) for o, n in ranges]
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> ByteSource:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def require_range(source: ByteSource, offset: int, size: int, what: str) -> bytes:
-    """Read exactly ``size`` bytes at ``offset`` or raise TruncatedError naming ``what``."""
-    if offset < 0 or size < 0:
-        raise TruncatedError(f"{what}: invalid range offset={offset} size={size}")
-    if offset + size > source.size:
-        raise TruncatedError(
-            f"{what}: {size} bytes at offset {offset} (0x{offset:x}) pass the end of the file ({source.size} bytes)"
-        )
-    data = source.read_range(offset, size)
-    if len(data) != size:
-        raise TruncatedError(f"{what}: read {len(data)} of {size} bytes at offset {offset} (0x{offset:x})")
-    return data
+__all__ = ["FileSource", "BytesSource", "FileObjectSource"]
 
 
 class FileSource(ByteSource):
@@ -237,21 +164,3 @@ class FileObjectSource(ByteSource):
     def close(self) -> None:
         # the caller owns the file object; we only stop using it
         self.closed = True
-
-
-def open_source(source: Any) -> tuple[ByteSource, bool]:
-    """Turn what the user passed into a ByteSource. Returns (source, owned)."""
-    if isinstance(source, ByteSource):
-        return source, False
-    if isinstance(source, (str, os.PathLike)):
-        return FileSource(source), True
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return BytesSource(source), True
-    if hasattr(source, "read") and hasattr(source, "seek"):
-        return FileObjectSource(source), True
-    try:
-        return BytesSource(source), True
-    except TiffTypeError:
-        raise TiffTypeError(
-            f"cannot open a TIFF from {type(source).__name__}: pass a path, a bytes-like object or a binary file object"
-        ) from None

@@ -1,0 +1,256 @@
+"""A real HTTP/1.1 range server on 127.0.0.1 for tests and benchmarks (no transport mocks).
+
+Standard library only: ``ThreadingHTTPServer`` with keep-alive, single, suffix and
+multipart ranges, 416, HEAD, ETag and If-Match (412). It logs every request (start and
+end times, range, status, bytes, connection) and can add a delay per request (``rtt``)
+and per new connection (``conn_rtt``), and misbehave on demand:
+
+* ``faults``: a queue of per-request faults, consumed one per GET: ``"429"``/``"503"``
+  (with ``Retry-After: 0``), ``"reset"`` (close the connection without answering),
+  ``"short"`` (declare the full length, send half, close);
+* ``ignore_range = True``: answer 200 with the whole object (and record how much was sent);
+* ``/redirect/NAME`` answers 302 to ``/NAME``;
+* ``put(name, data)`` replaces an object (new ETag): the object changes under the client.
+
+``round_trips()`` counts sequential round trips from the log: the longest chain of
+requests each of which started after the previous one ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+
+class Request(NamedTuple):
+    start: float
+    end: float
+    method: str
+    path: str
+    range: str | None
+    status: int
+    sent: int
+    conn: int
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: RangeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # clients may abort
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else Nagle + delayed ACK add 40 ms between keep-alive requests
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        owner = self.server.owner
+        with owner.lock:
+            owner.connections += 1
+            self.conn_id = owner.connections
+        if owner.conn_rtt:
+            time.sleep(owner.conn_rtt)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        owner = self.server.owner
+        self._start = time.perf_counter()
+        self._range = self.headers.get("Range")
+        self._logged = False
+        try:
+            if owner.rtt:
+                time.sleep(owner.rtt)
+            self._respond(owner, head, self._range)
+        finally:
+            self._log(0, 0)
+
+    def _log(self, status: int, sent: int) -> None:
+        # logged before the answer is written: the client may act on it before this thread runs again
+        if not self._logged:
+            self._logged = True
+            self.server.owner._log(Request(self._start, time.perf_counter(), self.command, self.path, self._range,
+                                           status, sent, self.conn_id))
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> tuple[int, int]:
+        self._log(status, len(body))
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+        return status, len(body)
+
+    def _respond(self, owner: RangeServer, head: bool, rng: str | None) -> tuple[int, int]:
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/redirect/"):
+            return self._send(302, {"Location": path[len("/redirect"):], "Content-Length": "0"})
+        fault = owner._next_fault() if not head else None
+        if fault == "reset":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return 0, 0
+        if fault in ("429", "503"):
+            return self._send(int(fault), {"Retry-After": "0", "Content-Length": "0"})
+        with owner.lock:
+            data = owner.objects.get(path.lstrip("/"))
+        if data is None:
+            return self._send(404, {"Content-Length": "0"})
+        etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        match = self.headers.get("If-Match")
+        if match is not None and match != etag and match != "*":
+            return self._send(412, {"Content-Length": "0", "ETag": etag})
+        size = len(data)
+        base = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "image/tiff"}
+        if rng is None or owner.ignore_range:
+            if head:
+                return self._send(200, {**base, "Content-Length": str(size)})
+            return self._send(200, {**base, "Content-Length": str(size)}, data)
+        spans = _parse_ranges(rng, size)
+        if spans is None:
+            return self._send(416, {**base, "Content-Range": f"bytes */{size}", "Content-Length": "0"})
+        if len(spans) == 1:
+            a, b = spans[0]
+            body = data[a: b + 1]
+            headers = {**base, "Content-Range": f"bytes {a}-{b}/{size}", "Content-Length": str(len(body))}
+            if head:
+                return self._send(206, headers)
+            if fault == "short":
+                self._log(206, len(body) // 2)
+                self.close_connection = True
+                self.send_response(206)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                return 206, len(body) // 2
+            return self._send(206, headers, body)
+        boundary = "tiffio-range-boundary"
+        parts = []
+        for a, b in spans:
+            parts.append(f"--{boundary}\r\nContent-Type: image/tiff\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n".encode()
+                         + data[a: b + 1] + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self._send(206, {"ETag": etag, "Content-Type": f"multipart/byteranges; boundary={boundary}",
+                                "Content-Length": str(len(body))}, b"" if head else body)
+
+
+def _parse_ranges(value: str, size: int) -> list[tuple[int, int]] | None:
+    """'bytes=0-99,-500' -> inclusive spans; None if none is satisfiable (416)."""
+    if not value.startswith("bytes="):
+        return None
+    spans = []
+    for part in value[6:].split(","):
+        first, _, last = part.strip().partition("-")
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                continue
+            spans.append((max(0, size - n), size - 1))
+            continue
+        a = int(first)
+        b = size - 1 if last == "" else min(int(last), size - 1)
+        if a < size and a <= b:
+            spans.append((a, b))
+    return spans or None
+
+
+class RangeServer:
+    """Serve ``objects`` (name -> bytes) on 127.0.0.1; use as a context manager."""
+
+    def __init__(self, objects: dict[str, bytes] | None = None, *, rtt: float = 0.0, conn_rtt: float = 0.0) -> None:
+        self.objects: dict[str, bytes] = dict(objects or {})
+        self.rtt = rtt
+        self.conn_rtt = conn_rtt
+        self.faults: list[str] = []
+        self.ignore_range = False
+        self.log: list[Request] = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def put(self, name: str, data: bytes) -> None:
+        with self.lock:
+            self.objects[name] = bytes(data)
+
+    def url(self, name: str) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    def _next_fault(self) -> str | None:
+        with self.lock:
+            return self.faults.pop(0) if self.faults else None
+
+    def _log(self, req: Request) -> None:
+        with self.lock:
+            self.log.append(req)
+
+    def reset_log(self) -> None:
+        with self.lock:
+            self.log = []
+
+    def requests(self, method: str | None = "GET") -> list[Request]:
+        with self.lock:
+            return [r for r in self.log if method is None or r.method == method]
+
+    def bytes_sent(self) -> int:
+        return sum(r.sent for r in self.requests(None))
+
+    def round_trips(self) -> int:
+        """The longest chain of requests each starting after the previous one ended."""
+        reqs = sorted(self.requests(None), key=lambda r: r.start)
+        depth: list[int] = []
+        for i, r in enumerate(reqs):
+            depth.append(1 + max((depth[j] for j in range(i) if reqs[j].end <= r.start), default=0))
+        return max(depth, default=0)
+
+    def start(self) -> RangeServer:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.owner = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> RangeServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
