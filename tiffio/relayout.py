@@ -1,0 +1,492 @@
+"""Rewrite tiled images into a final layout by copying their stored tile bytes.
+
+Two layouts (no tile is decoded or re-encoded):
+
+``"cog"``
+    GDAL's Cloud-Optimized GeoTIFF layout (its COG driver documentation, "File format
+    details"): header; the ghost area with GDAL's keys (:func:`tiffio.cogcheck.ghost_area`);
+    IFD0 and its tag values, then the overview IFDs largest first; then every TileOffsets /
+    TileByteCounts array; then the tiles, smallest overview first and full resolution last,
+    each level in tile-index order, every tile preceded by its byte count (4 bytes,
+    little-endian) and followed by a repeat of its last 4 bytes.
+``"plain"``
+    Header, IFDs and strile arrays first, then the tiles level by level (largest first)
+    in tile-index order, nothing between them.
+
+Classic TIFF unless the file passes 4 GiB (then BigTIFF; ``bigtiff=`` forces either).
+The byte order of the sources is kept (stored tiles depend on it). The output is written to
+a temporary name next to the destination, fsynced and renamed, so that the destination is
+either absent or complete.
+
+:func:`relayout` takes the levels of any tiled TIFF; :func:`write_images` is the engine,
+shared with :func:`tiffio.merge`, for images whose tiles live in several files.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+from .cogcheck import ghost_area
+from .errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
+from .layout import FIELD_TYPE_SIZE, Layout, get_layout
+
+__all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
+
+LAYOUTS = ("cog", "plain")
+CLASSIC_LIMIT = 2**32 - 1
+
+#: tags relayout rebuilds or cannot carry: strile arrays, SubIFDs (levels move to the main
+#: chain), free-space lists, NewSubfileType (set per level)
+_REBUILT = frozenset({254, 273, 279, 324, 325, 330, 288, 289})
+#: tags whose value is an offset into the source file (private IFDs): not copied
+_POINTERS = {34665: "ExifIFD", 34853: "GPSIFD", 40965: "InteroperabilityIFD", 400: "GlobalParametersIFD"}
+#: 64-bit field types and their classic TIFF counterparts
+_TO_CLASSIC = {16: (4, "Q", "I"), 17: (9, "q", "i"), 18: (13, "Q", "I")}
+
+_LEADER = struct.Struct("<I")
+_BUFFER = 8 << 20
+
+
+@dataclass(frozen=True)
+class RawTag:
+    """One tag as stored: code, field type, count, value bytes in the file's byte order."""
+
+    code: int
+    type: int
+    count: int
+    data: bytes
+
+
+@dataclass
+class OutImage:
+    """One IFD of the output: its tags (without strile arrays and NewSubfileType) and, for
+    every tile in TileOffsets order, where its bytes are: ``source`` (an index into the
+    list of file descriptors), ``offset`` and ``count`` (0 and 0: a sparse tile)."""
+
+    tags: list[RawTag]
+    new_subfile_type: int
+    source: numpy.ndarray   # int32, one per tile
+    offset: numpy.ndarray   # int64
+    count: numpy.ndarray    # int64
+
+
+@dataclass
+class RelayoutReport:
+    """What :func:`relayout` / :func:`tiffio.merge` wrote."""
+
+    path: str
+    layout: str
+    bigtiff: bool = False
+    levels: int = 0
+    tiles: int = 0
+    sparse_tiles: int = 0
+    data_bytes: int = 0          # tile bytes copied
+    file_size: int = 0
+    dropped_tags: list[str] = field(default_factory=list)
+    duplicates: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (image, tile, shards)
+
+    def __str__(self) -> str:
+        dup = f", {len(self.duplicates)} duplicate tiles resolved" if self.duplicates else ""
+        return (f"{self.path}: {self.layout} layout, {'BigTIFF' if self.bigtiff else 'classic TIFF'}, "
+                f"{self.levels} levels, {self.tiles} tiles ({self.sparse_tiles} sparse), "
+                f"{self.data_bytes} tile bytes, {self.file_size} bytes{dup}")
+
+
+# --- reading the source -----------------------------------------------------------------------
+
+def tags_of(ifd: Any) -> tuple[list[RawTag], list[str]]:
+    """The tags of a reader IFD to carry into a new file, and the names of those dropped."""
+    tags: list[RawTag] = []
+    dropped: list[str] = []
+    for code, tag in ifd.tags.items():
+        if code in _REBUILT:
+            continue
+        if code in _POINTERS:
+            dropped.append(f"{ifd.where}: {_POINTERS[code]} ({code})")
+            continue
+        if tag.type not in FIELD_TYPE_SIZE:
+            dropped.append(f"{ifd.where}: tag {code} of unknown field type {tag.type}")
+            continue
+        tags.append(RawTag(int(code), int(tag.type), int(tag.count), bytes(tag.raw_bytes())))
+    return tags, dropped
+
+
+def _image_from_ifd(ifd: Any, new_subfile_type: int, source: int) -> tuple[OutImage, list[str]]:
+    if not ifd.is_tiled:
+        raise UnsupportedFeatureError(f"{ifd.where}: relayout copies tiled images only; this one is stored in strips")
+    if ifd.depth != 1:
+        raise UnsupportedFeatureError(f"{ifd.where}: volumes (ImageDepth {ifd.depth}) are not relaid out")
+    offsets = ifd.segment_offsets.to_numpy().astype(numpy.int64)
+    counts_arr = ifd.segment_byte_counts
+    if counts_arr is None:
+        raise TiffFormatError(f"{ifd.where}: TileByteCounts is missing")
+    counts = counts_arr.to_numpy().astype(numpy.int64)
+    n = ifd.segment_count
+    if offsets.size != n or counts.size != n:
+        raise TiffFormatError(f"{ifd.where}: {offsets.size} tile offsets and {counts.size} byte counts, "
+                              f"expected {n}")
+    sparse = (offsets == 0) | (counts == 0)
+    offsets[sparse] = 0
+    counts[sparse] = 0
+    tags, dropped = tags_of(ifd)
+    return OutImage(tags, new_subfile_type, numpy.full(n, source, numpy.int32), offsets, counts), dropped
+
+
+def images_of(tif: Any) -> tuple[list[OutImage], list[str]]:
+    """The levels of a TiffFile as output images (level 0 first; overviews NewSubfileType 1)."""
+    if tif.masks:
+        raise UnsupportedFeatureError(f"{tif.name}: the file has mask IFDs (NewSubfileType 4); relayout does not "
+                                      "copy masks yet")
+    levels = tif.levels
+    images: list[OutImage] = []
+    dropped: list[str] = []
+    level_ids = {id(level.ifd) for level in levels}
+    for ifd in tif.ifds:
+        if id(ifd) not in level_ids:
+            dropped.append(f"{ifd.where}: not a level of the main image")
+    for level in levels:
+        nst = (level.ifd.new_subfile_type & ~1) if level.index == 0 else 1
+        image, lost = _image_from_ifd(level.ifd, nst, 0)
+        images.append(image)
+        dropped += lost
+    return images, dropped
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+def _classic_tag(tag: RawTag, byteorder: str) -> RawTag | None:
+    """A 64-bit-typed tag converted for classic TIFF, or None when a value does not fit."""
+    conv = _TO_CLASSIC.get(tag.type)
+    if conv is None:
+        return tag
+    new_type, src, dst = conv
+    values = struct.unpack(f"{byteorder}{tag.count}{src}", tag.data[: 8 * tag.count])
+    try:
+        data = struct.pack(f"{byteorder}{tag.count}{dst}", *values)
+    except struct.error:
+        return None
+    return RawTag(tag.code, new_type, tag.count, data)
+
+
+@dataclass
+class _PlannedIFD:
+    offset: int
+    entries: list[tuple[int, int, int, bytes | None]]   # code, type, count, inline bytes or None (out of line)
+    values: dict[int, int]                               # code -> value offset
+    size: int                                            # entries + own values
+
+
+def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[int, list[_PlannedIFD], list[int], int]:
+    """Offsets of everything but the tile data -> (IFD0 offset, IFD plans, strile array offsets
+    [offs0, counts0, offs1, ...] (-1: inline), start of the tile data)."""
+    pos = layout.header_size
+    if kind == "cog":
+        pos += len(ghost_area())
+    pos += pos & 1
+    first = pos
+    plans: list[_PlannedIFD] = []
+    for image in images:
+        entries: list[tuple[int, int, int, bytes | None]] = []
+        codes = sorted({t.code for t in image.tags} | ({254} if image.new_subfile_type else set()) | {324, 325})
+        by_code = {t.code: t for t in image.tags}
+        n = len(codes)
+        offset = pos
+        vpos = pos + layout.count_size + n * layout.entry_size + layout.offset_size
+        values: dict[int, int] = {}
+        for code in codes:
+            if code == 254:
+                entries.append((254, 4, 1, struct.pack(layout.byteorder + "I", image.new_subfile_type)))
+            elif code in (324, 325):
+                entries.append((code, 16 if layout.bigtiff else 4, len(image.offset), None))
+            else:
+                t = by_code[code]
+                if len(t.data) <= layout.inline_size:
+                    entries.append((code, t.type, t.count, t.data))
+                else:
+                    entries.append((code, t.type, t.count, None))
+                    values[code] = vpos
+                    vpos += len(t.data) + (len(t.data) & 1)
+        plans.append(_PlannedIFD(offset, entries, values, vpos - offset))
+        pos = vpos
+    arrays: list[int] = []
+    for image in images:
+        nbytes = len(image.offset) * layout.offset_size
+        for _ in range(2):
+            if nbytes <= layout.inline_size:
+                arrays.append(-1)
+            else:
+                arrays.append(pos)
+                pos += nbytes + (nbytes & 1)
+    return first, plans, arrays, pos
+
+
+def _tile_order(images: Sequence[OutImage], kind: str) -> list[int]:
+    """Image indices in the order their tile data is written."""
+    order = list(range(len(images)))
+    return order[::-1] if kind == "cog" else order
+
+
+def _data_offsets(images: Sequence[OutImage], kind: str, data_start: int) -> tuple[list[numpy.ndarray], int]:
+    """The output offset of every tile (0 for sparse ones) and the file size."""
+    pad = 4 if kind == "cog" else 0
+    result: list[numpy.ndarray] = [numpy.zeros(0, numpy.int64)] * len(images)
+    pos = data_start
+    for k in _tile_order(images, kind):
+        counts = images[k].count
+        present = counts > 0
+        sizes = numpy.where(present, counts + 2 * pad, 0)
+        ends = pos + numpy.cumsum(sizes)
+        starts = ends - sizes + pad
+        result[k] = numpy.where(present, starts, 0).astype(numpy.int64)
+        pos = int(ends[-1]) if ends.size else pos
+    return result, pos
+
+
+def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, first: int,
+                   plans: list[_PlannedIFD], arrays: list[int], data_start: int,
+                   tile_offsets: list[numpy.ndarray]) -> bytes:
+    bo = layout.byteorder
+    entry = struct.Struct(bo + ("HHQ" if layout.bigtiff else "HHI"))
+    buf = bytearray(data_start)
+    head = (b"II" if bo == "<" else b"MM") + (struct.pack(bo + "HHHQ", 43, 8, 0, first) if layout.bigtiff
+                                               else struct.pack(bo + "HI", 42, first))
+    buf[: len(head)] = head
+    if kind == "cog":
+        ghost = ghost_area()
+        buf[layout.header_size: layout.header_size + len(ghost)] = ghost
+    odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
+    for k, (image, plan) in enumerate(zip(images, plans)):
+        strile = [tile_offsets[k].astype(odt).tobytes(), image.count.astype(odt).tobytes()]
+        by_code = {t.code: t for t in image.tags}
+        pos = plan.offset
+        out = [layout.count_struct.pack(len(plan.entries))]
+        for code, ftype, count, inline in plan.entries:
+            if code in (324, 325):
+                j = 2 * k + (code - 324)
+                data = strile[code - 324]
+                if arrays[j] < 0:
+                    out.append(entry.pack(code, ftype, count) + data.ljust(layout.inline_size, b"\0"))
+                else:
+                    out.append(entry.pack(code, ftype, count) + layout.pack_offset(arrays[j]))
+                    buf[arrays[j]: arrays[j] + len(data)] = data
+            elif inline is not None:
+                out.append(entry.pack(code, ftype, count) + inline.ljust(layout.inline_size, b"\0"))
+            else:
+                voff = plan.values[code]
+                data = by_code[code].data
+                out.append(entry.pack(code, ftype, count) + layout.pack_offset(voff))
+                buf[voff: voff + len(data)] = data
+        nxt = plans[k + 1].offset if k + 1 < len(plans) else 0
+        out.append(layout.pack_offset(nxt))
+        blob = b"".join(out)
+        buf[pos: pos + len(blob)] = blob
+    return bytes(buf)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kind: str,
+                tile_offsets: list[numpy.ndarray]) -> None:
+    """Copy every tile's bytes to its output offset (through one reused buffer, in big writes)."""
+    cog = kind == "cog"
+    buf = bytearray(_BUFFER)
+    view = memoryview(buf)
+    used = 0
+    buf_start = -1
+    for k in _tile_order(images, kind):
+        image = images[k]
+        present = numpy.flatnonzero(image.count > 0)
+        srcs = image.source[present].tolist()
+        offs = image.offset[present].tolist()
+        counts = image.count[present].tolist()
+        dests = tile_offsets[k][present].tolist()
+        for src, off, n, dest in zip(srcs, offs, counts, dests):
+            size = n + 8 if cog else n
+            start = dest - 4 if cog else dest
+            if buf_start >= 0 and (start != buf_start + used or used + size > _BUFFER):
+                _pwrite_all(out_fd, view[:used], buf_start)
+                used = 0
+                buf_start = -1
+            if size > _BUFFER:  # a huge tile: straight through
+                _copy_range(fds[src], off, n, out_fd, dest)
+                if cog:
+                    tail = os.pread(fds[src], 4, off + n - 4) if n >= 4 else b""
+                    os.pwrite(out_fd, _LEADER.pack(n), dest - 4)
+                    os.pwrite(out_fd, tail.rjust(4, b"\0"), dest + n)
+                continue
+            if buf_start < 0:
+                buf_start = start
+            p = used + (4 if cog else 0)
+            got = os.preadv(fds[src], [view[p: p + n]], off)
+            if got != n:
+                raise TiffFormatError(f"tile data at offset {off} ({n} bytes) passes the end of source file {src}")
+            if cog:
+                _LEADER.pack_into(buf, used, n)
+                buf[p + n: p + n + 4] = bytes(buf[p + n - 4: p + n]) if n >= 4 else bytes(buf[p: p + n]).rjust(4, b"\0")
+            used += size
+    if used:
+        _pwrite_all(out_fd, view[:used], buf_start)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while len(data):
+        n = os.pwrite(fd, data, offset)
+        if n <= 0:  # pragma: no cover
+            raise OSError(28, "short write")
+        data = data[n:]
+        offset += n
+
+
+def _copy_range(src: int, offset: int, count: int, dst: int, dest: int) -> None:
+    """Copy ``count`` bytes between files (os.copy_file_range where there is one)."""
+    copy = getattr(os, "copy_file_range", None)
+    while count > 0:
+        n = 0
+        if copy is not None:
+            try:
+                n = copy(src, dst, count, offset, dest)
+            except OSError:
+                copy = None
+                continue
+        else:
+            data = os.pread(src, min(count, _BUFFER), offset)
+            if data:
+                _pwrite_all(dst, memoryview(data), dest)
+            n = len(data)
+        if n <= 0:
+            raise TiffFormatError(f"{count} bytes of tile data at offset {offset} pass the end of the source")
+        offset += n
+        dest += n
+        count -= n
+
+
+def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[OutImage], *, byteorder: str,
+                 layout: str = "cog", bigtiff: bool | None = None, fsync: bool = True) -> RelayoutReport:
+    """Write ``images`` (IFD0 first, then the reduced levels largest first) to ``dst`` in
+    ``layout``, copying tile bytes from ``fds``; atomically (temporary name + rename)."""
+    if layout not in LAYOUTS:
+        raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    if not images:
+        raise TiffValueError("nothing to write: no images")
+    if bigtiff not in (None, True, False):
+        raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
+    dst = os.fspath(dst)
+    report = RelayoutReport(path=dst, layout=layout)
+    candidates = [False, True] if bigtiff is None else [bool(bigtiff)]
+    for big in candidates:
+        lay = get_layout(byteorder, big)
+        todo = list(images)
+        if not big:
+            converted = []
+            for image in todo:
+                tags = [_classic_tag(t, byteorder) for t in image.tags]
+                if any(t is None for t in tags):
+                    break
+                converted.append(OutImage([t for t in tags if t is not None], image.new_subfile_type,
+                                          image.source, image.offset, image.count))
+            else:
+                todo = converted
+            if len(todo) != len(converted):
+                if bigtiff is False:
+                    raise TiffValueError("bigtiff=False, but a 64-bit tag value does not fit classic TIFF")
+                continue
+        first, plans, arrays, data_start = _plan(lay, todo, layout)
+        tile_offsets, end = _data_offsets(todo, layout, data_start)
+        if big or end <= CLASSIC_LIMIT:
+            break
+        if bigtiff is False:
+            raise TiffValueError(f"bigtiff=False, but the file needs {end} bytes, more than classic TIFF allows")
+    metadata = _pack_metadata(lay, todo, layout, first, plans, arrays, data_start, tile_offsets)
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    try:
+        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise SourceError(exc.errno or 5, f"cannot create {tmp!r}: {exc.strerror}") from None
+    try:
+        try:
+            os.ftruncate(out, end)
+            _pwrite_all(out, memoryview(metadata), 0)
+            _copy_tiles(out, fds, todo, layout, tile_offsets)
+            if fsync:
+                os.fsync(out)
+        finally:
+            os.close(out)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        _unlink(tmp)
+        raise SourceError(exc.errno or 5, f"writing {dst!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    if fsync:
+        _sync_dir(dst)
+    report.bigtiff = lay.bigtiff
+    report.levels = len(todo)
+    report.tiles = sum(len(im.count) for im in todo)
+    report.sparse_tiles = sum(int((im.count == 0).sum()) for im in todo)
+    report.data_bytes = sum(int(im.count.sum()) for im in todo)
+    report.file_size = end
+    return report
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _sync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:  # pragma: no cover - not on every platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: bool | None = None,
+             fsync: bool = True) -> RelayoutReport:
+    """Rewrite the tiled pyramid in ``src`` (a path or an open :class:`tiffio.TiffFile`) to ``dst``
+    in ``layout`` (``"cog"`` or ``"plain"``) by copying the stored tiles.
+
+    The levels are found whatever convention stored them (main-chain reduced IFDs, SubIFDs,
+    Aperio) and written as IFD0 + reduced IFDs (NewSubfileType 1), with all their tags
+    (GeoTIFF keys, JPEGTables, descriptions...). Tags pointing into the source (Exif/GPS IFDs)
+    and IFDs that are not levels are not copied (a warning names them); masks raise
+    UnsupportedFeatureError. Sparse tiles stay sparse. Returns a :class:`RelayoutReport`.
+    """
+    from .reader import TiffFile
+
+    if layout not in LAYOUTS:
+        raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    own = not isinstance(src, TiffFile)
+    tif = TiffFile(src) if own else src
+    try:
+        images, dropped = images_of(tif)
+        path = tif.source.name
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            report = write_images(dst, [fd], images, byteorder=tif.byteorder, layout=layout, bigtiff=bigtiff,
+                                  fsync=fsync)
+        finally:
+            os.close(fd)
+    finally:
+        if own:
+            tif.close()
+    if dropped:
+        report.dropped_tags = dropped
+        warnings.warn(f"relayout did not copy: {'; '.join(dropped[:5])}" + (" ..." if len(dropped) > 5 else ""),
+                      UserWarning, stacklevel=2)
+    return report
