@@ -4,6 +4,7 @@ Read any tile, strip or region of a TIFF or BigTIFF lazily; write tiled TIFFs
 incrementally. See README.md for a tour.
 """
 
+from .cogcheck import check_cog
 from .enums import (
                     Compression,
                     ExtraSamples,
@@ -38,11 +39,13 @@ from .reader import IFD, TiffFile, open
 from .recovery import recover
 from .segment import SegmentSpec, decode_segment
 from .writer import ImageWriter, RecoveryReport, TiffWriter
+from .writer.relayout import RelayoutReport, relayout
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
+    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport",
+    "check_cog", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
     "TiffTypeError", "SourceError", "TiffFormatWarning",

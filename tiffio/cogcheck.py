@@ -99,7 +99,9 @@ def check_cog(path: str | os.PathLike, *, full: bool = True) -> list[str]:
             errors.append(f"the main IFD is at offset {ifd0}; it should be at {expected}")
         elif ifd0 != expected:
             errors.append(f"the main IFD is at offset {ifd0}, before the ghost area's end {expected}")
-        overviews = [d for d in ifds[1:] if d.new_subfile_type & 1 and not d.new_subfile_type & 4]
+        # overviews as GDAL finds them: reduced IFDs of the main chain and of IFD0's SubIFDs, largest first
+        overviews = [d for d in [*ifds[1:], *main.subifds] if d.new_subfile_type & 1 and not d.new_subfile_type & 4]
+        overviews.sort(key=lambda d: -d.width * d.length)
         levels = [main, *overviews]
         if len(levels) != len([d for d in ifds if not d.new_subfile_type & 4]):
             errors.append("the main chain holds IFDs that are neither the image nor its overviews")

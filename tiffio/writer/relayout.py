@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy
 
-from .cogcheck import ghost_area
-from .errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
-from .layout import FIELD_TYPE_SIZE, Layout, get_layout
+from ..cogcheck import ghost_area
+from ..errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
+from ..layout import FIELD_TYPE_SIZE, Layout, get_layout
 
 __all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
 
@@ -467,7 +467,7 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
     and IFDs that are not levels are not copied (a warning names them); masks raise
     UnsupportedFeatureError. Sparse tiles stay sparse. Returns a :class:`RelayoutReport`.
     """
-    from .reader import TiffFile
+    from ..reader import TiffFile
 
     if layout not in LAYOUTS:
         raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
