@@ -36,6 +36,17 @@ def main() -> None:
         tw.write(gray[::2, ::2], subfiletype=1, compression="zlib", tile=(16, 16))
         tw.write(u16[:8, :8])
     w(OUT / "volume_tiles.tif", numpy.stack([gray[:16, :16]] * 2), tile=(16, 16), volumetric=True)
+    # the denial-of-service classes of issue 11, so that mutants explore their neighbourhood
+    # (fixtures/malformed is otherwise not seeded): see fixtures/malformed/README.md
+    for mode, name in DOS_SEEDS:
+        (OUT / f"dos_{name}").write_bytes((MALFORMED / mode / name).read_bytes())
+
+
+MALFORMED = Path(__file__).resolve().parents[1] / "fixtures" / "malformed"
+#: (failure mode, file) of fixtures/malformed copied into the seeds
+DOS_SEEDS = [
+    ("codec_shape_impossible", "jpeg_5048_samples_700x1100.tif"),  # DoS class 2: declared samples
+]
 
 
 if __name__ == "__main__":

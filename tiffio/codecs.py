@@ -286,6 +286,42 @@ def _stream_shape(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+@dataclass(frozen=True)
+class CodecShapeLimits:
+    """What one codec's streams can hold per pixel (spec-notes/compression.md "What each codec
+    can hold"): checked before anything is allocated, so that a file declaring an impossible
+    sample count cannot make tiffio allocate the output it declares."""
+
+    name: str
+    #: samples per pixel of one segment that a valid stream of this format can carry
+    format_samples: tuple[int, int]
+    #: BitsPerSample a valid stream of this format can carry (inclusive range)
+    format_bits: tuple[int, int]
+    #: samples per pixel the decoder library handles (may be fewer than the format allows)
+    decoder_samples: tuple[int, int] | None = None
+    #: the exact bit depths the format has, when not every depth in ``format_bits`` exists
+    bit_depths: frozenset[int] | None = None
+
+
+_JPEG_LIMITS = CodecShapeLimits(
+    "JPEG", format_samples=(1, 255), format_bits=(1, 16),  # ITU T.81 B.2.2: Nf 1-255, P 2-16
+    decoder_samples=(1, 10))                                # libjpeg(-turbo) MAX_COMPONENTS
+CODEC_SHAPE_LIMITS: dict[int, CodecShapeLimits] = {
+    **dict.fromkeys((C.OJPEG, C.JPEG, C.LOSSY_JPEG, C.ALT_JPEG), _JPEG_LIMITS),
+    # libwebp decodes RGB or RGBA only; libtiff's WebP codec requires 3 or 4 8-bit samples
+    **{code: CodecShapeLimits("WebP", (3, 4), (8, 8)) for code in (C.WEBP, C.WEBP_OLD)},
+    # PNG colour types: gray, gray+alpha, RGB, RGBA; bit depths 1, 2, 4, 8, 16
+    C.PNG: CodecShapeLimits("PNG", (1, 4), (1, 16), bit_depths=frozenset({1, 2, 4, 8, 16})),
+    # ISO 15444-1 SIZ: Csiz 1-16384 components, Ssiz precision 1-38 bits
+    **{code: CodecShapeLimits("JPEG 2000", (1, 16384), (1, 38))
+       for code in (C.JPEG2000, C.JPEG2000_APERIO_YCBCR, C.JPEG2000_LOSSY, C.JPEG2000_APERIO_RGB)},
+    # ISO 18181-1: 1 or 3 colour channels + at most 4096 extra channels; up to 32 bits per sample
+    **{code: CodecShapeLimits("JPEG XL", (1, 4099), (1, 32)) for code in (C.JPEGXL, C.JPEGXL_DNG)},
+    # ITU T.832 pixel formats: at most 8 channels + alpha; 1 to 32 bits per channel
+    **{code: CodecShapeLimits("JPEG XR", (1, 9), (1, 32)) for code in (C.JPEGXR, C.JPEGXR_ZIF)},
+}
+
+
 def _byte_decoders() -> dict[int, ByteCodec]:
     table: dict[int, ByteCodec] = {}
 

@@ -21,6 +21,7 @@ import numpy
 from .codecs import (
     BYTE_DECODERS,
     CCITT_COMPRESSIONS,
+    CODEC_SHAPE_LIMITS,
     IMAGE_DECODERS,
     JPEG_COMPRESSIONS,
     call_codec,
@@ -97,6 +98,32 @@ class SegmentSpec:
             raise UnsupportedFeatureError(f"{self.where}: compression {compression_name(code)} is not supported")
         if self.predictor not in (1, 2, 3) and code not in IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
             raise UnsupportedFeatureError(f"{self.where}: predictor {self.predictor} is not supported")
+        self._check_codec_shape()
+
+    def _check_codec_shape(self) -> None:
+        """The codec's own limits on samples and bits (codecs.CODEC_SHAPE_LIMITS), before any
+        allocation: a file declaring 5048 samples per pixel of JPEG cannot hold a single valid
+        segment, so its declared output is never allocated (fixtures/malformed/codec_shape_impossible).
+        Samples the format allows but the decoder library does not are UnsupportedFeatureError."""
+        limits = CODEC_SHAPE_LIMITS.get(self.compression)
+        if limits is None:
+            return
+        samples, bits = self.samples, self.bits
+        what = f"{self.where}: {compression_name(self.compression)} segments of {samples} samples x {bits} bits"
+        low, high = limits.format_samples
+        if not low <= samples <= high:
+            raise CorruptSegmentError(f"{what}: a {limits.name} stream holds {low}-{high} samples per pixel; "
+                                      "no segment can be decoded")
+        low, high = limits.format_bits
+        if not low <= bits <= high or (limits.bit_depths is not None and bits not in limits.bit_depths):
+            depths = sorted(limits.bit_depths) if limits.bit_depths is not None else f"{low}-{high}"
+            raise CorruptSegmentError(f"{what}: a {limits.name} stream holds {depths} bits per sample; "
+                                      "no segment can be decoded")
+        if limits.decoder_samples is not None:
+            low, high = limits.decoder_samples
+            if not low <= samples <= high:
+                raise UnsupportedFeatureError(f"{what}: the {limits.name} decoder handles {low}-{high} "
+                                              "samples per pixel")
 
 
 def _unpack(spec: SegmentSpec, raw: Any, runlen: int) -> numpy.ndarray:
