@@ -102,6 +102,7 @@ class IFDTags:
 
     @cached_property
     def where(self) -> str:
+        """Where this IFD is, for messages: ``'IFD 2 at offset 6700 (0x1a2c)'``."""
         return f"{self.path} at offset {self.offset} (0x{self.offset:x})"
 
     # --- tag access ---------------------------------------------------------------------
@@ -141,10 +142,12 @@ class IFDTags:
     # --- image structure -----------------------------------------------------------------
     @cached_property
     def compression(self) -> int:
+        """Compression (tag 259) as a :class:`~tiffio.Compression` member, or the int for unknown codes (default 1, none)."""
         return enum_or_int(Compression, self._int(259, 1))
 
     @cached_property
     def photometric(self) -> int | None:
+        """PhotometricInterpretation (tag 262) as a :class:`~tiffio.Photometric` member or int, None when absent."""
         value = self._int(262)
         if self.compression == Compression.OJPEG and (value is None or value == 2):
             value = 6  # old-style JPEG is YCbCr unless said otherwise (spec-notes/jpeg.md "Old-style JPEG (compression 6)")
@@ -152,6 +155,7 @@ class IFDTags:
 
     @cached_property
     def samples_per_pixel(self) -> int:
+        """SamplesPerPixel (tag 277), default 1."""
         spp = self._int(277)
         if spp is None:
             spp = 3 if (self.compression == Compression.OJPEG and self.photometric in (0, 1, 2, 6)) else 1
@@ -163,6 +167,7 @@ class IFDTags:
 
     @cached_property
     def bits_per_sample(self) -> int:
+        """BitsPerSample (tag 258) of the samples (all samples share it), default 1."""
         values = self._ints(258)
         if not values:
             return 8 if self.compression == Compression.OJPEG else 1
@@ -173,6 +178,7 @@ class IFDTags:
 
     @cached_property
     def sample_format(self) -> int:
+        """SampleFormat (tag 339) of the samples, default 1 (unsigned integer)."""
         values = self._ints(339)
         if not values:
             return 1
@@ -183,6 +189,7 @@ class IFDTags:
 
     @cached_property
     def planar_configuration(self) -> int:
+        """PlanarConfiguration (tag 284): 1 contiguous, 2 separate planes (default 1)."""
         value = self._int(284, 1)
         if self.samples_per_pixel == 1:
             return 1
@@ -193,22 +200,27 @@ class IFDTags:
 
     @cached_property
     def is_separate(self) -> bool:
+        """True when samples are stored in separate planes (PlanarConfiguration 2)."""
         return self.planar_configuration == PlanarConfiguration.SEPARATE
 
     @cached_property
     def predictor(self) -> int:
+        """Predictor (tag 317): 1 none, 2 horizontal, 3 floating point (default 1)."""
         return self._int(317, 1)
 
     @cached_property
     def fill_order(self) -> int:
+        """FillOrder (tag 266): 1 most significant bit first, 2 least significant first (default 1)."""
         return self._int(266, 1)
 
     @cached_property
     def is_tiled(self) -> bool:
+        """True when the image is stored in tiles (TileWidth present), False for strips."""
         return 322 in self._entries.tags
 
     @cached_property
     def width(self) -> int:
+        """ImageWidth (tag 256) in pixels."""
         value = self._int(256)
         if value is None:
             raise TiffFormatError(f"{self.where}: ImageWidth (256) is missing")
@@ -216,6 +228,7 @@ class IFDTags:
 
     @cached_property
     def length(self) -> int:
+        """ImageLength (tag 257) in pixels (the image's height)."""
         value = self._int(257)
         if value is None:
             raise TiffFormatError(f"{self.where}: ImageLength (257) is missing")
@@ -223,10 +236,12 @@ class IFDTags:
 
     @cached_property
     def depth(self) -> int:
+        """ImageDepth (tag 32997, SGI volumes) in pixels, default 1."""
         return self._int(32997, 1)
 
     @cached_property
     def rows_per_strip(self) -> int:
+        """RowsPerStrip (tag 278) clamped to the image length (default: the whole image in one strip)."""
         tag = self._entries.tags.get(278)
         if tag is None or tag.count != 1:
             return self.length
@@ -258,6 +273,7 @@ class IFDTags:
 
     @cached_property
     def subsampling(self) -> tuple[int, int] | None:
+        """YCbCrSubSampling (tag 530) as (horizontal, vertical) for YCbCr images (default (2, 2)), else None."""
         if self.photometric != 6:
             return None
         values = self._ints(530)
@@ -265,10 +281,12 @@ class IFDTags:
 
     @cached_property
     def extra_samples(self) -> tuple[int, ...]:
+        """ExtraSamples (tag 338) codes, one per extra sample (empty tuple when absent)."""
         return self._ints(338) or ()
 
     @cached_property
     def new_subfile_type(self) -> int:
+        """NewSubfileType (tag 254) flags (reduced resolution 1, page 2, mask 4), default 0; the old SubfileType (255) values 2 and 3 map to 1 and 2."""
         value = self._int(254, 0)
         if value == 0:
             old = self._int(255)
@@ -280,11 +298,13 @@ class IFDTags:
 
     @property
     def description(self) -> str | None:
+        """ImageDescription (tag 270) as text, or None."""
         value = self.get(270)
         return value if isinstance(value, str) else None
 
     @cached_property
     def jpegtables(self) -> bytes | None:
+        """JPEGTables (tag 347) bytes shared by the JPEG segments, or None."""
         tag = self._entries.tags.get(347)
         if tag is None:
             return None
@@ -346,6 +366,7 @@ class IFDTags:
 
     @cached_property
     def grid(self) -> SegmentGrid:
+        """The :class:`~tiffio.grid.SegmentGrid`: segment counts, shapes and index arithmetic of this image."""
         limits = self._ctx.limits
         for name, value in (("ImageWidth", self.width), ("ImageLength", self.length), ("ImageDepth", self.depth)):
             if value <= 0:

@@ -64,26 +64,32 @@ class TiffFile:
     # --- basic properties ---------------------------------------------------------------
     @property
     def byteorder(self) -> str:
+        """The file's byte order: ``'<'`` (II, little-endian) or ``'>'`` (MM, big-endian)."""
         return self.layout.byteorder
 
     @property
     def bigtiff(self) -> bool:
+        """True for BigTIFF (version 43, 64-bit offsets), False for classic TIFF."""
         return self.layout.bigtiff
 
     @property
     def strict(self) -> bool:
+        """Whether recoverable spec violations raise (True) or warn and read on (False)."""
         return self._ctx.strict
 
     @property
     def limits(self) -> Limits:
+        """The :class:`~tiffio.Limits` this file is read under."""
         return self._ctx.limits
 
     @property
     def name(self) -> str:
+        """The path, URL or description of the source the file was opened from."""
         return self.source.name
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has run (or the source was closed)."""
         return self.source.closed
 
     # --- pyramid levels -----------------------------------------------------------------

@@ -71,11 +71,13 @@ class ImageWriter:
     # -- public ----------------------------------------------------------------------------
     @property
     def parent(self) -> ImageWriter | None:
+        """The full-resolution ImageWriter this image is a reduced level of, or None."""
         k = self.params["parent"]
         return None if k is None else self._writer.images[k]
 
     @property
     def spec(self) -> EncodeSpec:
+        """The frozen, picklable :class:`EncodeSpec` that :meth:`encode_tile` uses (send it to other processes)."""
         return self._spec
 
     def __reduce__(self) -> Any:

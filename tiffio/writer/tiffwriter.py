@@ -110,6 +110,7 @@ class TiffWriter:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has run."""
         return self._closed
 
     @property
