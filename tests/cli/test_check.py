@@ -1,0 +1,109 @@
+"""``tiffio check``: one expected finding per failure mode of fixtures/malformed, nothing on clean files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import run, run_json
+from tests.conftest import FIXTURES
+
+#: failure mode (folder of fixtures/malformed) -> the finding code every file in it must get
+EXPECTED = {
+    "bits_per_sample_differ": "unsupported",
+    "byte_count_wrong": "byte-count",
+    "corrupt_segment": "corrupt-segment",
+    "deflate_short_stream": "corrupt-segment",
+    "deflate_trailing_bytes": "trailing-bytes",
+    "ifd_chain_cycle": "ifd-cycle",
+    "image_stream_too_large": "corrupt-segment",
+    "jpeg_stream_shape_mismatch": "jpeg-stream",
+    "limit_exceeded": "limit",
+    "lzw_corrupt_stream": "corrupt-segment",
+    "lzw_truncated_strip": "corrupt-segment",
+    "missing_required_tag": "missing-tag",
+    "nonnumeric_tag_value": "tag-value",
+    "not_a_tiff": "not-a-tiff",
+    "offset_past_end": "offset-outside-file",
+    "oom_reproducer": "offset-outside-file",
+    "predictor_unsupported": "unsupported",
+    "sparse_huge_segment": "sparse-segments",
+    "strile_count_mismatch": "strile-count",
+    "subifd_cycle": "ifd-cycle",
+    "tile_depth_exceeds_image": "tile-depth",
+    "tile_not_multiple_of_16": "tile-size",
+    "truncated": "offset-outside-file",
+    "unsupported_feature": "unsupported",
+    "zero_dimension": "geometry",
+}
+#: files whose defect is another mode's (the folder names how they were found, not what they hold)
+OVERRIDES = {
+    # StripOffsets declares 8e18 bytes past the end: the reader drops it, so it is missing
+    "strile_count_mismatch/gdal_huge-number-strips.tif": "missing-tag",
+    # Compression of field type 0 and a RATIONAL RowsPerStrip of 15 values
+    "zero_dimension/image-tiff_divide_by_zero_000035.tif": "tag-value",
+}
+#: files that cannot be opened at all (status "unreadable", exit status 2)
+UNREADABLE = {"not_a_tiff/bigtiff_bad_offset_size.tif", "not_a_tiff/png_signature.tif",
+              "not_a_tiff/tifftools_bad_header1.tif", "limit_exceeded/too_many_entries.tif",
+              "offset_past_end/first_ifd_past_end.tif", "truncated/header_only.tif"}
+
+MALFORMED = sorted((FIXTURES / "malformed").glob("*/*.tif"))
+CLEAN = sorted(p for d in ("libtiff", "gdal", "libvips", "tifffile") for p in (FIXTURES / d).glob("*.tif"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(FIXTURES / "malformed").as_posix()
+
+
+@pytest.fixture(scope="module")
+def malformed_reports() -> dict[str, dict]:
+    doc = run_json("check", "--decode", "--json", *MALFORMED, check=None)
+    assert doc["schema"] == "tiffio.check/1"
+    return {_rel(Path(r["file"])): r for r in doc["files"]}
+
+
+def test_every_mode_has_an_expectation():
+    modes = {p.parent.name for p in MALFORMED}
+    assert modes == set(EXPECTED), modes ^ set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", MALFORMED, ids=_rel)
+def test_check_finds_the_failure_mode(path, malformed_reports):
+    report = malformed_reports[_rel(path)]
+    expected = OVERRIDES.get(_rel(path), EXPECTED[path.parent.name])
+    codes = [f["code"] for f in report["findings"]]
+    assert expected in codes, (expected, report["findings"])
+    for f in report["findings"]:
+        assert f["severity"] in ("error", "warning", "info")
+        assert f["message"]
+    if _rel(path) in UNREADABLE:
+        assert report["status"] == "unreadable"
+    elif expected != "sparse-segments":
+        assert report["status"] == "problems", report
+    else:
+        assert report["status"] == "ok", report  # sparse segments are valid (info)
+
+
+def test_check_exit_status_and_text():
+    ok = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    bad = FIXTURES / "malformed" / "tile_not_multiple_of_16" / "tiles_12x20.tif"
+    unreadable = FIXTURES / "malformed" / "not_a_tiff" / "png_signature.tif"
+    assert run("check", ok).stdout == f"{ok}: ok\n"
+    proc = run("check", ok, bad, check=1)
+    assert "tile-size" in proc.stdout and "tile size 20 x 12 is not a multiple of 16" in proc.stdout
+    proc = run("check", ok, bad, unreadable, check=2)
+    assert f"{unreadable}: unreadable" in proc.stdout and "not-a-tiff" in proc.stdout
+
+
+def test_check_reports_nothing_on_clean_files():
+    """Files written by libtiff, GDAL, libvips and tifffile: no error or warning, every segment decodes."""
+    doc = run_json("check", "--decode", "--json", *CLEAN)
+    for report in doc["files"]:
+        problems = [f for f in report["findings"] if f["severity"] != "info"]
+        assert report["status"] == "ok" and not problems, report
+        for f in report["findings"]:
+            assert f["code"] in ("sparse-segments", "bigtiff-not-needed", "shared-segments"), f
+    sparse = {Path(r["file"]).name for r in doc["files"] if any(f["code"] == "sparse-segments" for f in r["findings"])}
+    assert sparse == {"sparse_strips_rgb_band.tif", "sparse_tiled_f32_nodata.tif", "sparse_tiled_u8.tif"}

@@ -1,0 +1,194 @@
+"""``tiffio convert``, ``recover``, errors, help, Ctrl-C and the progress bar, in real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy
+import pytest
+import tifffile
+
+import tiffio
+from tests.cli.helpers import ENV, run, run_json
+from tests.conftest import FIXTURES
+
+
+def _rasterio_read(path) -> numpy.ndarray:
+    rasterio = pytest.importorskip("rasterio")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as ds:
+            arr = ds.read()
+    return numpy.moveaxis(arr, 0, -1) if arr.shape[0] > 1 else arr[0]
+
+
+def test_convert_level_region_codec_read_identically_by_tifffile_and_gdal(tmp_path):
+    src = FIXTURES / "libtiff" / "zip_rgb_separate_tiles.tif"
+    out1 = tmp_path / "region.tif"
+    run("convert", src, out1, "--compression", "zstd", "--predictor", "horizontal", "--tile", "16", "32",
+        "--region", "3", "5", "40", "50")
+    expected = numpy.moveaxis(tifffile.imread(src), 0, -1)[3:43, 5:55]
+    assert numpy.array_equal(tifffile.imread(out1), expected)
+    assert numpy.array_equal(_rasterio_read(out1), expected)
+    with tifffile.TiffFile(out1) as t:
+        page = t.pages[0]
+        assert (page.tilelength, page.tilewidth, page.compression, page.predictor) == (16, 32, 50000, 2)
+        assert page.planarconfig == 1
+
+    src = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"  # level 1 of a JPEG COG, losslessly
+    out2 = tmp_path / "level1.tif"
+    run("convert", src, out2, "--level", "1", "--tile", "64", "--compression", "deflate")
+    with tiffio.open(src) as tif:
+        level1 = tif.levels[1].ifd.asarray()
+    assert numpy.array_equal(tifffile.imread(out2), level1)
+    assert numpy.array_equal(_rasterio_read(out2), level1)
+    out4 = tmp_path / "level1_jpeg.tif"  # by default the source's codec: JPEG, re-encoded
+    run("convert", src, out4, "--level", "1", "--tile", "64")
+    with tifffile.TiffFile(out4) as t:
+        assert t.pages[0].compression == 7 and t.pages[0].photometric == 6 and t.pages[0].shape == level1.shape
+        decoded = t.pages[0].asarray()
+    assert numpy.abs(decoded.astype(int) - level1).mean() < 3  # lossy re-encode
+    with tiffio.open(out4) as tif:
+        assert numpy.array_equal(tif.ifds[0].asarray(), decoded)
+    # GDAL decodes YCbCr JPEG through libtiff's upsampling: equal up to rounding at sharp edges
+    assert numpy.abs(_rasterio_read(out4).astype(int) - decoded).mean() < 1
+
+    src = FIXTURES / "gdal" / "sparse_tiled_f32_nodata.tif"  # nodata kept
+    out3 = tmp_path / "nodata.tif"
+    run("convert", src, out3, "--compression", "deflate", "--predictor", "floatingpoint", "--tile", "32")
+    assert numpy.array_equal(tifffile.imread(out3), tifffile.imread(src), equal_nan=True)
+    rasterio = pytest.importorskip("rasterio")
+    with rasterio.open(src) as a, rasterio.open(out3) as b:
+        assert a.nodata == b.nodata == -9999
+
+    doc = run_json("check", "--decode", "--json", out1, out2, out3, out4)
+    assert [r["status"] for r in doc["files"]] == ["ok"] * 4, doc
+
+
+def test_convert_region_keeps_the_georeferencing(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+    src = tmp_path / "geo.tif"
+    data = numpy.arange(100 * 120, dtype="float32").reshape(100, 120)
+    with rasterio.open(src, "w", driver="GTiff", width=120, height=100, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(500000, 4600000, 10, 10), nodata=-1, tiled=True, blockxsize=32,
+                       blockysize=32) as ds:
+        ds.write(data, 1)
+    out = tmp_path / "crop.tif"
+    run("convert", src, out, "--region", "20", "30", "50", "60", "--tile", "32")
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.nodata == -1
+        assert ds.transform == from_origin(500000 + 30 * 10, 4600000 - 20 * 10, 10, 10)
+        assert numpy.array_equal(ds.read(1), data[20:70, 30:90])
+
+
+def test_convert_errors_leave_nothing(tmp_path):
+    src = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    dst = tmp_path / "x.tif"
+    proc = run("convert", src, dst, "--region", "0", "0", "1000", "10", check=2)
+    assert "not inside the image" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run("convert", src, dst, "--compression", "nonsense", check=1)
+    assert "unknown compression 'nonsense'" in proc.stderr and proc.stderr.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+    proc = run("convert", src, dst, "--compression", "nonsense", "--debug", check=1)
+    assert "Traceback (most recent call last)" in proc.stderr and "TiffValueError" in proc.stderr
+
+
+def test_errors_are_one_line_and_help_has_examples(tmp_path):
+    proc = run("info", tmp_path / "missing.tif", check=2)
+    assert proc.stderr == f"tiffio info: {tmp_path / 'missing.tif'}: no such file\n"
+    bad = FIXTURES / "malformed" / "not_a_tiff" / "png_signature.tif"
+    proc = run("info", bad, check=1)
+    assert proc.stderr.startswith(f"tiffio info: {bad}: not a TIFF file") and proc.stderr.count("\n") == 1
+    for command in ("info", "dump", "check", "tiles", "convert", "merge", "recover"):
+        out = run(command, "--help").stdout
+        assert "examples:" in out and f"tiffio {command}" in out.split("examples:")[1], command
+
+
+def _big_source(path, size: int = 1024) -> None:
+    """An uncompressed gray image whose conversion to 16 x 16 tiles takes a while."""
+    data = (numpy.arange(size * size, dtype=numpy.uint32) % 251).astype(numpy.uint8).reshape(size, size)
+    tifffile.imwrite(path, data, tile=(256, 256))
+
+
+def test_ctrl_c_removes_the_partial_output(tmp_path):
+    src = tmp_path / "src.tif"
+    _big_source(src, 2048)
+    dst = tmp_path / "out.tif"
+    proc = subprocess.Popen([sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--tile", "16",
+                             "--compression", "deflate"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    partial = tmp_path / "out.tif.partial"
+    for _ in range(600):  # bounded: up to 60 s for the writer to start on a loaded machine
+        if partial.exists() and partial.stat().st_size > 100_000:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # pragma: no cover - finished before the signal
+        pytest.skip("the conversion finished before Ctrl-C")
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err == "tiffio convert: interrupted\n"
+    assert sorted(os.listdir(tmp_path)) == ["src.tif"]
+
+
+def test_recover_reports_and_repairs(tmp_path):
+    path = tmp_path / "crashed.tif"
+    script = f"""
+import os, numpy, tiffio
+w = tiffio.TiffWriter({str(path)!r}, checkpoint_every=None, checkpoint_seconds=None)
+img = w.add_image((64, 64), 'uint8', tile=(16, 16), compression='deflate')
+for r in range(4):
+    img.write_tile(0, r, numpy.full((16, 16), r + 1, numpy.uint8))
+w.checkpoint()
+for r in range(4):
+    img.write_tile(1, r, numpy.full((16, 16), r + 11, numpy.uint8))
+w.flush()
+os._exit(0)  # a crash: no close()
+"""
+    subprocess.run([sys.executable, "-c", script], env=ENV, check=True, timeout=120)
+    doc = run_json("recover", "--json", path)
+    assert doc["tiles_in_checkpoint"] == 4 and doc["tiles_recovered"] == 4
+    arr = tifffile.imread(path)
+    assert arr[16:32, 48:64].tolist() == numpy.full((16, 16), 14).tolist()
+    proc = run("recover", FIXTURES / "gdal" / "cog_jpeg_rgb.tif", check=1)
+    assert "not a file written by tiffio" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
+    """Under a pseudo-terminal the bar shows tiles/s and is erased at the end; piped, nothing is drawn."""
+    pty = pytest.importorskip("pty")
+    pytest.importorskip("tqdm")
+    src = tmp_path / "src.tif"
+    _big_source(src, 1024)
+    dst = tmp_path / "out.tif"
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout and stderr are the terminal
+        os.environ.update(ENV)
+        os.execv(sys.executable, [sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--tile", "16"])
+    chunks = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "convert out.tif" in text and "tile/s" in text, text[-2000:]
+    assert "4096/4096" in text or "%" in text
+    last = text.split("\r")[-1]
+    assert last.strip() == "", repr(text[-300:])  # the bar was erased
+    assert numpy.array_equal(tifffile.imread(dst), tifffile.imread(src))
+    proc = run("convert", src, tmp_path / "again.tif", "--tile", "16")
+    assert proc.stdout == "" and proc.stderr == ""  # not a terminal: no bar

@@ -1,0 +1,165 @@
+"""``tiffio info``, ``dump`` and ``tiles`` in real subprocesses, against the library's own values."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import imagecodecs
+import numpy
+import pytest
+
+import tiffio
+from tests.cli.helpers import run, run_json
+from tests.conftest import FIXTURES
+from tests.tiffbuild import Builder
+
+INFO_FILES = [FIXTURES / p for p in (
+    "libvips/pyramid_jpeg_subifds.tif", "gdal/cog_jpeg_rgb.tif", "gdal/sparse_tiled_u8.tif",
+    "libtiff/zip_rgb_separate_tiles.tif", "libtiff/multipage_tiffcp.tif", "tifffile/bigtiff_u8_tiles_none_MM.tif",
+    "libtiff/lzw_pred2_u16_MM.tif", "gdal/rgb_ycbcr_jpeg_mask.tif")]
+
+
+def _expected_ifd(ifd: tiffio.IFD) -> dict:
+    return {
+        "path": ifd.path, "offset": ifd.offset, "shape": list(ifd.shape), "dtype": str(ifd.dtype),
+        "width": ifd.width, "length": ifd.length, "samples_per_pixel": ifd.samples_per_pixel,
+        "bits_per_sample": ifd.bits_per_sample, "tiled": ifd.is_tiled,
+        "tile_shape": list(ifd.tile_shape) if ifd.is_tiled else None,
+        "rows_per_strip": None if ifd.is_tiled else ifd.rows_per_strip,
+        "segment_count": ifd.segment_count, "compression": int(ifd.compression),
+        "photometric": ifd.photometric, "predictor": int(ifd.predictor),
+        "planar_configuration": ifd.planar_configuration, "new_subfile_type": ifd.new_subfile_type,
+        "subifds": [_expected_ifd(s) for s in ifd.subifds],
+    }
+
+
+def _got_ifd(doc: dict) -> dict:
+    keys = ("path", "offset", "shape", "dtype", "width", "length", "samples_per_pixel", "bits_per_sample", "tiled",
+            "tile_shape", "rows_per_strip", "segment_count", "new_subfile_type")
+    got = {k: doc[k] for k in keys}
+    for k in ("compression", "photometric", "predictor", "planar_configuration"):
+        got[k] = doc[k]["code"] if doc[k] is not None else None
+    got["subifds"] = [_got_ifd(s) for s in doc["subifds"]]
+    return got
+
+
+def test_info_json_equals_the_library():
+    docs = run_json("info", "--json", "--sparse", *INFO_FILES)
+    assert len(docs) == len(INFO_FILES)
+    for path, doc in zip(INFO_FILES, docs):
+        assert doc["schema"] == "tiffio.info/1"
+        with tiffio.open(path) as tif:
+            assert doc["file"] == str(path)
+            assert doc["size"] == path.stat().st_size
+            assert doc["byteorder"] == {"<": "little", ">": "big"}[tif.byteorder]
+            assert doc["bigtiff"] is tif.bigtiff
+            assert [_got_ifd(d) for d in doc["ifds"]] == [_expected_ifd(i) for i in tif.ifds]
+            assert [(lv["index"], lv["ifd"], lv["shape"], lv["downsample"]) for lv in doc["levels"]] == [
+                (lv.index, lv.ifd.path, list(lv.shape), list(lv.downsample)) for lv in tif.levels]
+            for d, ifd in zip(doc["ifds"], tif.ifds):
+                sparse = sum(ifd.is_sparse(i) for i in range(ifd.segment_count))
+                assert d["sparse_segments"] == sparse
+        assert doc["errors"] == [] and doc["warnings"] == []
+    assert docs[2]["ifds"][0]["sparse_segments"] == 17  # GDAL SPARSE_OK file
+    assert docs[1]["ifds"][0]["compression"] == {"code": 7, "name": "JPEG"}
+    assert len(docs[0]["levels"]) == 4 and docs[0]["ifds"][0]["subifds"][0]["kind"] == "reduced"
+
+
+def test_info_text_tree():
+    out = run("info", FIXTURES / "libvips" / "pyramid_jpeg_subifds.tif").stdout
+    lines = out.splitlines()
+    assert lines[0].endswith("classic TIFF, little-endian, 18056 bytes, 1 IFDs")
+    assert lines[1] == "  IFD 0 @ 10048 (0x2740): 250 x 300 x 3 uint8, tiles 64x64 (20 tiles), JPEG, YCBCR 2x2"
+    assert lines[2].startswith("      IFD 0 SubIFD 0: 0 @ 13968 (0x3690): 125 x 150 x 3 uint8") and "reduced" in lines[2]
+    assert "  levels: 4" in lines
+
+
+def _million_tile_file(path) -> None:
+    """16384 x 16384 uint8, 16 x 16 tiles (1,048,576), BigTIFF; every 7th tile sparse."""
+    n = 1024 * 1024
+    b = Builder("<", True)
+    data_offset = b.blob(numpy.arange(256, dtype=numpy.uint8).tobytes())
+    offsets = numpy.full(n, data_offset, numpy.uint64)
+    offsets[::7] = 0
+    counts = numpy.full(n, 256, numpy.uint64)
+    entries = [(256, 4, 16384), (257, 4, 16384), (258, 3, 8), (259, 3, 1), (262, 3, 1), (277, 3, 1),
+               (322, 3, 16), (323, 3, 16), (324, 16, offsets), (325, 16, counts)]
+    path.write_bytes(b.build(b.ifd(entries)))
+
+
+def test_info_on_a_million_tiles_reads_only_metadata(tmp_path):
+    path = tmp_path / "million.tif"
+    _million_tile_file(path)
+    proc = run("info", "--debug", path)
+    assert "16384 x 16384 uint8, tiles 16x16 (1048576 tiles), NONE" in proc.stdout
+    nbytes = int(re.search(r"read (\d+) bytes in (\d+) requests", proc.stderr).group(1))
+    assert nbytes < 64 * 1024, nbytes           # the strile arrays are 16 MiB
+    proc = run("info", "--debug", "--json", "--sparse", path)
+    doc = __import__("json").loads(proc.stdout)
+    assert doc["ifds"][0]["sparse_segments"] == len(range(0, 1024 * 1024, 7))
+    nbytes = int(re.search(r"read (\d+) bytes", proc.stderr).group(1))
+    assert nbytes >= 16 * 2**20                  # asked for: both arrays read
+
+
+def test_dump_names_types_offsets_and_abbreviation():
+    path = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    out = run("dump", path).stdout
+    assert re.search(r"^    256 ImageWidth +SHORT +1: 280$", out, re.M)
+    assert re.search(r"^    259 Compression +SHORT +1: 7 \(JPEG\)$", out, re.M)
+    line = next(x for x in out.splitlines() if "TileOffsets" in x)
+    assert "LONG" in line and "25 @ 1780 (0x6f4): 9124 (0x23a4), 9615 (0x258f)" in line
+    assert line.endswith("... (25 values)")
+    assert "347 JPEGTables" in out and "(142 bytes)" in out
+    full = run("dump", "--full", path).stdout
+    line = next(x for x in full.splitlines() if "TileOffsets" in x)
+    with tiffio.open(path) as tif:
+        offsets = list(tif.ifds[0].segment_offsets)
+    assert line.endswith(", ".join(f"{o} (0x{o:x})" for o in offsets))
+    doc = run_json("dump", "--json", path)
+    with tiffio.open(path) as tif:
+        assert [[t["code"] for t in d["tags"]] for d in doc["ifds"]] == [list(i.tags) for i in tif.ifds]
+        assert [[t["count"] for t in d["tags"]] for d in doc["ifds"]] == [
+            [i.tags[c].count for c in i.tags] for i in tif.ifds]
+
+
+def test_dump_million_tiles_reads_one_block(tmp_path):
+    path = tmp_path / "million.tif"
+    _million_tile_file(path)
+    proc = run("dump", path)
+    assert "TileOffsets" in proc.stdout and "(1048576 values)" in proc.stdout
+
+
+@pytest.mark.parametrize("fmt", ["raw", "png", "npy"])
+def test_tiles_one_tile_out(tmp_path, fmt):
+    path = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    out = tmp_path / f"tile.{fmt}"
+    run("tiles", path, "--level", "1", "--at", "1", "2", f"--{fmt}", "-o", out)
+    with tiffio.open(path) as tif:
+        ifd = tif.levels[1].ifd
+        index = 1 * 3 + 2
+        if fmt == "raw":
+            assert out.read_bytes() == ifd.read_segment_bytes(index)
+        elif fmt == "png":
+            assert numpy.array_equal(imagecodecs.png_decode(out.read_bytes()), ifd.read_segment(index, valid=True))
+        else:
+            assert numpy.array_equal(numpy.load(out), ifd.read_segment(index, valid=True))
+
+
+def test_tiles_index_to_stdout_and_errors(tmp_path):
+    path = FIXTURES / "libtiff" / "zip_rgb_separate_tiles.tif"
+    import subprocess
+    import sys
+
+    from tests.cli.helpers import ENV
+    proc = subprocess.run([sys.executable, "-m", "tiffio", "tiles", str(path), "--index", "5", "--npy", "-o", "-"],
+                          capture_output=True, env=ENV, check=True)
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        assert numpy.array_equal(numpy.load(io.BytesIO(proc.stdout)), ifd.read_segment(5, valid=True))
+        across = -(-ifd.width // ifd.tile_shape[1])
+        down = -(-ifd.length // ifd.tile_shape[0])
+        run("tiles", path, "--at", "0", "1", "--plane", "2", "--raw", "-o", tmp_path / "p.bin")
+        assert (tmp_path / "p.bin").read_bytes() == ifd.read_segment_bytes(2 * down * across + 1)
+    proc = run("tiles", path, "--at", "99", "0", "-o", tmp_path / "x.bin", check=2)
+    assert proc.stderr.count("\n") == 1 and "outside the grid" in proc.stderr and str(path) in proc.stderr
