@@ -13,6 +13,7 @@ from tests.conftest import FIXTURES
 EXPECTED = {
     "bits_per_sample_differ": "unsupported",
     "byte_count_wrong": "byte-count",
+    "codec_shape_impossible": "codec-shape",
     "corrupt_segment": "corrupt-segment",
     "deflate_short_stream": "corrupt-segment",
     "deflate_trailing_bytes": "trailing-bytes",

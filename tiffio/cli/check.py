@@ -8,7 +8,7 @@ Exit status: 0 no problem, 1 problems (an error or warning), 2 a file could not 
 
 Codes (docs/cli.md): not-a-tiff, truncated, unreadable, unsupported, limit, spec-violation, ifd-error,
 offset-outside-file, overlapping-segments, shared-segments, sparse-segments, strile-count, tile-size,
-jpeg-tables, jpeg-stream, bigtiff-not-needed, cog, corrupt-segment.
+jpeg-tables, jpeg-stream, codec-shape, bigtiff-not-needed, cog, corrupt-segment.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ def _classify(message: str, exc: BaseException | None = None) -> str:
 
     if isinstance(exc, tiffio.NotATiffError):
         return "not-a-tiff"
+    if " segments of " in message and " bits: " in message:
+        return "codec-shape"  # samples/bits per pixel no stream of the codec can hold (or tiffio cannot decode)
     if isinstance(exc, tiffio.LimitExceededError):
         return "limit"
     if isinstance(exc, tiffio.UnsupportedFeatureError):
