@@ -91,6 +91,8 @@ class RelayoutReport:
     file_size: int = 0
     dropped_tags: list[str] = field(default_factory=list)
     duplicates: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (image, tile, shards)
+    recovered_shards: list[str] = field(default_factory=list)   # merge: shards recovered after a crash
+    empty_shards: list[str] = field(default_factory=list)       # merge: shards that held no image
 
     def __str__(self) -> str:
         dup = f", {len(self.duplicates)} duplicate tiles resolved" if self.duplicates else ""

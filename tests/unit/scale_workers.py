@@ -1,0 +1,64 @@
+"""Worker functions for the many-producer tests (importable by spawned processes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy
+
+import tiffio
+
+TILE = 32
+
+
+def pixels(shape, seed=0):
+    """The deterministic test image (any worker can produce any tile of it)."""
+    rng = numpy.random.default_rng(seed)
+    return rng.integers(0, 255, shape).astype("uint8")
+
+
+def level_arrays(plan, seed=0):
+    base = pixels(plan.shape, seed)
+    levels = [base]
+    for k in range(1, plan.levels):
+        shape = plan.level_shape(k)
+        levels.append(numpy.ascontiguousarray(levels[-1][::2, ::2])[: shape[0], : shape[1]])
+    return levels
+
+
+def tile_of(arr, row, col, tile=TILE):
+    return arr[row * tile:(row + 1) * tile, col * tile:(col + 1) * tile]
+
+
+def write_shard(plan, path, worker, seed=0, delay=0.0, checkpoint_every=None, skip=()):
+    """Write ``worker``'s tiles of every level into its shard (resuming one that exists)."""
+    levels = level_arrays(plan, seed)
+    with plan.open_shard(path, checkpoint_every=checkpoint_every, checkpoint_seconds=None, fsync=False) as w:
+        for k, im in enumerate(w.images):
+            done = set(im.missing_tiles())
+            for r, c in plan.tiles(worker, k):
+                if (k, r, c) in skip or (r, c) not in done:
+                    continue
+                im.write_tile(r, c, tile_of(levels[k], r, c, plan.tile[0]))
+                if delay:
+                    time.sleep(delay)
+    return path
+
+
+def produce_tile(key):
+    """A fan-in producer: the pixels of tile key = (seed, shape, row, col)."""
+    seed, shape, row, col = key
+    return tile_of(pixels(shape, seed), row, col)
+
+
+if __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY
+    import ast
+    args = ast.literal_eval(sys.argv[1])
+    plan = tiffio.Plan.create(args["shape"], "uint8", workers=args["workers"], levels=args.get("levels", 1),
+                              tile=(TILE, TILE), compression=args.get("compression", "deflate"))
+    print("started", flush=True)
+    write_shard(plan, sys.argv[2], int(sys.argv[3]), delay=float(sys.argv[4]),
+                checkpoint_every=int(sys.argv[5]) or None)
+    print("done", os.getpid(), flush=True)
