@@ -188,11 +188,17 @@ def test_kill9_workers_then_resume_equals_uninterrupted(tmp_path):
     dst = tmp_path / "merged.tif"
     shards = [plan.shard_path(dst, w) for w in range(2)]
     rng = random.Random(1234)
-    procs = [_spawn_worker(args, shards[w], w, 0.02, 3) for w in range(2)]
+    procs = [_spawn_worker(args, shards[w], w, 0.08, 3) for w in range(2)]
     for p in procs:
         assert p.stdout.readline().strip() == "started"
-    time.sleep(rng.uniform(0.1, 0.25))
-    for p in procs:
+    # each worker is killed at a random moment after its first checkpoint was published
+    for s, p in zip(shards, procs):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:
+            if os.path.exists(s) and open(s, "rb").read(8)[4:8] not in (b"", b"\0\0\0\0"):
+                break
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.2))
         p.send_signal(signal.SIGKILL)
         p.wait(30)
     checkpointed = []
