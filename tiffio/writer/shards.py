@@ -66,6 +66,7 @@ class Plan:
     # -- geometry --------------------------------------------------------------------------
     @property
     def tile(self) -> tuple[int, int]:
+        """(TileLength, TileWidth) of every level."""
         t = dict(self.options).get("tile", (256, 256))
         return int(t[0]), int(t[1])
 
