@@ -192,3 +192,46 @@ def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
     assert numpy.array_equal(tifffile.imread(dst), tifffile.imread(src))
     proc = run("convert", src, tmp_path / "again.tif", "--tile", "16")
     assert proc.stdout == "" and proc.stderr == ""  # not a terminal: no bar
+
+
+def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):
+    from tests.crossval.cog_helpers import gdal_validate, have_validator
+    src = FIXTURES / "gdal" / "rgb_ycbcr_jpeg_tiled_ovr.tif"     # tiled, 2 overviews, not a COG
+    relaid = tmp_path / "relaid.tif"
+    proc = run("convert", src, relaid, "--cog")                  # no re-encoding asked: relayout
+    assert "cog layout" in proc.stdout and "3 levels" in proc.stdout
+    planar = FIXTURES / "libtiff" / "zip_rgb_separate_tiles.tif"
+    reencoded = tmp_path / "reencoded.tif"
+    run("convert", planar, reencoded, "--cog", "--tile", "16", "--compression", "zstd")
+    assert sorted(os.listdir(tmp_path)) == ["reencoded.tif", "relaid.tif"]  # no temporary left
+    with tiffio.open(src) as a, tiffio.open(relaid) as b:           # raw tiles copied: identical bytes
+        for la, lb in zip(a.levels, b.levels):
+            assert la.shape == lb.shape
+            assert all(la.ifd.read_segment_bytes(i) == lb.ifd.read_segment_bytes(i)
+                       for i in range(la.ifd.segment_count))
+    assert numpy.array_equal(tifffile.imread(relaid), tifffile.imread(src))
+    expected = numpy.moveaxis(tifffile.imread(planar), 0, -1)
+    assert numpy.array_equal(tifffile.imread(reencoded), expected)
+    assert numpy.array_equal(_rasterio_read(reencoded), expected)
+    doc = run_json("check", "--cog", "--json", relaid, reencoded, src, check=1)
+    assert [r["status"] for r in doc["files"]] == ["ok", "ok", "problems"]
+    assert {f["code"] for f in doc["files"][2]["findings"]} == {"cog"}
+    if have_validator():
+        for path in (relaid, reencoded):
+            valid, out = gdal_validate(path)
+            assert valid, out
+        assert not gdal_validate(src)[0]
+
+
+def test_features_not_in_this_tiffio_say_so(tmp_path):
+    """--pyramid and merge wrap the writer's single-pass pyramids and tiffio.merge (issue 14): until
+    they exist the command says so in one line and writes nothing."""
+    import inspect
+    src = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    if "pyramid" not in inspect.signature(tiffio.TiffWriter.add_image).parameters:
+        proc = run("convert", src, tmp_path / "p.tif", "--pyramid", check=1)
+        assert "not available" in proc.stderr and proc.stderr.count("\n") == 1
+    if not hasattr(tiffio, "merge"):
+        proc = run("merge", tmp_path / "m.tif", src, check=1)
+        assert "tiffio.merge is not available" in proc.stderr and proc.stderr.count("\n") == 1
+    assert os.listdir(tmp_path) == []

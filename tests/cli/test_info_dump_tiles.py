@@ -163,3 +163,21 @@ def test_tiles_index_to_stdout_and_errors(tmp_path):
         assert (tmp_path / "p.bin").read_bytes() == ifd.read_segment_bytes(2 * down * across + 1)
     proc = run("tiles", path, "--at", "99", "0", "-o", tmp_path / "x.bin", check=2)
     assert proc.stderr.count("\n") == 1 and "outside the grid" in proc.stderr and str(path) in proc.stderr
+
+
+def test_urls_work_where_the_library_does(tmp_path):
+    """info, dump and tiles on http://127.0.0.1 (a real range server in this process)."""
+    from tests.rangeserver import RangeServer
+    path = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    with RangeServer({"cog.tif": path.read_bytes()}) as srv:
+        url = srv.url("cog.tif")
+        remote = run_json("info", "--json", url)
+        run("tiles", url, "--level", "2", "--index", "1", "--raw", "-o", tmp_path / "t.bin")
+        dumped = run("dump", url).stdout
+        assert len(srv.requests()) >= 3  # the subprocesses really read over HTTP
+    local = run_json("info", "--json", path)
+    assert remote["file"] == url
+    assert {**remote, "file": None} == {**local, "file": None}
+    with tiffio.open(path) as tif:
+        assert (tmp_path / "t.bin").read_bytes() == tif.levels[2].ifd.read_segment_bytes(1)
+    assert dumped.splitlines()[1:] == run("dump", path).stdout.splitlines()[1:]

@@ -131,16 +131,12 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def _relayout(relayout: Any, src: str, dst: str, args: argparse.Namespace) -> int:
+    """tiffio.relayout to COG: the stored tiles copied, nothing re-encoded (it writes a temporary
+    name and renames it when complete)."""
     current(src)
-    partial = dst + ".partial"
-    try:
-        result = relayout(src, partial, layout="cog")
-        os.replace(partial, dst)
-    except BaseException:
-        _remove(partial)
-        raise
-    if not args.quiet and result is not None:
-        print(result, file=sys.stderr)
+    report = relayout(src, dst, layout="cog")
+    if not args.quiet and report is not None:
+        print(report)
     return 0
 
 
