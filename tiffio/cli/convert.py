@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import sys
 from typing import Any
 
 from ._common import CLIError, current, dump_json, open_tiff
