@@ -231,7 +231,20 @@ def test_features_not_in_this_tiffio_say_so(tmp_path):
     if "pyramid" not in inspect.signature(tiffio.TiffWriter.add_image).parameters:
         proc = run("convert", src, tmp_path / "p.tif", "--pyramid", check=1)
         assert "not available" in proc.stderr and proc.stderr.count("\n") == 1
-    if not hasattr(tiffio, "merge"):
-        proc = run("merge", tmp_path / "m.tif", src, check=1)
-        assert "tiffio.merge is not available" in proc.stderr and proc.stderr.count("\n") == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_merge_shards_with_a_report(tmp_path):
+    from tests.unit.scale_workers import TILE, level_arrays, write_shard
+    plan = tiffio.Plan.create((200, 170), "uint8", workers=2, levels=2, tile=(TILE, TILE), compression="deflate")
+    shards = [write_shard(plan, tmp_path / f"shard{w}.tif", w) for w in range(2)]
+    doc = run_json("merge", "--json", "--cog", tmp_path / "out.tif", *shards)
+    assert doc["layout"] == "cog" and doc["levels"] == 2 and doc["duplicates"] == []
+    with tiffio.open(tmp_path / "out.tif") as tif:
+        for level, expected in zip(tif.levels, level_arrays(plan)):
+            assert numpy.array_equal(level.ifd.asarray(), expected)
+    assert run_json("check", "--cog", "--json", tmp_path / "out.tif")["files"][0]["status"] == "ok"
+    proc = run("merge", tmp_path / "half.tif", shards[0], check=1)   # tiles of worker 1 missing
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "half.tif").exists()
+    proc = run("merge", "--missing", "sparse", tmp_path / "half.tif", shards[0])
+    assert "half.tif: plain layout" in proc.stdout

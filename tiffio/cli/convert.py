@@ -29,6 +29,7 @@ CONVERT_EXAMPLES = """examples:
 MERGE_EXAMPLES = """examples:
   tiffio merge out.tif shard-0.tif shard-1.tif shard-2.tif
   tiffio merge --cog out.tif shards/*.tif
+  tiffio merge --missing sparse --json out.tif shard-*.tif
 """
 RECOVER_EXAMPLES = """examples:
   tiffio recover unfinished.tif          rebuild the index of tiles written after the last checkpoint
@@ -69,6 +70,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("dst", metavar="DST")
     p.add_argument("shards", nargs="+", metavar="SHARD")
     p.add_argument("--cog", action="store_true", help="write the result in COG layout")
+    p.add_argument("--missing", choices=("error", "sparse"), default="error",
+                   help="a tile in no shard: refuse (default, nothing written) or store it sparse")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_merge)
 
@@ -289,10 +292,8 @@ def run_merge(args: argparse.Namespace) -> int:
         if not os.path.exists(shard):
             raise CLIError(f"{shard}: no such file", 2)
     current(args.dst)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"missing": args.missing}
     if args.cog:
-        if "layout" not in inspect.signature(merge).parameters:
-            raise CLIError("merge --cog: tiffio.merge has no layout= option in this version")
         kwargs["layout"] = "cog"
     report = merge(args.dst, args.shards, **kwargs)
     if args.json:
