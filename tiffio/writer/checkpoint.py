@@ -52,6 +52,7 @@ class RecoveryReport:
     records_scanned: int = 0
     bytes_dropped: int = 0              # torn or unreadable bytes at the end, removed
     missing_tiles: list[int] = field(default_factory=list)   # per image, after recovery
+    pyramid_tiles_decoded: int = 0      # stored tiles decoded to rebuild partial pyramid parents
 
     def __str__(self) -> str:
         return (f"{self.path}: checkpoint at {self.checkpoint_offset or 'none'}, {self.images} images, "

@@ -11,8 +11,11 @@ import numpy
 from ..codecs import compression_name
 from ..encoding import EncodeSpec, encode_segment, make_jpegtables
 from ..enums import Compression as C
-from ..errors import TiffIndexError, TiffTypeError, TiffValueError
+from ..errors import TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
 from ..layout import Layout
+from ..segment import SegmentSpec, decode_segment
+from .params import SAMPLEFORMAT
+from .pyramid import Pyramid, reduce2
 from .tagpack import Entry, image_entries
 
 if TYPE_CHECKING:  # the owner, for annotations only (it imports this module)
@@ -22,16 +25,35 @@ __all__ = ["ImageWriter", "TileEncoder"]
 
 
 class TileEncoder:
-    """What an ImageWriter pickles to: its encode spec, with :meth:`encode_tile`."""
+    """What an ImageWriter pickles to: its encode spec, with :meth:`encode_tile` and, for pyramids,
+    :meth:`encode_and_reduce`."""
 
-    def __init__(self, spec: EncodeSpec) -> None:
+    def __init__(self, spec: EncodeSpec, filter: str = "mean", height: int | None = None,
+                 width: int | None = None) -> None:
         self.spec = spec
+        self.filter = filter
+        self.height = height
+        self.width = width
 
     def encode_tile(self, array: Any) -> bytes:
         return encode_segment(self.spec, array)
 
+    def encode_and_reduce(self, array: Any, row: int | None = None, col: int | None = None
+                          ) -> tuple[bytes, numpy.ndarray]:
+        """The encoded tile and the quadrant it gives its parent in a pyramid (the 2 x 2 reduction of
+        its pixels inside the image: give ``row`` and ``col``, or an edge tile cropped to the image);
+        hand both to ``write_raw_tile(row, col, data, reduced=quadrant)``."""
+        arr = numpy.asarray(array)
+        data = encode_segment(self.spec, arr)
+        if arr.ndim == 3 and self.spec.samples == 1 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if row is not None and col is not None and self.height is not None and self.width is not None:
+            th, tw = self.spec.tile
+            arr = arr[: max(0, min(th, self.height - row * th)), : max(0, min(tw, self.width - col * tw))]
+        return data, reduce2(arr, self.filter)
+
     def __reduce__(self) -> Any:
-        return (TileEncoder, (self.spec,))
+        return (TileEncoder, (self.spec, self.filter, self.height, self.width))
 
 
 class ImageWriter:
@@ -67,6 +89,8 @@ class ImageWriter:
         self._spec = spec
         self._blank: bytes | None = None
         self._blank_location: tuple[int, int] | None = None  # (offset, byte count) in the file
+        self._pyramid: Pyramid | None = None  # set by the writer for every level of a pyramid
+        self._level = 0
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -80,8 +104,13 @@ class ImageWriter:
         """The frozen, picklable :class:`EncodeSpec` that :meth:`encode_tile` uses (send it to other processes)."""
         return self._spec
 
+    def _encoder(self) -> TileEncoder:
+        pyramid = self.params.get("pyramid")
+        return TileEncoder(self._spec, pyramid["filter"] if pyramid else "mean", self.params["height"],
+                           self.params["width"])
+
     def __reduce__(self) -> Any:
-        return (TileEncoder, (self._spec,))
+        return self._encoder().__reduce__()
 
     def __repr__(self) -> str:
         return (f"<ImageWriter {self.index}: {self.shape} {self.dtype} tiles {self.tile} "
@@ -90,6 +119,22 @@ class ImageWriter:
     def encode_tile(self, array: Any) -> bytes:
         """Encode one tile's pixels into the bytes to store (CPU only, thread-safe)."""
         return encode_segment(self._spec, array)
+
+    def encode_and_reduce(self, array: Any, row: int | None = None, col: int | None = None
+                          ) -> tuple[bytes, numpy.ndarray]:
+        """Encode one tile and reduce it into the quadrant it gives its parent level (see
+        :meth:`TileEncoder.encode_and_reduce`; CPU only, thread-safe, picklable as a TileEncoder)."""
+        return self._encoder().encode_and_reduce(array, row, col)
+
+    @property
+    def levels(self) -> list[ImageWriter]:
+        """The levels of this image's pyramid, this image first (``[self]`` without a pyramid)."""
+        return list(self._pyramid.levels) if self._pyramid is not None else [self]
+
+    @property
+    def pyramid_stats(self) -> dict[str, int] | None:
+        """Frontier figures of this image's pyramid (bytes held, peak, quadrants spilled), or None."""
+        return self._pyramid.stats if self._pyramid is not None else None
 
     def tile_index(self, row: int, col: int, plane: int = 0) -> int:
         """The tile's index in TileOffsets (libtiff order: plane, row, column)."""
@@ -114,6 +159,7 @@ class ImageWriter:
         With ``planarconfig='separate'``, give either one plane's samples, shape (length, width),
         with ``plane=``, or the whole pixels, shape (length, width, samples), without ``plane=``:
         each plane is then stored as its own tile."""
+        self._check_writable()
         arr = numpy.asarray(array)
         if arr.dtype.newbyteorder("=") != self.dtype:
             raise TiffTypeError(f"image {self.index}: tile dtype {arr.dtype} does not match the image's {self.dtype}")
@@ -127,6 +173,11 @@ class ImageWriter:
                 return
             raise TiffValueError(self._shape_message(row, col, arr.shape, full, valid))
         self._write_checked(row, col, arr, 0 if plane is None else plane)
+
+    def _check_writable(self) -> None:
+        if self._level:
+            raise TiffUsageError(f"image {self.index} is level {self._level} of a pyramid: the writer makes its "
+                                 "tiles from level 0")
 
     def _shape_message(self, row: int, col: int, shape: tuple[int, ...], full: tuple[int, ...],
                        valid: tuple[int, ...]) -> str:
@@ -150,15 +201,52 @@ class ImageWriter:
             raise TiffValueError(self._shape_message(row, col, arr.shape, full, valid))
         self._writer._submit(self, index, arr)
 
-    def write_raw_tile(self, row: int, col: int, data: bytes, *, plane: int = 0) -> None:
-        """Store pre-encoded bytes as the tile (stored as given, not checked)."""
+    def write_raw_tile(self, row: int, col: int, data: bytes, *, plane: int = 0,
+                       reduced: numpy.ndarray | None = None) -> None:
+        """Store pre-encoded bytes as the tile (stored as given, not checked).
+
+        In a pyramid, ``reduced`` is the quadrant the tile gives its parent (from
+        :meth:`encode_and_reduce`); without it the tile is decoded to compute it."""
+        self._check_writable()
         index = self.tile_index(row, col, plane)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TiffTypeError(f"raw tile data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
         if not data:
             raise TiffValueError("raw tile data is empty (a zero byte count means a missing tile)")
-        self._writer._submit_raw(self, index, data)
+        quadrant = None
+        if reduced is not None:
+            if self._pyramid is None:
+                raise TiffUsageError(f"image {self.index} has no pyramid: reduced= does not apply")
+            quadrant = numpy.asarray(reduced)
+            if quadrant.dtype.newbyteorder("=") != self.dtype:
+                raise TiffTypeError(f"image {self.index}: reduced quadrant dtype {quadrant.dtype} does not match "
+                                    f"the image's {self.dtype}")
+            expected = self._pyramid.quadrant_shape(0, row, col)
+            if quadrant.shape != expected and quadrant.shape != (*expected, 1):
+                raise TiffValueError(f"image {self.index}: tile (row {row}, col {col}): reduced quadrant has "
+                                     f"shape {quadrant.shape}, expected {expected}")
+        self._writer._submit_raw(self, index, data, quadrant)
+
+    def decode_tile(self, data: bytes) -> numpy.ndarray:
+        """Decode bytes stored for one of this image's tiles: the full tile, (length, width[, samples])."""
+        p = self.params
+        spec = self._spec
+        colorspace: Any = None
+        outcolorspace: Any = None
+        if spec.compression == C.JPEG:
+            if p["photometric"] == 6:
+                outcolorspace = 2
+            elif p["photometric"] == 2 and p["planar"] == 1:
+                colorspace, outcolorspace = (None if data[6:10] == b"JFIF" else 2), 2
+        segment = SegmentSpec(
+            compression=spec.compression, dtype=self.dtype, bits=self.dtype.itemsize * 8,
+            sampleformat=SAMPLEFORMAT[self.dtype.kind], byteorder=self._writer.byteorder,
+            predictor=spec.predictor, samples=spec.samples, tiled=True, photometric=p["photometric"],
+            jpegtables=spec.jpegtables, jpeg_colorspace=colorspace, jpeg_outcolorspace=outcolorspace,
+            where=f"image {self.index}", segment_rows=self.tile[0])
+        out = decode_segment(segment, data, (1, self.tile[0], self.tile[1], spec.samples))
+        return out[0] if spec.samples > 1 else out[0, :, :, 0]
 
     def missing_tiles(self) -> list[tuple[int, ...]]:
         """The tiles not written yet: (row, col), or (row, col, plane) for separate planes.

@@ -24,6 +24,7 @@ from .checkpoint import RecoveryReport, build_checkpoint, resume
 from .image import ImageWriter
 from .params import MISSING, normalize_params
 from .pipeline import EncoderThreads
+from .pyramid import DEFAULT_BUDGET, FILTERS, Pyramid, level_shapes
 from .records import CLASSIC_LIMIT, DATA_START, LEADER, MAGIC_BLANK, MAGIC_IMAGE, MAGIC_TILE, crc32, crc32_parts
 from .sink import Sink
 
@@ -85,6 +86,7 @@ class TiffWriter:
         self._last_checkpoint_time = time.monotonic()
         self._checkpoints = 0
         self.last_layout: Layout | None = None
+        self._pyramids: list[Pyramid] = []
         self._sink = Sink(target, mode)
         try:
             if mode == "w":
@@ -128,14 +130,34 @@ class TiffWriter:
                   planarconfig: Any = "contig", jpeg_quality: Any = None, subsampling: Any = None,
                   description: Any = None, resolution: Any = None, extratags: Iterable = (),
                   parent: ImageWriter | None = None, reduced: bool = False, missing: str | None = None,
-                  software: Any = ..., datetime: Any = None, workers: int | None = None) -> ImageWriter:
+                  software: Any = ..., datetime: Any = None, workers: int | None = None,
+                  pyramid: bool | str | None = None, pyramid_filter: str = "mean",
+                  pyramid_budget: int = DEFAULT_BUDGET) -> ImageWriter:
         """Add an image; returns its :class:`ImageWriter`.
 
         ``parent=img`` stores this image as a SubIFD of ``img`` (a pyramid level, OME-TIFF /
         libvips style, NewSubfileType 1); ``reduced=True`` marks a following IFD as a reduced
         level (GDAL / COG style). ``missing`` overrides the writer's missing-tile policy.
+
+        ``pyramid=True`` (or ``'main'``) makes the writer produce the reduced levels while the tiles
+        of this image arrive, in any order, down to one tile, as reduced images in the main IFD chain
+        (GDAL, COG, OpenSlide); ``pyramid='subifds'`` stores them as SubIFDs (OME-TIFF). Filters
+        ``'mean'`` and ``'nearest'``; level sizes are ceil(size / 2). ``pyramid_budget`` bounds the
+        bytes of partial parent tiles held in memory (more are spilled, compressed, to a temporary
+        file). See tiffio/writer/pyramid.py.
         """
         self._check_open()
+        layout = None
+        if pyramid not in (None, False):
+            layout = {True: "main", "main": "main", "subifds": "subifds"}.get(pyramid)
+            if layout is None:
+                raise TiffValueError(f"pyramid must be True, 'main' or 'subifds', not {pyramid!r}")
+            if parent is not None or reduced:
+                raise TiffValueError("pyramid= makes its own levels: not with parent= or reduced=")
+            if pyramid_filter not in FILTERS:
+                raise TiffValueError(f"pyramid_filter must be one of {FILTERS}, not {pyramid_filter!r}")
+            if not isinstance(pyramid_budget, (int, numpy.integer)) or pyramid_budget < 0:
+                raise TiffValueError(f"pyramid_budget must be a number of bytes >= 0, not {pyramid_budget!r}")
         with self._ckpt_lock:
             if parent is not None:
                 if not isinstance(parent, ImageWriter) or parent._writer is not self:
@@ -153,14 +175,59 @@ class TiffWriter:
             if workers is None:
                 workers = self.default_workers
             workers = max(1, int(workers or 1))
-            image = self._make_image(params, workers)
-            payload = json.dumps({"params": params, "byteorder": self.byteorder, "bigtiff": self.bigtiff},
-                                 sort_keys=True).encode()
-            self._raise_pending()
-            with self._lock:
-                self._append(MAGIC_IMAGE, image.index, 0, payload)
-            self.images.append(image)
+            if layout is not None:
+                params["pyramid"] = {"layout": layout, "filter": pyramid_filter, "budget": int(pyramid_budget)}
+            image = self._add(params, workers)
+            if layout is not None:
+                self._attach_pyramid(image)
             return image
+
+    def _add(self, params: dict[str, Any], workers: int) -> ImageWriter:
+        image = self._make_image(params, workers)
+        payload = json.dumps({"params": params, "byteorder": self.byteorder, "bigtiff": self.bigtiff},
+                             sort_keys=True).encode()
+        self._raise_pending()
+        with self._lock:
+            self._append(MAGIC_IMAGE, image.index, 0, payload)
+        self.images.append(image)
+        return image
+
+    def _attach_pyramid(self, base: ImageWriter) -> Pyramid:
+        """Make (or, on resume, find and complete) the reduced levels of ``base`` and its Pyramid."""
+        p = base.params
+        options = p["pyramid"]
+        levels = [base]
+        found = sorted((im.params["pyramid_level"][1], im) for im in self.images
+                       if im.params.get("pyramid_level", [None])[0] == base.index)
+        shapes = level_shapes(p["height"], p["width"], tuple(p["tile"]))
+        for k, (height, width) in enumerate(shapes[1:], 1):
+            if k <= len(found):
+                levels.append(found[k - 1][1])
+                continue
+            params = dict(p)
+            params.pop("pyramid")
+            params["height"], params["width"] = height, width
+            params["shape"] = [p["samples"], height, width] if p["planar"] == 2 else \
+                [height, width, *p["shape"][2:]]
+            params["description"] = None
+            params["extratags"] = []
+            if p["resolution"] is not None:
+                x, y, unit = p["resolution"]
+                params["resolution"] = [x * width / p["width"], y * height / p["height"], unit]
+            params["parent"] = base.index if options["layout"] == "subifds" else None
+            params["reduced"] = options["layout"] == "main"
+            params["pyramid_level"] = [base.index, k]
+            levels.append(self._add(params, base.workers))
+        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level)
+        for k, im in enumerate(levels):
+            im._pyramid = pyr
+            im._level = k
+        self._pyramids.append(pyr)
+        return pyr
+
+    def _store_level(self, image: ImageWriter, index: int, pixels: numpy.ndarray) -> None:
+        """Encode and store one tile of a reduced level (in the thread that completed it)."""
+        self._store_tile(image, index, encode_segment_parts(image._spec, pixels), None)
 
     def _make_image(self, params: dict[str, Any], workers: int) -> ImageWriter:
         image = ImageWriter(self, len(self.images), params, workers)
@@ -198,7 +265,7 @@ class TiffWriter:
                 total += 2 * len(json.dumps(tag[3])) + 16
         return total
 
-    def _store_tile(self, image: ImageWriter, index: int, parts: Sequence[Any], seq: int | None) -> None:
+    def _store_tile(self, image: ImageWriter, index: int, parts: Sequence[Any], seq: int | None) -> bool:
         """Append one encoded tile (its bytes as parts); with ``seq``, only if it is still the latest
         write of that tile. The checksum is computed before taking the lock."""
         crc = crc32_parts(parts)
@@ -207,7 +274,7 @@ class TiffWriter:
             if seq is not None:
                 key = (image.index, index)
                 if self._latest.get(key) != seq:
-                    return  # a later write of this tile is in flight or done: the last write wins
+                    return False  # a later write of this tile is in flight or done: the last write wins
                 del self._latest[key]
             offset = self._append_parts(MAGIC_TILE, image.index, index, parts, length, crc)
             image._offsets[index] = offset
@@ -221,6 +288,7 @@ class TiffWriter:
                 self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
                                                           name="tiffio-writeback")
                 self._writeback_thread.start()
+        return True
 
     def _writeback(self) -> None:
         try:
@@ -233,7 +301,9 @@ class TiffWriter:
     def _encode_job(self, image: ImageWriter, index: int, array: numpy.ndarray, seq: int) -> None:
         """Runs in an encoder thread: encode, checksum and store one tile."""
         try:
-            self._store_tile(image, index, encode_segment_parts(image._spec, array), seq)
+            if self._store_tile(image, index, encode_segment_parts(image._spec, array), seq) and \
+                    image._pyramid is not None:
+                image._pyramid.tile_done(image._level, index, array)
         except BaseException as exc:
             with self._lock:
                 if self._error is None:
@@ -260,6 +330,8 @@ class TiffWriter:
         self._maybe_checkpoint()
         if image.workers <= 1:
             self._store_tile(image, index, encode_segment_parts(image._spec, array), None)
+            if image._pyramid is not None:
+                image._pyramid.tile_done(image._level, index, array)
             return
         threads = self._threads
         if threads is None or len(threads.threads) < image.workers:
@@ -280,13 +352,20 @@ class TiffWriter:
                     del self._latest[key]
             raise
 
-    def _submit_raw(self, image: ImageWriter, index: int, data: bytes) -> None:
+    def _submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None) -> None:
         self._check_open()
         self._raise_pending()
         self._maybe_checkpoint()
         with self._lock:
             self._latest.pop((image.index, index), None)  # an in-flight encode of this tile is now stale
         self._store_tile(image, index, (data,), None)
+        pyr = image._pyramid
+        if pyr is not None:
+            plane, rest = divmod(index, image.tiles_down * image.tiles_across)
+            row, col = divmod(rest, image.tiles_across)
+            if reduced is None:  # not handed in: decode the tile to reduce it
+                reduced = pyr.reduce(image._level, row, col, image.decode_tile(data))
+            pyr.add_quadrant(image._level, plane, row, col, reduced)
 
     def _drain(self) -> None:
         """Wait until the encoder threads have stored (or failed) every tile given so far."""
@@ -408,11 +487,18 @@ class TiffWriter:
         error: BaseException | None = None
         try:
             if self.images:
+                if _enforce and self._pyramids:  # (not after an exception: resume rebuilds the levels)
+                    self._drain()
+                    self._raise_pending()
+                    for pyr in self._pyramids:
+                        pyr.finish()
                 self._checkpoint(final=True)
         except BaseException as exc:
             error = exc
         finally:
             self._closed = True
+            for pyr in self._pyramids:
+                pyr.close()
             try:
                 self._wait_sync()
                 self._wait_writeback()
@@ -448,4 +534,11 @@ class TiffWriter:
 
         report, self._end = resume(self._sink, self.images, make_image, set_format)
         self._since_checkpoint = report.tiles_recovered
+        for image in list(self.images):
+            if image.params.get("pyramid"):
+                pyr = self._attach_pyramid(image)
+                report.pyramid_tiles_decoded += pyr.rebuild(
+                    lambda im, i: bool(im._offsets[i] != 0),
+                    lambda im, i: im.decode_tile(self._sink.pread(int(im._offsets[i]), int(im._counts[i]))))
+                report.missing_tiles = [int((im._offsets == 0).sum()) for im in self.images]
         return report
