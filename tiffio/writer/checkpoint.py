@@ -229,8 +229,11 @@ def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:
                 raise TiffFormatError(f"{sink.name}: {ifd.where} has {len(subs)} SubIFDs, "
                                       f"expected {len(children)}")
             for d, im in zip([ifd, *subs], [top, *children]):
-                offsets = d.segment_offsets.to_numpy().astype(numpy.uint64)
-                counts = d.segment_byte_counts.to_numpy().astype(numpy.uint64)
+                offset_array, count_array = d.segment_offsets, d.segment_byte_counts
+                if offset_array is None or count_array is None:
+                    raise TiffFormatError(f"{d.where}: the checkpoint's IFD has no TileOffsets/TileByteCounts")
+                offsets = offset_array.to_numpy().astype(numpy.uint64)
+                counts = count_array.to_numpy().astype(numpy.uint64)
                 if offsets.size != im.tile_count:
                     raise TiffFormatError(f"{d.where}: {offsets.size} tiles, expected {im.tile_count}")
                 if im._blank_location is not None:
