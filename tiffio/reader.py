@@ -32,21 +32,25 @@ _MOVED = (IFDSequence, TagMapping, RegionWindow, default_workers)
 _open = open
 
 
-def open(source: Any, *, strict: bool = True, limits: Limits | None = None) -> TiffFile:
-    """Open a TIFF or BigTIFF from a path, a bytes-like object or a binary file object.
+def open(source: Any, *, strict: bool = True, limits: Limits | None = None, **remote: Any) -> TiffFile:
+    """Open a TIFF or BigTIFF from a path, a bytes-like object, a binary file object, a URL
+    (``https://...``, ``s3://bucket/key``, ``gs://...``) or a range fetcher.
 
     ``strict=False`` turns recoverable spec violations into
     :class:`~tiffio.TiffFormatWarning` and reads what can be read.
     ``limits`` bounds what a hostile file can make tiffio do (:class:`~tiffio.Limits`).
+    ``remote`` keywords apply to URLs and fetchers (:func:`tiffio.sources.open_url`):
+    ``headers=``, ``storage_options=`` (credentials, endpoint... for obstore or fsspec),
+    ``store=``, ``backend=``, ``max_connections=``, ``max_gap=``, ``cache_blocks=``.
     """
-    return TiffFile(source, strict=strict, limits=limits)
+    return TiffFile(source, strict=strict, limits=limits, **remote)
 
 
 class TiffFile:
     """An open TIFF or BigTIFF. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, source: Any, *, strict: bool = True, limits: Limits | None = None) -> None:
-        self.source, self._owns_source = open_source(source)
+    def __init__(self, source: Any, *, strict: bool = True, limits: Limits | None = None, **remote: Any) -> None:
+        self.source, self._owns_source = open_source(source, **remote)
         try:
             # one request for the header and, in most files, the first IFD right after it
             head = self.source.read_range(0, ParseContext.PAGE_SIZE)

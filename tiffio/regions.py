@@ -18,7 +18,10 @@ from .errors import TiffValueError
 from .grid import RegionPart
 from .segment_read import IFDSegments
 
-__all__ = ["IFDRegions", "RegionWindow", "default_workers"]
+__all__ = ["IFDRegions", "RegionWindow", "default_workers", "REMOTE_BATCH_BYTES"]
+
+#: a remote region fetches at most this many bytes before decoding them (one wave each)
+REMOTE_BATCH_BYTES = 64 << 20
 
 T = TypeVar("T")
 
@@ -128,23 +131,57 @@ class IFDRegions(IFDSegments):
         # array never refers to it); other codecs keep their own bytes
         buffered = spec.compression == Compression.JPEG
 
-        def work(part: RegionPart) -> None:
+        def place(part: RegionPart, location: tuple[int, int], data: Any = None, fetched: bool = False) -> None:
             index, src = part.index, part.src
             target = result[part.plane][part.dst]
-            location = self.segment_location(index)
             if location[0] == 0 or location[1] == 0:
                 target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
                 return
             shape = grid.stored_shape(index)
             full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
             if full and target.flags.c_contiguous and spec.compression != 1:
-                self._decode(index, fill_value, out=target, location=location, buffered=buffered)
+                self._decode(index, fill_value, out=target, location=location, buffered=buffered, data=data,
+                             fetched=fetched)
                 return
-            arr = self._decode(index, fill_value, out=self._scratch(shape), location=location, buffered=buffered)
+            arr = self._decode(index, fill_value, out=self._scratch(shape), location=location, buffered=buffered,
+                               data=data, fetched=fetched)
             target[...] = arr[src]
 
-        self._run(work, parts, workers)
+        if self._ctx.source.remote:
+            self._place_remote(parts, place, workers)
+        else:
+            self._run(lambda part: place(part, self.segment_location(part.index)), parts, workers)
         return out if out is not None else result.reshape(out_shape)
+
+    def _place_remote(self, parts: list[RegionPart], place: Callable[..., None], workers: int | None) -> None:
+        """Remote sources: every location first (strile blocks in one round trip), then the bytes
+        of a batch of segments in one read_ranges call (one planned wave), then decoding in the
+        pool. Batches bound the memory held by fetched bytes (REMOTE_BATCH_BYTES)."""
+        locations = self.segment_locations([part.index for part in parts])
+        batches: list[list[int]] = [[]]
+        held = 0
+        for k, (offset, count) in enumerate(locations):
+            count = count if offset else 0
+            if batches[-1] and held + count > REMOTE_BATCH_BYTES:
+                batches.append([])
+                held = 0
+            batches[-1].append(k)
+            held += count
+        for batch in batches:
+            self._place_batch([parts[k] for k in batch], [locations[k] for k in batch], place, workers)
+
+    def _place_batch(self, parts: list[RegionPart], locations: list[tuple[int, int]], place: Callable[..., None],
+                     workers: int | None) -> None:
+        datas = self.fetch_segments([part.index for part in parts], locations)
+        self._run(lambda k: place(parts[k], locations[k], datas[k] if datas[k] else None, True),
+                  list(range(len(parts))), workers)
+
+    def _map(self, func: Callable[[T], Any], items: list[T], workers: int | None) -> list[Any]:
+        """[func(item) for item in items] in the shared thread pool."""
+        workers = default_workers() if workers is None else max(1, int(workers))
+        if workers == 1 or len(items) < 2:
+            return [func(item) for item in items]
+        return list(_executor(min(workers, 64)).map(func, items))
 
     def _run(self, func: Callable[[T], None], items: list[T], workers: int | None) -> None:
         workers = default_workers() if workers is None else max(1, int(workers))

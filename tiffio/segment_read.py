@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy
 from .enums import Compression
 from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
 from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
-from .ifd import StrileArray, Tag
+from .ifd import StrileArray, Tag, prefetch_strile_blocks
 from .ifd_tags import IFDTags
 from .segment import decode_segment
 from .sources import FileSource
@@ -90,6 +91,8 @@ class IFDSegments(IFDTags):
             self.grid.coords(index)  # raises TiffIndexError with the range
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
+        if self._ctx.source.remote:  # the offsets block and the byte-counts block in one round trip
+            prefetch_strile_blocks(self._ctx, [offsets, counts], (index,))
         offset = offsets[index] if index < offsets.length else 0
         if counts is None:
             count = self._estimated_byte_count(index, offset)
@@ -108,6 +111,71 @@ class IFDSegments(IFDTags):
         d, h, w, s = self.grid.stored_shape(index)
         bound = 2 * d * h * ((w * s * self.bits_per_sample + 7) // 8) + 4096
         return max(0, min(self._tiff.source.size - offset, bound))
+
+    def segment_locations(self, indices: Sequence[int]) -> list[tuple[int, int]]:
+        """(offset, byte_count) of several segments; on a remote source every strile block they
+        need (offsets and byte counts) is fetched first, together, in one round trip."""
+        self._tiff._check_open()
+        if self._ctx.source.remote and len(indices) > 1:
+            grid_count = self.grid.count
+            prefetch_strile_blocks(self._ctx, [self.segment_offsets, self.segment_byte_counts],
+                                   [i for i in indices if 0 <= i < grid_count])
+        return [self.segment_location(i) for i in indices]
+
+    def _data_span(self, index: int, location: tuple[int, int]) -> tuple[int, int]:
+        """The (offset, byte count) to read for a segment: (0, 0) if sparse; an uncompressed
+        segment's count is its decoded size (as _decode reads it)."""
+        offset, count = location
+        if offset == 0 or count == 0:
+            return 0, 0
+        if self.spec.compression == 1:
+            count = self._uncompressed_read_size(index, self.grid.shapes(index)[0], count)
+        self._check_data_range(index, offset, count)
+        return offset, count
+
+    def fetch_segments(self, indices: Sequence[int], locations: Sequence[tuple[int, int]] | None = None
+                       ) -> list[bytes | memoryview]:
+        """The stored bytes of several segments from ONE ``read_ranges`` call (b'' for sparse
+        ones): planned, coalesced and fetched concurrently on remote sources."""
+        if locations is None:
+            locations = self.segment_locations(indices)
+        spans = [self._data_span(i, loc) for i, loc in zip(indices, locations)]
+        datas = self._tiff.source.read_ranges(spans)
+        for i, (offset, count), data in zip(indices, spans, datas):
+            if count:
+                self._check_length(i, offset, count, len(data))
+        return datas
+
+    def read_segments(self, indices: Sequence[int], *, raw: bool = False, valid: bool = False, fill: Any = None,
+                      workers: int | None = None) -> list[Any]:
+        """Several segments at once: their locations first, then every byte range in one
+        ``read_ranges`` call (one round trip on a remote source: sparse segments skipped,
+        neighbours coalesced), then decoding in the thread pool. ``raw=True`` returns the
+        stored bytes (b'' for sparse segments) instead of arrays (as :meth:`read_segment`)."""
+        indices = [int(i) for i in indices]
+        for i in indices:
+            if not 0 <= i < self.grid.count:
+                self.grid.coords(i)  # TiffIndexError with the range
+        locations = self.segment_locations(indices)
+        datas = self.fetch_segments(indices, locations)
+        if raw:
+            return [bytes(d) for d in datas]
+        fill_value = self._fill_value(fill)
+
+        def decode(k: int) -> numpy.ndarray:
+            index = indices[k]
+            arr = self._decode(index, fill_value, location=locations[k], data=datas[k] if datas[k] else None,
+                               fetched=True)
+            if valid:
+                vd, vh, vw = self.grid.valid_shape(index)
+                arr = arr[:vd, :vh, :vw]
+            return arr.reshape(self._segment_axes(arr.shape))
+
+        return self._map(decode, list(range(len(indices))), workers)
+
+    def _map(self, func: Any, items: list[Any], workers: int | None) -> list[Any]:
+        """[func(item) for item in items]; regions.py runs it in the thread pool."""
+        return [func(item) for item in items]
 
     def is_sparse(self, index: int) -> bool:
         """True if the segment is not stored (offset or byte count 0)."""
@@ -163,12 +231,17 @@ class IFDSegments(IFDTags):
         return view[:nbytes]
 
     def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None,
-                location: tuple[int, int] | None = None, buffered: bool = False) -> numpy.ndarray:
+                location: tuple[int, int] | None = None, buffered: bool = False,
+                data: bytes | memoryview | None = None, fetched: bool = False) -> numpy.ndarray:
+        """Decode one segment, reading its bytes unless ``fetched`` (then ``data`` holds them,
+        None for a sparse segment: read_segments and remote regions fetch them all first)."""
         spec = self.spec
         shape, valid = self.grid.shapes(index)
         offset, count = self.segment_location(index) if location is None else location
-        data: bytes | memoryview | None = None
-        if offset != 0 and count != 0:
+        if fetched:
+            if data is not None and spec.compression == Compression.OJPEG:
+                data = self._ojpeg_stream(index, offset, bytes(data), shape)
+        elif offset != 0 and count != 0:
             if spec.compression == 1:
                 count = self._uncompressed_read_size(index, shape, count)
             if buffered:  # the caller decodes a JPEG stream before this thread reads again
