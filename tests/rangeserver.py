@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = owner.objects.get(path.lstrip("/"))
         if data is None:
             return self._send(404, {"Content-Length": "0"})
-        etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        etag = owner._etag(data)
         match = self.headers.get("If-Match")
         if match is not None and match != etag and match != "*":
             return self._send(412, {"Content-Length": "0", "ETag": etag})
@@ -182,7 +182,8 @@ class RangeServer:
     """Serve ``objects`` (name -> bytes) on 127.0.0.1; use as a context manager."""
 
     def __init__(self, objects: dict[str, bytes] | None = None, *, rtt: float = 0.0, conn_rtt: float = 0.0) -> None:
-        self.objects: dict[str, bytes] = dict(objects or {})
+        self.objects: dict[str, Any] = dict(objects or {})
+        self._etags: dict[int, tuple[Any, str]] = {}
         self.rtt = rtt
         self.conn_rtt = conn_rtt
         self.faults: list[str] = []
@@ -196,6 +197,24 @@ class RangeServer:
     def put(self, name: str, data: bytes) -> None:
         with self.lock:
             self.objects[name] = bytes(data)
+
+    def put_file(self, name: str, path: str) -> None:
+        """Serve a file from disk without loading it (a read-only memory map)."""
+        import mmap
+        with open(path, "rb") as fh:
+            self.put_mapped(name, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+
+    def put_mapped(self, name: str, data: Any) -> None:
+        with self.lock:
+            self.objects[name] = data
+
+    def _etag(self, data: Any) -> str:
+        key = id(data)
+        tag = self._etags.get(key)
+        if tag is None or tag[0] is not data:
+            digest = hashlib.md5(data).hexdigest() if isinstance(data, bytes) else f"{key:x}-{len(data):x}"
+            tag = self._etags[key] = (data, '"' + digest + '"')
+        return tag[1]
 
     def url(self, name: str) -> str:
         assert self._server is not None

@@ -194,7 +194,14 @@ class RemoteSource(ByteSource):
                 hi = min(end, (block + 1) * BLOCK_SIZE)
                 old = self._blocks.get(block)
                 new = (lo - block * BLOCK_SIZE, data[lo - offset: hi - offset])
-                if old is None or len(new[1]) >= len(old[1]):
+                if old is not None and old[0] <= new[0] + len(new[1]) and new[0] <= old[0] + len(old[1]):
+                    # overlapping or touching pieces of one block (exact strile fetches): their union
+                    first = min(old[0], new[0])
+                    union = bytearray(max(old[0] + len(old[1]), new[0] + len(new[1])) - first)
+                    union[old[0] - first: old[0] - first + len(old[1])] = old[1]
+                    union[new[0] - first: new[0] - first + len(new[1])] = new[1]
+                    self._blocks[block] = (first, bytes(union))
+                elif old is None or len(new[1]) >= len(old[1]):
                     self._blocks[block] = new
                 self._blocks.move_to_end(block)
                 block += 1
@@ -236,9 +243,11 @@ class RemoteSource(ByteSource):
                     blocks.add(block)
         return sorted(blocks)
 
-    def _ensure_blocks(self, spans: Sequence[tuple[int, int]]) -> None:
+    def _ensure_blocks(self, spans: Sequence[tuple[int, int]], exact: bool = False) -> None:
         """Fetch every block the spans touch that is not cached, in one wave; blocks another
-        thread is already fetching are waited for, not fetched again (single-flight)."""
+        thread is already fetching are waited for, not fetched again (single-flight). With
+        ``exact``, only the spans' bytes (to 4 KiB boundaries) are fetched, not whole blocks:
+        strile blocks, where a 64 KiB block would be mostly other tiles' entries."""
         for _attempt in range(3):
             with self._lock:
                 missing = self._missing_blocks(spans)
@@ -249,7 +258,25 @@ class RemoteSource(ByteSource):
                 events = {b: threading.Event() for b in mine}
                 self._pending.update(events)
             try:
-                if mine:
+                if mine and exact:
+                    parts = []
+                    for offset, size in spans:
+                        end = min(offset + size, self.size)
+                        for b in mine:
+                            lo, hi = max(offset, b * BLOCK_SIZE), min(end, (b + 1) * BLOCK_SIZE)
+                            if lo < hi:
+                                parts.append([lo & ~4095, min(self.size, (hi + 4095) & ~4095)])
+                    parts.sort()
+                    merged: list[list[int]] = []
+                    for lo, hi in parts:
+                        if merged and lo <= merged[-1][1]:
+                            merged[-1][1] = max(merged[-1][1], hi)
+                        else:
+                            merged.append([lo, hi])
+                    req = [(lo, hi - lo) for lo, hi in merged]
+                    for (offset, _), data in zip(req, self._fetch(req)):
+                        self._insert(offset, bytes(data))
+                elif mine:
                     runs: list[tuple[int, int]] = []  # consecutive blocks in one request
                     for b in mine:
                         if runs and runs[-1][0] + runs[-1][1] == b:
@@ -266,7 +293,7 @@ class RemoteSource(ByteSource):
                         event.set()
             for event in waits:
                 event.wait()
-        raise SourceError(f"{self.name}: metadata blocks could not be cached (cache too small for one read?)")
+        # still missing after three rounds (evicted by other threads): the callers read directly
 
     # --- ByteSource ------------------------------------------------------------------------------
     def read_metadata(self, offset: int, size: int) -> bytes:
@@ -288,7 +315,7 @@ class RemoteSource(ByteSource):
         self._check_open()
         spans = [(o, n) for o, n in spans if 0 < n <= _DIRECT_READ and 0 <= o < self.size]
         if spans:
-            self._ensure_blocks(spans)
+            self._ensure_blocks(spans, exact=True)
 
     def read_range(self, offset: int, size: int) -> bytes:
         self._check_open()

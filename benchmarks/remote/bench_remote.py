@@ -1,0 +1,192 @@
+"""Remote reading, side by side in one run: tiffio, GDAL /vsicurl/ (rasterio) and
+tifffile + fsspec over HTTP, against tests/rangeserver.py on 127.0.0.1 adding ``--rtt`` ms to
+every request and to every new connection.
+
+    python benchmarks/remote/make_files.py     # once
+    python benchmarks/remote/bench_remote.py --runs 3
+
+Scenarios (level 0 of each file, 512 x 512 JPEG tiles):
+  tile    open + tile (row 40, column 40)
+  region  open + the 2048 x 2048 window at (20100, 20100): 25 tiles
+
+Each (tool, file, scenario) runs in a fresh process (imports outside the clock; nothing
+cached between runs); runs are interleaved. Counted from the server's log: GET and HEAD
+requests, connections, bytes sent, and sequential round trips (the longest chain of
+requests each starting after the previous one ended). ``limit`` is the physical floor:
+one connection set-up and two request round trips (metadata, then data) plus the time
+tiffio takes to decode the same tiles from a local file (``--rtt`` and bandwidth of the
+loopback make the bytes themselves nearly free here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, REPO)
+
+from tests.rangeserver import RangeServer  # noqa: E402
+
+DATA = os.path.join(REPO, "benchmarks", "data")
+FILES = {"cog": "remote_cog.tif", "tiffio": "remote_tiffio.tif", "tifffile": "remote_tifffile.tif"}
+TILE = (40, 40)
+REGION = (20100, 20100, 2048, 2048)
+
+# --- the child process: one tool, one scenario, prints {"wall": seconds} ---------------------------
+CHILD = r'''
+import json, sys, time
+tool, scenario, url, path = sys.argv[1:5]
+TILE = (40, 40)
+REGION = (20100, 20100, 2048, 2048)
+if tool == "tiffio":
+    sys.path.insert(0, sys.argv[5])
+    import tiffio
+    t0 = time.perf_counter()
+    with tiffio.open(url) as tif:
+        ifd = tif.ifds[0]
+        if scenario == "tile":
+            across = -(-ifd.width // ifd.tile_shape[1])
+            arr = ifd.read_segment(TILE[0] * across + TILE[1])
+        else:
+            arr = ifd.read_region(*REGION)
+    wall = time.perf_counter() - t0
+elif tool == "tiffio-local":  # decode cost of the same tiles (the limit's CPU part)
+    sys.path.insert(0, sys.argv[5])
+    import tiffio
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        across = -(-ifd.width // ifd.tile_shape[1])
+        ifd.read_segment(0)
+        t0 = time.perf_counter()
+        if scenario == "tile":
+            arr = ifd.read_segment(TILE[0] * across + TILE[1])
+        else:
+            arr = ifd.read_region(*REGION)
+        wall = time.perf_counter() - t0
+elif tool == "gdal":
+    import os
+    os.environ.update(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif",
+                      GDAL_HTTP_MAX_RETRY="0")
+    import rasterio
+    from rasterio.windows import Window
+    t0 = time.perf_counter()
+    with rasterio.open("/vsicurl/" + url) as ds:
+        if scenario == "tile":
+            arr = ds.read(window=Window(TILE[1] * 512, TILE[0] * 512, 512, 512))
+        else:
+            arr = ds.read(window=Window(REGION[1], REGION[0], REGION[3], REGION[2]))
+    wall = time.perf_counter() - t0
+elif tool == "tifffile":
+    import fsspec, numpy, tifffile
+    t0 = time.perf_counter()
+    with fsspec.open(url, "rb") as fh, tifffile.TiffFile(fh) as tif:
+        page = tif.pages[0]
+        across = -(-page.imagewidth // page.tilewidth)
+        if scenario == "tile":
+            tiles = [TILE]
+        else:
+            y, x, h, w = REGION
+            tiles = [(r, c) for r in range(y // 512, (y + h - 1) // 512 + 1) for c in range(x // 512, (x + w - 1) // 512 + 1)]
+        for r, c in tiles:
+            i = r * across + c
+            fh.seek(page.dataoffsets[i])
+            data = fh.read(page.databytecounts[i])
+            arr = page.decode(data, i, jpegtables=page.jpegtables)[0]
+    wall = time.perf_counter() - t0
+print(json.dumps({"wall": wall}))
+'''
+
+
+def run_child(tool: str, scenario: str, url: str, path: str) -> float:
+    out = subprocess.run([sys.executable, "-c", CHILD, tool, scenario, url, path, REPO], capture_output=True,
+                         text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError(f"{tool} {scenario} {url}: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["wall"]
+
+
+def needed_bytes(path: str, scenario: str) -> int:
+    """Bytes strictly needed: the tiles, IFD 0's entries, and the strile entries of the tiles."""
+    import tiffio
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        across = -(-ifd.width // ifd.tile_shape[1])
+        if scenario == "tile":
+            indices = [TILE[0] * across + TILE[1]]
+        else:
+            y, x, h, w = REGION
+            indices = [p.index for p in ifd.grid.region(0, y, x, 1, h, w, 0)]
+        entry = tif.layout.entry_size
+        ifd_bytes = len(ifd.tags) * entry + 2 * tif.layout.offset_size
+        strile = 2 * len(indices) * (8 if tif.bigtiff else 4)
+        return sum(ifd.segment_location(i)[1] for i in indices) + ifd_bytes + strile + 16
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=20.0, help="ms added per request and per new connection")
+    parser.add_argument("--tools", default="tiffio,gdal,tifffile")
+    parser.add_argument("--files", default="cog,tiffio,tifffile")
+    parser.add_argument("--scenarios", default="tile,region")
+    parser.add_argument("--json", help="write the raw results here")
+    args = parser.parse_args()
+    rtt = args.rtt / 1000
+    tools = args.tools.split(",")
+    files = args.files.split(",")
+    scenarios = args.scenarios.split(",")
+    server = RangeServer(rtt=rtt, conn_rtt=rtt).start()
+    for name in files:
+        server.put_file(FILES[name], os.path.join(DATA, FILES[name]))
+    rows: dict[tuple[str, str, str], list[dict]] = {}
+    try:
+        for _run in range(args.runs):
+            for name in files:
+                path = os.path.join(DATA, FILES[name])
+                url = server.url(FILES[name])
+                for scenario in scenarios:
+                    for tool in [*tools, "tiffio-local"]:
+                        server.reset_log()
+                        with server.lock:
+                            server.connections = 0
+                        wall = run_child(tool, scenario, url, path)
+                        time.sleep(0.05)  # let the server log the last answers
+                        reqs = server.requests(None)
+                        rows.setdefault((name, scenario, tool), []).append({
+                            "wall": wall, "gets": sum(r.method == "GET" for r in reqs),
+                            "heads": sum(r.method == "HEAD" for r in reqs), "bytes": server.bytes_sent(),
+                            "round_trips": server.round_trips(), "connections": server.connections})
+    finally:
+        server.stop()
+    print(f"rtt {args.rtt:g} ms per request and per new connection; {args.runs} runs, medians; "
+          f"machine: {os.cpu_count()} cores, shared (loaded)")
+    header = f"{'file':9} {'scenario':7} {'tool':9} {'GET':>4} {'HEAD':>4} {'conns':>5} {'RTs':>4} {'bytes':>10} " \
+             f"{'x needed':>8} {'wall ms':>8} {'limit ms':>8} {'x limit':>7}"
+    print(header)
+    result = {}
+    for name in files:
+        for scenario in scenarios:
+            need = needed_bytes(os.path.join(DATA, FILES[name]), scenario)
+            decode = statistics.median(r["wall"] for r in rows[(name, scenario, "tiffio-local")])
+            limit = 3 * rtt + decode
+            for tool in tools:
+                runs = rows[(name, scenario, tool)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                result[f"{name}/{scenario}/{tool}"] = {**med, "needed": need, "limit": limit}
+                print(f"{name:9} {scenario:7} {tool:9} {med['gets']:4.0f} {med['heads']:4.0f} {med['connections']:5.0f} "
+                      f"{med['round_trips']:4.0f} {med['bytes']:10.0f} {med['bytes'] / need:8.2f} "
+                      f"{med['wall'] * 1000:8.1f} {limit * 1000:8.1f} {med['wall'] / limit:7.2f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
