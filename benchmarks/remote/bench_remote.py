@@ -167,8 +167,8 @@ def main() -> None:
         server.stop()
     print(f"rtt {args.rtt:g} ms per request and per new connection; {args.runs} runs, medians; "
           f"machine: {os.cpu_count()} cores, shared (loaded)")
-    header = f"{'file':9} {'scenario':7} {'tool':9} {'GET':>4} {'HEAD':>4} {'conns':>5} {'RTs':>4} {'bytes':>10} " \
-             f"{'x needed':>8} {'wall ms':>8} {'limit ms':>8} {'x limit':>7}"
+    header = (f"{'file':9} {'scenario':7} {'tool':9} {'GET':>4} {'HEAD':>4} {'conns':>5} {'RTs':>4} {'bytes':>10} "
+              f"{'x needed':>8} {'wall ms':>8} {'limit ms':>8} {'x limit':>7}")
     print(header)
     result = {}
     for name in files:
