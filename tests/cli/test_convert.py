@@ -105,9 +105,19 @@ def test_errors_are_one_line_and_help_has_examples(tmp_path):
     bad = FIXTURES / "malformed" / "not_a_tiff" / "png_signature.tif"
     proc = run("info", bad, check=1)
     assert proc.stderr.startswith(f"tiffio info: {bad}: not a TIFF file") and proc.stderr.count("\n") == 1
-    for command in ("info", "dump", "check", "tiles", "convert", "merge", "recover"):
-        out = run(command, "--help").stdout
+    # every command's --help, in one interpreter (argparse exits after printing each)
+    commands = ("info", "dump", "check", "tiles", "convert", "merge", "recover")
+    script = ("import sys\nfrom tiffio.cli import main\nfor c in sys.argv[1:]:\n"
+              "    try:\n        main([c, '--help'])\n    except SystemExit as e:\n"
+              "        print('=== exit', e.code, flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", script, *commands], capture_output=True, text=True, env=ENV,
+                          check=True, timeout=120)
+    pages = proc.stdout.split("=== exit 0\n")
+    assert len(pages) == len(commands) + 1 and pages[-1] == ""
+    for command, out in zip(commands, pages):
+        assert out.startswith(f"usage: tiffio {command}"), out[:100]
         assert "examples:" in out and f"tiffio {command}" in out.split("examples:")[1], command
+    assert "examples:" in run("--help").stdout
 
 
 def _big_source(path, size: int = 1024) -> None:

@@ -57,7 +57,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=int, default=0, help="pyramid level of SRC to convert (default 0)")
     p.add_argument("--region", type=int, nargs=4, metavar=("Y", "X", "HEIGHT", "WIDTH"),
                    help="convert only this window (pixels of the chosen level)")
-    p.add_argument("--pyramid", action="store_true", help="add reduced levels in the same pass")
+    p.add_argument("--pyramid", nargs="?", const="main", choices=("main", "subifds"),
+                   help="add reduced levels (2 x 2, down to one tile) in the same pass: as reduced images in the "
+                        "main chain (default; GDAL, COG, OpenSlide) or as SubIFDs (OME-TIFF)")
+    p.add_argument("--pyramid-filter", choices=("mean", "nearest"), default=None,
+                   help="how reduced levels are computed (default: mean)")
     p.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
     p.add_argument("--bigtiff", action="store_true", help="force BigTIFF (default: decided when writing)")
     p.add_argument("--workers", type=int, default=None, help="encoder threads (default: the writer's)")
@@ -116,6 +120,8 @@ def _remove(path: str) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     reencode = any(getattr(args, o) not in (None, False) for o in _REENCODE_OPTIONS) or args.level or args.pyramid
+    if args.pyramid_filter and not args.pyramid:
+        raise CLIError("--pyramid-filter needs --pyramid", 2)
     if args.pyramid and not _pyramid_supported():
         raise CLIError("--pyramid: single-pass pyramids (TiffWriter.add_image(pyramid=True), issue 14) are not "
                        "available in this version of tiffio")
@@ -239,7 +245,9 @@ def _convert(args: argparse.Namespace, dst: str) -> int:
         shape = (height, width, spp) if len(ifd.shape) == 3 else (height, width)
         options = _image_options(ifd, args, level.downsample, (y, x))
         if args.pyramid:
-            options["pyramid"] = True
+            options["pyramid"] = args.pyramid
+            if args.pyramid_filter:
+                options["pyramid_filter"] = args.pyramid_filter
         rows = -(-height // tile[0])
         cols = -(-width // tile[1])
         # read bands of whole tile rows, at most ~32 MiB of decoded samples at a time
@@ -251,7 +259,8 @@ def _convert(args: argparse.Namespace, dst: str) -> int:
             with tiffio.TiffWriter(partial, bigtiff=True if args.bigtiff else None, workers=args.workers) as writer:
                 image = writer.add_image(shape, ifd.dtype, tile=tile, **options)
                 current(args.src)
-                with progress(rows * cols, f"convert {os.path.basename(dst)}", quiet=args.quiet) as bar:
+                with progress(rows * cols, f"{'pyramid' if args.pyramid else 'convert'} {os.path.basename(dst)}",
+                              quiet=args.quiet) as bar:
                     for r in range(rows):
                         ty = y + r * tile[0]
                         th = min(tile[0], y + height - ty)

@@ -158,6 +158,8 @@ def describe_file(tif: Any, *, sparse: bool = False) -> dict[str, Any]:
     levels = _attempt(errors, lambda: list(tif.levels), [])
     doc["levels"] = [{"index": lv.index, "ifd": lv.ifd.path, "shape": list(lv.shape),
                       "downsample": [float(v) for v in lv.downsample]} for lv in levels]
+    doc["masks"] = _attempt(errors, lambda: [m.path for m in tif.masks], [])
+    doc["associated_images"] = _attempt(errors, lambda: {k: v.path for k, v in tif.associated_images.items()}, {})
     doc["series"] = _attempt(errors, lambda: describe_series(tif))
     doc["metadata"] = _attempt(errors, lambda: describe_metadata(tif), {})
     doc["errors"] = errors
@@ -180,6 +182,10 @@ def describe_series(tif: Any) -> list[dict[str, Any]] | None:
         name = getattr(s, "name", None)
         if name:
             item["name"] = str(name)
+        if hasattr(s, "levels"):
+            item["levels"] = len(s.levels)
+        if hasattr(s, "npages"):
+            item["pages"] = int(s.npages)
         result.append(item)
     return result
 
@@ -307,6 +313,10 @@ def print_text(doc: dict[str, Any]) -> None:
             ds = lv["downsample"]
             factor = f"{ds[0]:g}" if abs(ds[0] - ds[1]) < 1e-9 else f"{ds[0]:g} x {ds[1]:g}"
             print(f"    {lv['index']}: {lv['ifd']}, {' x '.join(map(str, lv['shape']))}, downsample {factor}")
+    if doc.get("masks"):
+        print(f"  masks: {', '.join(doc['masks'])}")
+    if doc.get("associated_images"):
+        print("  associated images: " + ", ".join(f"{k} ({v})" for k, v in doc["associated_images"].items()))
     if doc.get("series"):
         print(f"  series: {len(doc['series'])}")
         for k, s in enumerate(doc["series"]):
