@@ -39,6 +39,7 @@ from .reader import IFD, TiffFile, open
 from .recovery import recover
 from .segment import SegmentSpec, decode_segment
 from .writer import ImageWriter, RecoveryReport, TiffWriter
+from .writer.fanin import FanInReport, fan_in
 from .writer.merge import merge
 from .writer.relayout import RelayoutReport, relayout
 from .writer.shards import Plan
@@ -46,7 +47,7 @@ from .writer.shards import Plan
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan",
+    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport",
     "check_cog", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",

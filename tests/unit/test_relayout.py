@@ -273,3 +273,16 @@ def test_relayout_errors(tmp_path):
         relayout(src, tmp_path / "no" / "such" / "dir.tif")
     assert not os.path.exists(tmp_path / "out.tif")
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_plain_layout_without_copy_file_range(tmp_path, monkeypatch):
+    import tiffio.writer.relayout as rl
+
+    levels = _pyramid_levels(samples=1, seed=9)
+    src = write_pyramid(tmp_path / "work.tif", levels, compression="deflate")
+    relayout(src, tmp_path / "a.tif", layout="plain")
+    monkeypatch.setattr(rl, "_COPY_FILE_RANGE", False)
+    relayout(src, tmp_path / "b.tif", layout="plain")
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    for a, b in zip(_levels_of(tmp_path / "b.tif"), levels):
+        numpy.testing.assert_array_equal(a, b)

@@ -51,6 +51,7 @@ _POINTERS = {34665: "ExifIFD", 34853: "GPSIFD", 40965: "InteroperabilityIFD", 40
 _TO_CLASSIC = {16: (4, "Q", "I"), 17: (9, "q", "i"), 18: (13, "Q", "I")}
 
 _LEADER = struct.Struct("<I")
+_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
 _BUFFER = 8 << 20
 
 
@@ -296,8 +297,14 @@ def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, first:
 
 def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kind: str,
                 tile_offsets: list[numpy.ndarray]) -> None:
-    """Copy every tile's bytes to its output offset (through one reused buffer, in big writes)."""
+    """Copy every tile's bytes to its output offset: in the plain layout with os.copy_file_range
+    (in-kernel, reflinks where the filesystem can), source runs that are contiguous in both files
+    as one call; in the COG layout through one reused buffer (each tile gets its leader and
+    trailer around it) written in big writes."""
     cog = kind == "cog"
+    if not cog and _COPY_FILE_RANGE:
+        _copy_tiles_in_kernel(out_fd, fds, images, tile_offsets)
+        return
     buf = bytearray(_BUFFER)
     view = memoryview(buf)
     used = 0
@@ -335,6 +342,27 @@ def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kin
             used += size
     if used:
         _pwrite_all(out_fd, view[:used], buf_start)
+
+
+def _copy_tiles_in_kernel(out_fd: int, fds: Sequence[int], images: Sequence[OutImage],
+                          tile_offsets: list[numpy.ndarray]) -> None:
+    for k, image in enumerate(images):
+        present = numpy.flatnonzero(image.count > 0)
+        if not present.size:
+            continue
+        srcs = image.source[present]
+        offs = image.offset[present]
+        counts = image.count[present]
+        dests = tile_offsets[k][present]
+        # runs: the next tile follows in the same source and in the output
+        breaks = numpy.flatnonzero((srcs[1:] != srcs[:-1]) | (offs[1:] != offs[:-1] + counts[:-1]) |
+                                   (dests[1:] != dests[:-1] + counts[:-1])) + 1
+        starts = numpy.concatenate([[0], breaks]).tolist()
+        ends = numpy.concatenate([breaks, [present.size]]).tolist()
+        cum = numpy.concatenate([[0], numpy.cumsum(counts)]).tolist()
+        srcs_l, offs_l, dests_l = srcs.tolist(), offs.tolist(), dests.tolist()
+        for a, b in zip(starts, ends):
+            _copy_range(fds[srcs_l[a]], offs_l[a], cum[b] - cum[a], out_fd, dests_l[a])
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:

@@ -1,0 +1,239 @@
+"""Many producers, one file (issue 14): shards + merge vs one writer, merge alone, relayout to COG
+vs gdal_translate -of COG.
+
+    python benchmarks/bench_scale.py shards --size 40960 --runs 2   # 2 worker processes + merge vs 1 process, 2 threads
+    python benchmarks/bench_scale.py cog --size 40960 --runs 2      # relayout(cog) vs gdal_translate -of COG
+
+RGB uint8, 512 x 512 JPEG (quality 75) tiles. Pixels are 16 precomputed read-only tiles reused, so
+generating them costs nothing for every contender. ``shards``: "one" is one process with a
+TiffWriter and 2 encoder threads writing every tile; "shards" starts 2 worker processes (Python
+start-up and imports included), each writes the tiles a tiffio.Plan gives it into its own shard (1
+encoder thread, as each process is one core's work), then tiffio.merge builds the file (layout
+"plain"); end to end from before the processes start to the rename. Both fsync. Runs alternate
+(one, shards, one, shards...); the report prints every run and the per-run ratio. ``cog``: a
+tiffio pyramid (levels halved until <= 512 px) is written once (untimed), then relayout(layout="cog")
+and `gdal_translate -of COG -co COMPRESS=JPEG -co QUALITY=75 -co BLOCKSIZE=512 -co NUM_THREADS=2`
+(which reuses the source overviews and re-encodes every tile) alternate; both outputs go through
+GDAL's validator when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, ROOT)
+
+import tiffio  # noqa: E402
+
+TILE = 512
+
+
+def make_tiles(n: int = 16) -> list[numpy.ndarray]:
+    rng = numpy.random.default_rng(0)
+    y, x = numpy.mgrid[0:TILE, 0:TILE]
+    tiles = []
+    for k in range(n):
+        base = (numpy.sin((x + 13 * k) / 17.0) + numpy.cos((y - 7 * k) / 23.0)) * 0.25 + 0.5
+        arr = (base * 200 + rng.integers(0, 40, base.shape)).astype(numpy.uint8)
+        arr = numpy.ascontiguousarray(numpy.stack([arr, arr[::-1], arr[:, ::-1]], -1))
+        arr.setflags(write=False)
+        tiles.append(arr)
+    return tiles
+
+
+def plan_for(size: int, workers: int) -> tiffio.Plan:
+    return tiffio.Plan.create((size, size, 3), "uint8", workers=workers, tile=(TILE, TILE), compression="jpeg",
+                              jpeg_quality=75, writer_options={"fsync": True})
+
+
+def shard_worker(size: int, workers: int, worker: int, path: str) -> None:
+    """Body of a worker process: write the plan's tiles of ``worker`` into ``path``."""
+    tiles = make_tiles()
+    plan = plan_for(size, workers)
+    with plan.open_shard(path, workers=1) as w:
+        im = w.images[0]
+        for r, c in plan.tiles(worker):
+            im.write_tile(r, c, tiles[(r * 7 + c) % len(tiles)])
+
+
+def remove(*paths: str) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def run_one(size: int, path: str) -> tuple[float, float]:
+    """(seconds, CPU seconds) of one process with 2 encoder threads writing every tile."""
+    tiles = make_tiles()
+    remove(path)
+    n = size // TILE
+    c0 = cpu(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    with tiffio.TiffWriter(path, workers=2) as w:
+        im = w.add_image((size, size, 3), "uint8", tile=(TILE, TILE), compression="jpeg", jpeg_quality=75)
+        for r in range(n):
+            for c in range(n):
+                im.write_tile(r, c, tiles[(r * 7 + c) % len(tiles)])
+    return time.perf_counter() - t0, cpu(resource.RUSAGE_SELF) - c0
+
+
+def copy_floor(paths: list[str], dst: str) -> float:
+    """Seconds to copy whole files into one with os.copy_file_range + fsync (the I/O floor of a merge)."""
+    t0 = time.perf_counter()
+    out = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    pos = 0
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        n = os.fstat(fd).st_size
+        off = 0
+        while off < n:
+            k = os.copy_file_range(fd, out, n - off, off, pos)
+            off += k
+            pos += k
+        os.close(fd)
+    os.fsync(out)
+    os.close(out)
+    dt = time.perf_counter() - t0
+    remove(dst)
+    return dt
+
+
+def run_shards(size: int, path: str, workers: int = 2) -> tuple[float, float, float, float, int]:
+    """(end-to-end seconds, CPU seconds of workers + merge, merge seconds, copy floor seconds, tile bytes)."""
+    shards = [tiffio.Plan.shard_path(path, w) for w in range(workers)]
+    remove(path, *shards)
+    c0 = cpu(resource.RUSAGE_CHILDREN) + cpu(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "_worker", str(size), str(workers), str(w),
+                               shards[w]]) for w in range(workers)]
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"worker failed: {p.returncode}")
+    t1 = time.perf_counter()
+    report = tiffio.merge(path, shards)
+    t2 = time.perf_counter()
+    c1 = cpu(resource.RUSAGE_CHILDREN) + cpu(resource.RUSAGE_SELF)
+    floor = copy_floor(shards, path + ".floor")
+    remove(*shards)
+    return t2 - t0, c1 - c0, t2 - t1, floor, report.data_bytes
+
+
+def shards_section(args: argparse.Namespace) -> None:
+    one_path = os.path.join(args.dir, "scale_one.tif")
+    merged = os.path.join(args.dir, "scale_merged.tif")
+    tiles = (args.size // TILE) ** 2
+    print(f"# shards: {args.size}^2 RGB JPEG q75, {tiles} tiles of {TILE}^2; load {os.getloadavg()}")
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    merge_rates: list[float] = []
+    for run in range(args.runs):
+        t_one, c_one = run_one(args.size, one_path)
+        t_sh, c_sh, t_merge, t_floor, nbytes = run_shards(args.size, merged)
+        ratios.append(t_one / t_sh)
+        cpu_ratios.append(c_one / c_sh)
+        merge_rates.append(nbytes / t_merge / 1e6)
+        print(f"run {run}: one process 2 threads {t_one:.2f} s (CPU {c_one:.2f} s) | 2 processes + merge {t_sh:.2f} s "
+              f"(CPU {c_sh:.2f} s; merge {t_merge:.2f} s, {nbytes / 1e6:.0f} MB, {nbytes / t_merge / 1e6:.0f} MB/s; "
+              f"whole-file copy floor {t_floor:.2f} s) | speed shards/one {t_one / t_sh:.2f}, by CPU time "
+              f"{c_one / c_sh:.2f}; load {os.getloadavg()[0]:.2f}", flush=True)
+    with tiffio.open(one_path) as a, tiffio.open(merged) as b:
+        assert a.ifds[0].read_segment_bytes(0) == b.ifds[0].read_segment_bytes(0)
+    print(f"speed ratio shards+merge / one process: wall median {sorted(ratios)[len(ratios) // 2]:.2f} "
+          f"[{min(ratios):.2f}..{max(ratios):.2f}], CPU time median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f} "
+          f"[{min(cpu_ratios):.2f}..{max(cpu_ratios):.2f}]; merge {min(merge_rates):.0f}-{max(merge_rates):.0f} MB/s")
+    remove(one_path, merged)
+
+
+def make_pyramid(size: int, path: str) -> None:
+    tiles = make_tiles()
+    with tiffio.TiffWriter(path, workers=2, fsync=False) as w:
+        level = size
+        k = 0
+        while True:
+            im = w.add_image((level, level, 3), "uint8", tile=(TILE, TILE), compression="jpeg", jpeg_quality=75,
+                             reduced=k > 0)
+            for r in range(im.tiles_down):
+                for c in range(im.tiles_across):
+                    im.write_tile(r, c, tiles[(r * 7 + c + k) % len(tiles)][: min(TILE, level - r * TILE),
+                                                                             : min(TILE, level - c * TILE)])
+            if level <= TILE:
+                break
+            level = -(-level // 2)
+            k += 1
+
+
+def validate(path: str) -> str:
+    try:
+        r = subprocess.run(["/usr/bin/python3", "-m", "osgeo_utils.samples.validate_cloud_optimized_geotiff", "-q",
+                            path], capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        return "validator absent"
+    return "valid" if r.returncode == 0 else f"INVALID {r.stdout.strip()[:200]}"
+
+
+def cog_section(args: argparse.Namespace) -> None:
+    src = os.path.join(args.dir, "scale_pyramid.tif")
+    ours = os.path.join(args.dir, "scale_cog_tiffio.tif")
+    gdal = os.path.join(args.dir, "scale_cog_gdal.tif")
+    t0 = time.perf_counter()
+    make_pyramid(args.size, src)
+    print(f"# cog: {args.size}^2 RGB JPEG pyramid written in {time.perf_counter() - t0:.1f} s "
+          f"({os.path.getsize(src) / 1e6:.0f} MB); load {os.getloadavg()}")
+    have_gdal = shutil.which("gdal_translate") is not None
+    ratios = []
+    for run in range(args.runs):
+        remove(ours)
+        t0 = time.perf_counter()
+        report = tiffio.relayout(src, ours, layout="cog")
+        t_ours = time.perf_counter() - t0
+        line = f"run {run}: relayout {t_ours:.2f} s ({report.data_bytes / t_ours / 1e6:.0f} MB/s)"
+        if have_gdal:
+            remove(gdal)
+            t0 = time.perf_counter()
+            subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=JPEG", "-co", "QUALITY=75",
+                            "-co", f"BLOCKSIZE={TILE}", "-co", "NUM_THREADS=2", src, gdal], check=True)
+            t_gdal = time.perf_counter() - t0
+            ratios.append(t_gdal / t_ours)
+            line += f" | gdal_translate -of COG {t_gdal:.2f} s | relayout is {t_gdal / t_ours:.1f} x faster"
+        print(line + f"; load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"validator: tiffio {validate(ours)}" + (f", gdal {validate(gdal)}" if have_gdal else ""))
+    print(f"built-in check of tiffio's output: {tiffio.check_cog(ours) or 'no violation'}")
+    if ratios:
+        print(f"relayout speed / gdal_translate: median {sorted(ratios)[len(ratios) // 2]:.1f} x "
+              f"[{min(ratios):.1f}..{max(ratios):.1f}]")
+    remove(src, ours, gdal)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        shard_worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("section", choices=["shards", "cog"])
+    ap.add_argument("--size", type=int, default=40960)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--dir", default="/tmp")
+    args = ap.parse_args()
+    print(f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, tiffio from {os.path.dirname(tiffio.__file__)}")
+    {"shards": shards_section, "cog": cog_section}[args.section](args)
+
+
+if __name__ == "__main__":
+    main()

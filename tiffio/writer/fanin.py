@@ -1,0 +1,130 @@
+"""Fan-in: many processes encode tiles, one process writes them (the default recipe for many
+producers, DESIGN.md "many producers, one file").
+
+:func:`fan_in` submits one task per tile to any executor with a ``submit(fn, *args)`` method whose
+futures have ``add_done_callback`` and ``result``: ``concurrent.futures`` process or thread pools,
+a ``dask.distributed.Client``, ... Each task computes the tile's pixels (``produce(key)``, in the
+worker) and encodes them with the image's picklable :class:`~tiffio.writer.image.TileEncoder`; only
+the encoded bytes travel back, and the calling process appends them with ``write_raw_tile``. At
+most ``max_pending`` tasks are in flight, so memory stays bounded however many tiles there are
+(back-pressure: the next task is submitted when a result has been written).
+
+Nothing here imports an executor framework: the futures are only called back.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TiffError, TiffValueError
+from .image import ImageWriter, TileEncoder
+
+__all__ = ["fan_in", "FanInReport", "encode_task"]
+
+
+@dataclass
+class FanInReport:
+    """What :func:`fan_in` did."""
+
+    tiles: int = 0
+    bytes: int = 0
+    max_in_flight: int = 0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.tiles} tiles, {self.bytes} bytes in {self.seconds:.2f} s, "
+                f"at most {self.max_in_flight} tasks in flight")
+
+
+def encode_task(encoder: TileEncoder, produce: Callable[[Any], Any] | None, key: Any,
+                array: Any = None) -> tuple[Any, bytes]:
+    """The worker's side: (key, encoded bytes) of the tile ``produce(key)`` (or ``array``)."""
+    pixels = produce(key) if produce is not None else array
+    return key, encoder.encode_tile(pixels)
+
+
+def _key_coords(key: Any) -> tuple[int, int, int]:
+    try:
+        if len(key) == 2:
+            return int(key[0]), int(key[1]), 0
+        if len(key) == 3:
+            return int(key[0]), int(key[1]), int(key[2])
+    except TypeError:
+        pass
+    raise TiffValueError(f"fan_in: a tile key must be (row, col) or (row, col, plane), not {key!r}")
+
+
+def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any] | None, executor: Any, *,
+           max_pending: int | None = None, coords: Callable[[Any], Any] | None = None,
+           arrays: Iterable[Any] | None = None) -> FanInReport:
+    """Encode tiles in ``executor``'s workers and write them into ``image`` from this process.
+
+    ``keys`` are the tiles to write, (row, col) or (row, col, plane), or any picklable key when
+    ``coords(key)`` maps it to those. Each worker runs ``produce(key)`` (a picklable, module-level
+    function returning the tile's pixels; edge tiles may be cropped) and encodes the result.
+    Instead of ``produce``, ``arrays`` may give the pixels of each key (they are then sent to the
+    workers). ``max_pending`` (default: twice the executor's workers, else 16) bounds the tasks in
+    flight. A failing task stops the run: the tasks not started are cancelled and TiffError
+    names the tile; the tiles already written stay in the file (checkpointed as usual), so the run
+    can be resumed with ``image.missing_tiles()``.
+    """
+    if produce is None and arrays is None:
+        raise TiffValueError("fan_in needs produce= (pixels computed in the workers) or arrays=")
+    if max_pending is None:
+        workers = getattr(executor, "_max_workers", None)
+        max_pending = 2 * int(workers) if workers else 16
+    max_pending = int(max_pending)
+    if max_pending < 1:
+        raise TiffValueError(f"max_pending must be at least 1, not {max_pending}")
+    encoder = TileEncoder(image.spec)
+    def to_coords(key: Any) -> tuple[int, int, int]:
+        return _key_coords(coords(key) if coords is not None else key)
+
+    report = FanInReport()
+    done: queue.Queue = queue.Queue()
+    in_flight: dict[Any, Any] = {}   # future -> key
+    key_iter = iter(keys)
+    array_iter = iter(arrays) if arrays is not None else None
+    exhausted = False
+    start = time.perf_counter()
+    try:
+        while True:
+            while not exhausted and len(in_flight) < max_pending:
+                try:
+                    key = next(key_iter)
+                except StopIteration:
+                    exhausted = True
+                    break
+                to_coords(key)  # a bad key fails here, before any work is sent
+                if array_iter is not None:
+                    future = executor.submit(encode_task, encoder, None, key, next(array_iter))
+                else:
+                    future = executor.submit(encode_task, encoder, produce, key)
+                in_flight[future] = key
+                future.add_done_callback(done.put)
+                report.max_in_flight = max(report.max_in_flight, len(in_flight))
+            if not in_flight:
+                break
+            future = done.get()
+            key = in_flight.pop(future)
+            try:
+                _, data = future.result()
+            except BaseException as exc:
+                raise TiffError(f"fan_in: the task of tile {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            future = None  # let a distributed future release its result
+            row, col, plane = to_coords(key)
+            image.write_raw_tile(row, col, data, plane=plane)
+            report.tiles += 1
+            report.bytes += len(data)
+    finally:
+        for future in in_flight:
+            try:
+                future.cancel()
+            except Exception:  # pragma: no cover - cancel is best effort
+                pass
+    report.seconds = time.perf_counter() - start
+    return report
