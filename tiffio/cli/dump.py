@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ._common import capture_warnings, dump_json, open_tiff
@@ -167,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
                 status = 1
                 if not args.json:
                     print(f"<the IFD chain cannot be read further: {exc}>")
+            if args.debug:
+                print(f"{path}: read {tif.source.bytes_read} bytes in {tif.source.requests} requests",
+                      file=sys.stderr)
             documents.append({"schema": "tiffio.dump/1", "file": tif.name, "byteorder": order,
                               "bigtiff": tif.bigtiff, "size": tif.source.size, "ifds": ifds})
         documents[-1]["warnings"] = found
