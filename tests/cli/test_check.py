@@ -108,3 +108,24 @@ def test_check_reports_nothing_on_clean_files():
             assert f["code"] in ("sparse-segments", "bigtiff-not-needed", "shared-segments"), f
     sparse = {Path(r["file"]).name for r in doc["files"] if any(f["code"] == "sparse-segments" for f in r["findings"])}
     assert sparse == {"sparse_strips_rgb_band.tif", "sparse_tiled_f32_nodata.tif", "sparse_tiled_u8.tif"}
+
+
+def test_check_decode_names_the_corrupt_tiles(tmp_path):
+    """--decode decodes every segment (in a pool, in batches) and names each corrupt one."""
+    import numpy
+    import tifffile
+
+    import tiffio
+    path = tmp_path / "tiles.tif"
+    data = numpy.random.default_rng(1).integers(0, 255, (16 * 30, 16 * 30), dtype=numpy.uint8)
+    tifffile.imwrite(path, data, tile=(16, 16), compression="zlib")  # 900 tiles
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        where = tif.ifds[0].where
+        for index in (3, 400, 899):
+            offset, count = tif.ifds[0].segment_location(index)
+            raw[offset: offset + count] = b"\xff" * count
+    path.write_bytes(raw)
+    report = run_json("check", "--decode", "--json", path, check=1)["files"][0]
+    corrupt = [f["where"] for f in report["findings"] if f["code"] == "corrupt-segment"]
+    assert corrupt == [f"{where}: segment {i}" for i in (3, 400, 899)]

@@ -453,31 +453,50 @@ def _trailing_bytes(ifd: Any, index: int) -> int:
 
 
 def _decode_all(ifd: Any, count: int, add: Any, quiet: bool) -> None:
+    """Decode every segment, in a thread pool (decoders release the GIL), in index order."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import tiffio
 
-    bad = trailing = 0
     deflate = ifd.compression in (tiffio.Compression.ADOBE_DEFLATE, tiffio.Compression.DEFLATE)
-    with progress(count, f"decode {ifd.path}", quiet=quiet) as bar:
-        for index in range(count):
+
+    def one(index: int) -> tuple[BaseException | None, int]:
+        error: BaseException | None = None
+        try:
+            ifd.read_segment(index)
+        except tiffio.TiffError as exc:
+            error = exc
+        extra = 0
+        if deflate:
             try:
-                ifd.read_segment(index)
-            except tiffio.TiffError as exc:
-                bad += 1
-                if bad <= MAX_PER_KIND:
-                    add(_decode_code(exc), "error", f"{ifd.where}: segment {index}", str(exc))
-                if isinstance(exc, (tiffio.UnsupportedFeatureError, tiffio.LimitExceededError)):
-                    break  # the same for every segment
-            if deflate:
-                try:
-                    extra = _trailing_bytes(ifd, index)
-                except tiffio.TiffError:
-                    extra = 0
+                extra = _trailing_bytes(ifd, index)
+            except tiffio.TiffError:
+                pass
+        return error, extra
+
+    bad = trailing = 0
+    batch = 256
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with progress(count, f"decode {ifd.path}", quiet=quiet) as bar, ThreadPoolExecutor(workers) as pool:
+        for first in range(0, count, batch):
+            indices = range(first, min(count, first + batch))
+            stop = False
+            for index, (exc, extra) in zip(indices, pool.map(one, indices)):
+                if exc is not None:
+                    bad += 1
+                    if bad <= MAX_PER_KIND:
+                        add(_decode_code(exc), "error", f"{ifd.where}: segment {index}", str(exc))
+                    if isinstance(exc, (tiffio.UnsupportedFeatureError, tiffio.LimitExceededError)):
+                        stop = True  # the same for every segment
                 if extra:
                     trailing += 1
                     if trailing <= MAX_PER_KIND:
                         add("trailing-bytes", "warning", f"{ifd.where}: segment {index}",
                             f"{extra} bytes follow the end of the Deflate stream (the byte count is too large)")
-            bar.update()
+            bar.update(len(indices))
+            if stop:
+                break
     if bad > MAX_PER_KIND:
         add("corrupt-segment", "error", ifd.where, f"{bad} of {count} segments in all cannot be decoded")
 
