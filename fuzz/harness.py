@@ -56,9 +56,10 @@ def _exercise_ifd(ifd: tiffio.IFD, depth: int, errors: list[BaseException], max_
             _exercise_ifd(sub, depth + 1, errors, max_ifds)
 
 
-def exercise(data: bytes, strict: bool, limits: tiffio.Limits | None = FUZZ_LIMITS,
+def exercise(data: bytes, strict: bool | None, limits: tiffio.Limits | None = FUZZ_LIMITS,
              max_ifds: int = MAX_IFDS_DECODED) -> str:
     """Open ``data``, walk every IFD, read every tag, decode every image and SubIFD.
+    ``strict`` None opens in tiffio's default mode (no ``strict`` argument).
 
     Returns "ok" or the class name of the first TiffError met. Any other exception
     propagates (that is a finding).
@@ -67,7 +68,8 @@ def exercise(data: bytes, strict: bool, limits: tiffio.Limits | None = FUZZ_LIMI
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
         try:
-            tif = tiffio.open(data, strict=strict, limits=limits)
+            tif = tiffio.open(data, limits=limits) if strict is None else \
+                tiffio.open(data, strict=strict, limits=limits)
         except tiffio.TiffError as exc:
             return type(exc).__name__
         with tif:

@@ -76,7 +76,7 @@ def check_cog(path: str | os.PathLike, *, full: bool = True) -> list[str]:
     from .reader import TiffFile
 
     errors: list[str] = []
-    with TiffFile(os.fspath(path)) as tif, open(os.fspath(path), "rb") as fh:
+    with TiffFile(os.fspath(path), strict=True) as tif, open(os.fspath(path), "rb") as fh:
         layout = tif.layout
         header_size = layout.header_size
         ifds = list(tif.ifds)

@@ -81,4 +81,4 @@ class SourceError(TiffError, OSError):
 
 
 class TiffFormatWarning(UserWarning):
-    """A recoverable spec violation, reported in lenient mode (``strict=False``)."""
+    """A recoverable spec violation, reported in the default lenient mode (``strict=True`` raises instead)."""

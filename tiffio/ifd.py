@@ -95,7 +95,7 @@ class ParseContext:
     def problem(self, message: str, exc_class: type[TiffFormatError] = TiffFormatError) -> None:
         """A recoverable spec violation: raise in strict mode, warn otherwise."""
         if self.strict:
-            raise exc_class(message + " (open with strict=False to read it anyway)")
+            raise exc_class(message + " (strict=True; the default mode reads it anyway)")
         warnings.warn(message, TiffFormatWarning, stacklevel=3)
 
 

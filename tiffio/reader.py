@@ -32,12 +32,15 @@ _MOVED = (IFDSequence, TagMapping, RegionWindow, default_workers)
 _open = open
 
 
-def open(source: Any, *, strict: bool = True, limits: Limits | None = None, **remote: Any) -> TiffFile:
+def open(source: Any, *, strict: bool = False, limits: Limits | None = None, **remote: Any) -> TiffFile:
     """Open a TIFF or BigTIFF from a path, a bytes-like object, a binary file object, a URL
     (``https://...``, ``s3://bucket/key``, ``gs://...``) or a range fetcher.
 
-    ``strict=False`` turns recoverable spec violations into
-    :class:`~tiffio.TiffFormatWarning` and reads what can be read.
+    By default tiffio reads what libtiff reads: a spec violation that libtiff or tifffile
+    recover from (a duplicated tag, a next-IFD pointer cut off by the end of the file, a
+    strile array a few entries short...) is reported as a :class:`~tiffio.TiffFormatWarning`
+    that says where, and the file is read as libtiff reads it (README "Lenient by default").
+    ``strict=True`` raises a :class:`~tiffio.TiffFormatError` instead (for validators).
     ``limits`` bounds what a hostile file can make tiffio do (:class:`~tiffio.Limits`).
     ``remote`` keywords apply to URLs and fetchers (:func:`tiffio.sources.open_url`):
     ``headers=``, ``storage_options=`` (credentials, endpoint... for obstore or fsspec),
@@ -49,7 +52,7 @@ def open(source: Any, *, strict: bool = True, limits: Limits | None = None, **re
 class TiffFile:
     """An open TIFF or BigTIFF. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, source: Any, *, strict: bool = True, limits: Limits | None = None, **remote: Any) -> None:
+    def __init__(self, source: Any, *, strict: bool = False, limits: Limits | None = None, **remote: Any) -> None:
         self.source, self._owns_source = open_source(source, **remote)
         try:
             # one request for the header and, in most files, the first IFD right after it

@@ -84,7 +84,7 @@ class SegmentSpec:
     jpeg_outcolorspace: Any = None
     t4options: int = 0
     webp_alpha: bool = False
-    strict: bool = True
+    strict: bool = False          # True: a short segment is an error instead of a warning
     where: str = "IFD"
     #: nominal rows of one segment (TileLength, RowsPerStrip); bounds what an image codec may
     #: decode (a last strip may be stored at full height); 0: the shape passed to decode_segment

@@ -1,52 +1,55 @@
-"""Every page 0 of ../shared/corpus against tifffile (issue 2).
+"""Every page of ../shared/corpus and every fixture against tifffile (issues 2 and 11).
 
-* where tifffile decodes a non-empty array, tiffio (lenient) returns the identical
-  array; strict tiffio returns it too or refuses with a TiffFormatError naming the
-  spec violation;
+* where tifffile decodes a non-empty array, tiffio in its DEFAULT mode (lenient, as libtiff)
+  returns the identical array; strict tiffio returns it too or refuses with a TiffFormatError
+  naming the spec violation;
 * where tifffile returns an empty array (it does so for images whose geometry
   tags are unusable) or fails, tiffio either decodes or raises a TiffError
   subclass, never another exception;
-* a few files where tifffile is demonstrably wrong are listed in
-  KNOWN_TIFFFILE_ERRORS and checked against GDAL (rasterio) instead.
+* the exceptions are rows of refusals.tsv, each with its reason: pages tiffio refuses
+  (limits, corrupt or impossible data), files where tifffile is demonstrably wrong
+  (checked against GDAL), files tifffile cannot be run on. Every row is checked too, so
+  the table cannot go stale.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import signal
 import warnings
+from pathlib import Path
 
 import numpy
 import pytest
 
 import tiffio
 
-from ..conftest import CORPUS
+from ..conftest import CORPUS, FIXTURES
 
 tifffile = pytest.importorskip("tifffile")
 
 MANIFEST = CORPUS / "manifest.tsv"
 ROWS = list(csv.DictReader(MANIFEST.open(), delimiter="\t")) if MANIFEST.exists() else []
+REFUSALS_TSV = Path(__file__).resolve().parent / "refusals.tsv"
 
+
+def _load_refusals() -> dict[tuple[str, int], dict[str, str]]:
+    lines = [ln for ln in REFUSALS_TSV.read_text().splitlines() if ln and not ln.startswith("#")]
+    return {(r["path"], int(r["page"])): r for r in csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t")}
+
+
+REFUSALS = _load_refusals()
 #: files tifffile decodes wrongly, with the reason; GDAL gives tiffio's answer (test below)
-KNOWN_TIFFFILE_ERRORS = {
-    # tifffile's "contiguous" shortcut reads the single strip at offset 0 (the header)
-    # although the strip is sparse; GDAL returns the nodata value, 1
-    "gdal/autotest/gcore/data/gtiff/sparse_nodata_one.tif": "sparse strip read from offset 0",
-    # 3 strips but one StripByteCounts/StripOffsets entry: tifffile reads 3 bytes past the
-    # only strip; GDAL and tiffio read the missing strips as empty (0)
-    "gdal/autotest/gcore/data/size_of_stripbytecount_at_1_and_lower_than_stripcount.tif": "missing strips",
-}
-#: files tifffile "decodes" only by accident; libtiff fails on them, tiffio raises
-KNOWN_TIFFFILE_ACCIDENTS = {
-    # StripByteCounts missing: tifffile computes 0 bytes for 1-bit data and returns zeros;
-    # the PackBits data is truncated (libtiff: "Not enough data")
-    "gdal/autotest/gcore/data/packbits-not-enough-data.tif",
-    # 1 TileOffsets entry for 4,294,770,690 tiles: tifffile's contiguous shortcut
-    # reads 4 GB; tiffio refuses the inconsistent file
-    "gdal/autotest/gcore/data/toomanyblocks_separate.tif",
-}
+KNOWN_TIFFFILE_ERRORS = {p: r["reason"] for (p, _), r in REFUSALS.items()
+                         if r["kind"] == "tifffile_wrong" and not p.startswith("fixtures/")}
+#: corpus pages tiffio refuses although tifffile returns pixels (the reason is in refusals.tsv)
+KNOWN_TIFFFILE_ACCIDENTS = {p for (p, page), r in REFUSALS.items()
+                            if r["kind"] == "refusal" and page == 0 and not p.startswith("fixtures/")}
+NO_REFERENCE = {p for (p, _), r in REFUSALS.items() if r["kind"] == "no_reference"}
+#: pages compared per file (tifffile's main chain)
+MAX_PAGES = 16
 MAX_REFERENCE_BYTES = 512 << 20
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
@@ -75,7 +78,8 @@ def _declared_bytes(row) -> int:
 
 
 def _tiffio(path, strict):
-    with tiffio.open(path, strict=strict) as tif:
+    """Page 0; ``strict`` None: the default mode (no strict argument)."""
+    with (tiffio.open(path) if strict is None else tiffio.open(path, strict=strict)) as tif:
         return tif.ifds[0].asarray()
 
 
@@ -99,12 +103,12 @@ def test_corpus_page0(row):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
-            for strict in (False, True):
+            for strict in (None, True):
                 try:
                     got = _tiffio(path, strict)
                 except tiffio.TiffError as exc:
                     if ref is not None and ref.size:
-                        # strict mode may refuse a spec violation tifffile reads; lenient may not
+                        # strict mode may refuse a spec violation tifffile reads; the default may not
                         assert strict and isinstance(exc, tiffio.TiffFormatError), (
                             f"tifffile decodes {ref.shape} {ref.dtype}, tiffio (strict={strict}) raised {exc!r}")
                     continue
@@ -127,7 +131,7 @@ def test_known_tifffile_errors_match_gdal(name):
         warnings.simplefilter("ignore")
         with rasterio.open(path) as ds:
             gdal = ds.read()
-        got = _tiffio(path, strict=False)
+        got = _tiffio(path, strict=None)
     assert numpy.array_equal(got.reshape(gdal.shape), gdal)
     assert not numpy.array_equal(_reference(path), got)  # the deviation is still there
 
@@ -135,5 +139,106 @@ def test_known_tifffile_errors_match_gdal(name):
 @pytest.mark.skipif(not ROWS, reason=f"shared corpus not found at {CORPUS}")
 @pytest.mark.parametrize("name", sorted(KNOWN_TIFFFILE_ACCIDENTS))
 def test_known_tifffile_accidents_raise(name):
-    with pytest.raises(tiffio.TiffFormatError):
-        _tiffio(CORPUS / name, strict=False)
+    expected = getattr(tiffio, REFUSALS[(name, 0)]["tiffio"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
+        for strict in (None, False):
+            with pytest.raises(expected):
+                _tiffio(CORPUS / name, strict=strict)
+
+
+def _compare_pages(path: Path, key: str, first_page: int = 0) -> list[str]:
+    """Compare tiffio's default mode with tifffile on pages ``first_page``..MAX_PAGES-1 of the
+    main chain; return the problems (pages listed in refusals.tsv are checked against their row)."""
+    problems: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tf = tifffile.TiffFile(path)
+        except Exception:
+            return problems  # tifffile cannot open it: nothing to compare against
+        with tf:
+            try:
+                tif = tiffio.open(path)
+            except tiffio.TiffError as exc:
+                tif, open_error = None, exc
+            try:
+                for index in range(first_page, min(len(tf.pages), MAX_PAGES)):
+                    try:
+                        ref = tf.pages[index].asarray()
+                    except Exception:
+                        continue  # tifffile does not decode this page
+                    row = REFUSALS.get((key, index))
+                    if ref.size == 0 or (row is not None and row["kind"] != "refusal"):
+                        continue
+                    try:
+                        if tif is None:
+                            raise open_error
+                        if index >= len(tif.ifds):
+                            problems.append(f"page {index}: tiffio's chain has {len(tif.ifds)} IFDs")
+                            continue
+                        got = tif.ifds[index].asarray()
+                    except tiffio.TiffError as exc:
+                        if row is None or type(exc).__name__ != row["tiffio"]:
+                            problems.append(f"page {index}: tifffile decodes {ref.shape} {ref.dtype}, tiffio raised "
+                                            f"{exc!r} (refusals.tsv: {row and row['tiffio']})")
+                        continue
+                    if row is not None:
+                        problems.append(f"page {index}: refusals.tsv says {row['tiffio']}, tiffio decodes it")
+                    elif not _equal(got, ref):
+                        problems.append(f"page {index}: tiffio {got.shape} {got.dtype} != tifffile {ref.shape} {ref.dtype}")
+            finally:
+                if tif is not None:
+                    tif.close()
+    return problems
+
+
+MULTIPAGE = [r for r in ROWS if r["npages"].isdigit() and int(r["npages"]) > 1]
+
+
+@pytest.mark.skipif(not MULTIPAGE, reason=f"shared corpus not found at {CORPUS}")
+@pytest.mark.parametrize("row", MULTIPAGE, ids=[r["path"] for r in MULTIPAGE])
+def test_corpus_later_pages_default_mode(row):
+    """Pages 1..15 of every multi-page corpus file (page 0 is test_corpus_page0)."""
+    assert _compare_pages(CORPUS / row["path"], row["path"], first_page=1) == []
+
+
+#: malformed fixture folders whose reference is not computed: tifffile decodes the bombs they hold
+#: (up to 25 s and GBs per file); tiffio refuses them by design (fixtures/malformed/README.md)
+SLOW_REFERENCE = {
+    "image_stream_too_large": "decompression bombs: tifffile decodes the whole stream (up to 25 s per file)",
+    "limit_exceeded": "declared sizes past tiffio's Limits: tifffile allocates them (GBs)",
+}
+MALFORMED = sorted(str(p.relative_to(FIXTURES.parent)) for p in (FIXTURES / "malformed").rglob("*.tif"))
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_fixtures_default_mode_match_tifffile(name):
+    """fixtures/malformed in the default mode: tifffile's pixels wherever tifffile decodes
+    (the valid fixtures are compared IFD by IFD and segment by segment in
+    tests/crossval/test_fixtures.py, in the default mode too)."""
+    if name in NO_REFERENCE:
+        pytest.skip(REFUSALS[(name, 0)]["reason"])
+    if name.split("/")[2] in SLOW_REFERENCE:
+        pytest.skip(SLOW_REFERENCE[name.split("/")[2]])
+    assert _compare_pages(FIXTURES.parent / name, name) == []
+
+
+@pytest.mark.parametrize("key", sorted(REFUSALS), ids=[f"{p}:{i}" for p, i in sorted(REFUSALS)])
+def test_every_refusal_row_is_current(key):
+    """Each row of refusals.tsv still describes what happens: the file exists, refusals
+    still raise their class in the default mode, and every row has a reason."""
+    path_text, page = key
+    row = REFUSALS[key]
+    assert row["kind"] in ("refusal", "tifffile_wrong", "no_reference") and len(row["reason"]) > 20
+    path = FIXTURES.parent / path_text if path_text.startswith("fixtures/") else CORPUS / path_text
+    if not path_text.startswith("fixtures/") and not ROWS:
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    assert path.exists()
+    if row["kind"] != "refusal":
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
+        with pytest.raises(getattr(tiffio, row["tiffio"])):
+            with tiffio.open(path) as tif:
+                tif.ifds[page].asarray()

@@ -1,7 +1,8 @@
 """Every file of fixtures/malformed/<failure mode>/ gives the expected outcome.
 
 ``expected.tsv`` in each folder: file, the exception class in strict mode (or "ok"),
-the outcome in lenient mode (strict=False: "ok" or an exception class), and the source
+the outcome in the default mode (lenient: "ok" or an exception class; the same with
+strict=False), and the source
 ("generated" by make_malformed.py, or the corpus path of a copied file).
 The decode is fuzz/harness.py's ``exercise``: open, every IFD, every tag value, SubIFDs,
 read_segment(0), asarray - in a subprocess-free, time-bounded way.
@@ -40,7 +41,7 @@ class _Timeout(BaseException):
     pass
 
 
-def _bounded(data: bytes, strict: bool, seconds: int = 10) -> str:
+def _bounded(data: bytes, strict: bool | None, seconds: int = 10) -> str:
     def alarm(signum, frame):
         raise _Timeout()
     old = signal.signal(signal.SIGALRM, alarm)
@@ -61,6 +62,7 @@ def test_every_mode_has_files():
 def test_malformed(path: Path, strict: str, lenient: str):
     data = path.read_bytes()
     assert _bounded(data, True) == strict
+    assert _bounded(data, None) == lenient  # the default mode (no strict argument) is lenient
     assert _bounded(data, False) == lenient
 
 

@@ -217,7 +217,7 @@ def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:
     """Fill the images' tile offsets and byte counts from the checkpoint's IFDs (read with the reader)."""
     from ..reader import TiffFile
     source = sink.name if sink.fd is not None else sink.file
-    tf = TiffFile(source)
+    tf = TiffFile(source, strict=True)
     try:
         tree = image_tree(images)
         if len(tf.ifds) != len(tree):
