@@ -35,7 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz.harness import MUTATORS, exercise, load_seeds
+import tiffio
+from fuzz.harness import FUZZ_LIMITS, MUTATORS, exercise, load_seeds
+
+#: --limits: the Limits every decode runs with
+LIMITS = {"fuzz": FUZZ_LIMITS, "default": tiffio.Limits()}
 
 
 class Hang(BaseException):
@@ -83,7 +87,7 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
             t0 = time.perf_counter()
             signal.setitimer(signal.ITIMER_REAL, args.timeout)
             try:
-                outcome = exercise(data, strict)
+                outcome = exercise(data, strict, limits=LIMITS[args.limits])
                 signal.setitimer(signal.ITIMER_REAL, 0)
             except Hang:
                 outcome = "HANG"
@@ -130,6 +134,10 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--executions", type=int, default=10_000)
+    parser.add_argument("--limits", choices=sorted(LIMITS), default="fuzz",
+                        help="fuzz: 64 MiB output/segment bounds (fast); default: tiffio's default Limits "
+                             "(4 GiB output: pair with --rlimit-as to check that a result that cannot be "
+                             "allocated is a LimitExceededError, not a MemoryError)")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="campaign seed")
     parser.add_argument("--mutator", choices=sorted(MUTATORS), default="mixed")
@@ -150,7 +158,7 @@ def main() -> None:
         out.write_bytes(data)
         print(name, len(data), "->", out)
         for strict in (True, False):
-            print("strict" if strict else "lenient", exercise(data, strict))
+            print("strict" if strict else "lenient", exercise(data, strict, limits=LIMITS[args.limits]))
         return
 
     ctx = mp.get_context("fork")
