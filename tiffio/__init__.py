@@ -35,12 +35,17 @@ from .errors import (
 from .filesequence import FileSequence
 from .ifd import StrileArray, Tag
 from .limits import Limits
+from .metadata import GeoTiff, ImageJMetadata, OmeMetadata
+from .multifile import imread
 from .reader import IFD, TiffFile, open
 from .recovery import recover
 from .segment import SegmentSpec, decode_segment
+from .series import Series
 from .writer import ImageWriter, RecoveryReport, TiffWriter
 from .writer.fanin import FanInReport, fan_in
+from .writer.imagej import ImageJWriter, write_imagej, write_imagej_plane
 from .writer.merge import merge
+from .writer.ome import write_ome
 from .writer.relayout import RelayoutReport, relayout
 from .writer.shards import Plan
 
@@ -48,7 +53,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport",
-    "check_cog", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
+    "check_cog", "imread", "Series", "ImageJWriter", "write_imagej", "write_imagej_plane", "write_ome",
+    "GeoTiff", "ImageJMetadata", "OmeMetadata", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
     "TiffTypeError", "SourceError", "TiffFormatWarning",

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
-from .metadata.imagej import is_imagej_description, parse_ijmetadata, parse_imagej_description
+from .metadata.imagej import is_imagej_description
 from .metadata.ome import is_ome_xml, parse_ome_xml
+from .tagmeta import read_imagej_metadata
 
 if TYPE_CHECKING:
     from .reader import IFD, TiffFile
@@ -232,10 +233,12 @@ class Series:
 
     @property
     def size(self) -> int:
+        """Number of elements of the series array."""
         return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the series array."""
         return self.size * self.dtype.itemsize
 
     @property
@@ -286,7 +289,7 @@ class Series:
         if offset + size > source.size:
             raise TiffFormatError(f"{self._tif.name}: series {self.index} page {page}: {size} bytes at offset "
                                   f"{offset} pass the end of the file ({source.size} bytes)")
-        view = memoryview(target.reshape(-1).view(numpy.uint8))
+        view = memoryview(target.reshape(-1).view(numpy.uint8))  # type: ignore[arg-type]
         if len(view) != size:
             raise TiffValueError(f"internal: plane buffer {len(view)} != {size}")
         source.read_into(offset, view)
@@ -445,28 +448,6 @@ def parse_shaped_description(text: str) -> dict[str, Any]:
     return value
 
 
-def read_imagej_metadata(tif: TiffFile) -> dict[str, Any] | None:
-    """The merged description + IJMetadata dict (tifffile's TiffFile.imagej_metadata)."""
-    first = tif.ifds[0]
-    text = _imagej_description(first)
-    if text is None:
-        return None
-    result = parse_imagej_description(text)
-    data = first.get(50839)
-    counts = first.get(50838)
-    if data is not None and counts is not None:
-        if isinstance(data, tuple):
-            data = bytes(data)
-        if isinstance(counts, int):
-            counts = (counts,)
-        try:
-            result.update(parse_ijmetadata(bytes(data), counts, tif.byteorder, f"{first.where}: IJMetadata"))
-        except TiffFormatError:
-            if tif.strict:
-                raise
-    return result
-
-
 def _next_ifd_offset(ifd: IFD) -> int:
     return int(ifd._entries.next_offset)
 
@@ -485,9 +466,10 @@ def _contiguous_stack(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
 
 
 def _series_imagej(tif: TiffFile) -> list[Series] | None:
-    meta = read_imagej_metadata(tif)
-    if meta is None:
+    info = read_imagej_metadata(tif)
+    if info is None:
         return None
+    meta = info.raw
     page = tif.ifds[0]
     dtype = _dtype(page)
     if dtype is None:

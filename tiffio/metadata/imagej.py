@@ -260,6 +260,7 @@ class ImageJMetadata:
 
     @classmethod
     def from_values(cls, description: str, ijmetadata: Mapping[str, Any] | None = None) -> ImageJMetadata:
+        """From the description text and the parsed IJMetadata dict (:func:`parse_ijmetadata`)."""
         raw = parse_imagej_description(description)
         if ijmetadata:
             raw.update(ijmetadata)
