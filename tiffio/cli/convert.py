@@ -250,20 +250,30 @@ def _convert(args: argparse.Namespace, dst: str) -> int:
                 options["pyramid_filter"] = args.pyramid_filter
         rows = -(-height // tile[0])
         cols = -(-width // tile[1])
-        # read bands of whole tile rows, at most ~32 MiB of decoded samples at a time
-        row_bytes = tile[0] * width * spp * ifd.dtype.itemsize
-        band_cols = cols if row_bytes <= 32 << 20 else max(1, int(cols * (32 << 20) / row_bytes))
+        # read bands of whole output tile rows, as tall as a source tile or strip (so that each source
+        # segment is decoded once, not once per output tile row), at most ~64 MiB of samples at a time
+        source_rows = ifd.tile_shape[0] if ifd.is_tiled else ifd.rows_per_strip
+        pixel_bytes = spp * ifd.dtype.itemsize
+        band_rows = max(1, -(-source_rows // tile[0]))
+        while band_rows > 1 and band_rows * tile[0] * width * pixel_bytes > 64 << 20:
+            band_rows -= 1
+        row_bytes = band_rows * tile[0] * width * pixel_bytes
+        band_cols = cols if row_bytes <= 64 << 20 else max(1, int(cols * (64 << 20) / row_bytes))
         partial = dst + ".partial"
         current(dst)
         try:
-            with tiffio.TiffWriter(partial, bigtiff=True if args.bigtiff else None, workers=args.workers) as writer:
+            # no checkpoints or fsyncs while writing: an unfinished DST.partial is removed, never resumed;
+            # one fsync before the rename makes the complete file durable
+            with tiffio.TiffWriter(partial, bigtiff=True if args.bigtiff else None, workers=args.workers,
+                                   fsync=False, checkpoint_every=None, checkpoint_seconds=None) as writer:
                 image = writer.add_image(shape, ifd.dtype, tile=tile, **options)
                 current(args.src)
                 with progress(rows * cols, f"{'pyramid' if args.pyramid else 'convert'} {os.path.basename(dst)}",
                               quiet=args.quiet) as bar:
-                    for r in range(rows):
-                        ty = y + r * tile[0]
-                        th = min(tile[0], y + height - ty)
+                    for r0 in range(0, rows, band_rows):
+                        r1 = min(rows, r0 + band_rows)
+                        ty = y + r0 * tile[0]
+                        th = min(r1 * tile[0], height) - r0 * tile[0]
                         for c0 in range(0, cols, band_cols):
                             c1 = min(cols, c0 + band_cols)
                             tx = x + c0 * tile[1]
@@ -271,11 +281,18 @@ def _convert(args: argparse.Namespace, dst: str) -> int:
                             band = ifd.read_region(ty, tx, th, tw)
                             if separate:
                                 band = numpy.moveaxis(band, 0, -1)
-                            for c in range(c0, c1):
-                                left = (c - c0) * tile[1]
-                                image.write_tile(r, c, band[:, left: left + tile[1]])
-                                bar.update()
+                            for r in range(r0, r1):
+                                top = (r - r0) * tile[0]
+                                for c in range(c0, c1):
+                                    left = (c - c0) * tile[1]
+                                    image.write_tile(r, c, band[top: top + tile[0], left: left + tile[1]])
+                                    bar.update()
                 current(dst)
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(partial, dst)
         except BaseException:
             _remove(partial)
