@@ -3,6 +3,7 @@ pixels identical to the local file; request counts and round trips from the serv
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import numpy
@@ -121,3 +122,19 @@ def test_strile_blocks_of_offsets_and_counts_come_together(slow_server):
         server.reset_log()
         numpy.testing.assert_array_equal(ifd.read_region(30_000, 0, 3000, 16), image[30_000:33_000])
         assert server.round_trips() == 2  # 3000 strips: their blocks together, then one planned wave
+
+
+def test_connections_are_warm_before_a_wide_read(slow_server, writer_tif):
+    server = slow_server
+    server.put("a.tif", writer_tif.read_bytes())
+    with tiffio.open(server.url("a.tif")) as tif:
+        for _ in range(100):  # the background handshakes: at most 5 s
+            if server.connections >= 8:
+                break
+            time.sleep(0.05)
+        assert server.connections == 8  # two for the open, six opened in the background, once
+        tif.ifds[0].read_region(0, 0, 2048, 2048)
+        assert server.connections == 8  # the region's parallel requests found them warm
+    with tiffio.open(server.url("a.tif")) as tif:
+        tif.ifds[0].read_segment(5)
+    assert server.connections == 8  # a second open of the same host reuses the pool
