@@ -234,3 +234,27 @@ def test_short_reads_and_resets_are_retried(server):
 def test_source_error_for_missing_object(server):
     with pytest.raises(tiffio.SourceError, match="404"):
         tiffio.open(server.url("nothing.tif"))
+
+
+def test_reopen_uses_kept_metadata_and_checks_the_etag(slow_server, writer_tif):
+    server = slow_server
+    data = writer_tif.read_bytes()
+    server.put("a.tif", data)
+    url = server.url("a.tif")
+    with tiffio.open(writer_tif) as local:
+        expected = local.ifds[0].read_segment(30)
+    with tiffio.open(url) as tif:
+        tif.ifds[0].read_segment(30)
+    server.reset_log()
+    with tiffio.open(url) as tif:  # no round trip before the tile; the tile's request carries If-Match
+        assert tif.source.reopened and tif.source.round_trips == 0
+        numpy.testing.assert_array_equal(tif.ifds[0].read_segment(30), expected)
+    assert len(server.requests()) == 1 and server.round_trips() == 1
+    server.put("a.tif", data[:-1] + b"\x02")  # the object changes between opens
+    with tiffio.open(url) as tif, pytest.raises(tiffio.SourceError, match="changed since it was opened"):
+        tif.ifds[0].read_segment(31)
+    with tiffio.open(url) as tif:  # the kept metadata was dropped: a normal open
+        assert not tif.source.reopened
+        numpy.testing.assert_array_equal(tif.ifds[0].read_segment(30), expected)
+    with tiffio.open(url, metadata_cache=False) as tif:
+        assert not tif.source.reopened

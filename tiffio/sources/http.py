@@ -216,6 +216,7 @@ class HTTPFetcher:
         self.size: int | None = None
         self.etag: str | None = None
         self.prewarm = prewarm
+        self.pins_etag = True  # every request after the first sends If-Match (RemoteSource may keep metadata)
         self.http_requests = 0  # requests sent, retries and redirects included
         self.retries = 0
         self._lock = threading.Lock()

@@ -44,6 +44,12 @@ HEAD_SIZE = 64 << 10
 TAIL_SIZE = 256 << 10
 #: metadata reads larger than this bypass the block cache (a whole strile array via to_numpy)
 _DIRECT_READ = 1 << 20
+#: metadata kept across opens: URL -> (size, ETag, rtt, blocks); the ETag is checked by the
+#: first request of the next open (If-Match), so a changed object is never read with old metadata
+_REOPEN: OrderedDict[str, tuple[int, str, float | None, dict[int, tuple[int, bytes]]]] = OrderedDict()
+_REOPEN_LOCK = threading.Lock()
+_REOPEN_FILES = 64
+_REOPEN_BLOCKS = 64  # per file: 4 MiB at most
 
 
 @runtime_checkable
@@ -68,7 +74,7 @@ class RemoteSource(ByteSource):
 
     def __init__(self, fetcher: Any, *, name: str | None = None, max_connections: int = 8,
                  cache_blocks: int = 256, max_block: int = 8 << 20, max_gap: int | None = None,
-                 head: int = HEAD_SIZE, tail: int = TAIL_SIZE) -> None:
+                 head: int = HEAD_SIZE, tail: int = TAIL_SIZE, metadata_cache: bool = True) -> None:
         super().__init__()
         if not callable(getattr(fetcher, "fetch", None)):
             raise SourceError(f"{type(fetcher).__name__} is not a range fetcher: it needs fetch(spans) and size")
@@ -85,7 +91,20 @@ class RemoteSource(ByteSource):
         self._round_trips = 0
         self.rtt: float | None = None         # seconds: the fastest wave seen
         self.bandwidth: float | None = None   # bytes/s: the best single-span rate seen, RTT removed
-        self._open(head, tail)
+        # reopening a URL whose metadata was kept (fetchers that pin the ETag: HTTP) costs no round trip
+        self._reopen_key = str(fetcher.url) if metadata_cache and getattr(fetcher, "pins_etag", False) else None
+        entry = None
+        if self._reopen_key is not None:
+            with _REOPEN_LOCK:
+                entry = _REOPEN.get(self._reopen_key)
+        if entry is not None:
+            self.size, fetcher.size, fetcher.etag = entry[0], entry[0], entry[1]
+            self.rtt = entry[2]
+            self._blocks.update(entry[3])
+            self.reopened = True
+        else:
+            self.reopened = False
+            self._open(head, tail)
 
     # --- counters -----------------------------------------------------------------------
     @property
@@ -119,8 +138,10 @@ class RemoteSource(ByteSource):
             try:
                 results = list(self.fetcher.fetch(spans))
             except TiffError:
+                self._forget()
                 raise
             except Exception as exc:  # the backend's own errors, translated at this boundary
+                self._forget()
                 raise SourceError(
                     f"{self.name}: fetching {len(spans)} ranges failed: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -365,11 +386,26 @@ class RemoteSource(ByteSource):
                 out[i] = b"".join(parts)
         return out
 
+    def _forget(self) -> None:
+        """Drop this URL's kept metadata (after an error: the object may have changed)."""
+        if self._reopen_key is not None:
+            with _REOPEN_LOCK:
+                _REOPEN.pop(self._reopen_key, None)
+            self._reopen_key = None  # and never keep it again from this source
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            etag = getattr(self.fetcher, "etag", None)
             with self._lock:
+                blocks = dict(list(self._blocks.items())[-_REOPEN_BLOCKS:])
                 self._blocks.clear()
+            if self._reopen_key is not None and etag and not str(etag).startswith("W/"):
+                with _REOPEN_LOCK:
+                    _REOPEN[self._reopen_key] = (self.size, str(etag), self.rtt, blocks)
+                    _REOPEN.move_to_end(self._reopen_key)
+                    while len(_REOPEN) > _REOPEN_FILES:
+                        _REOPEN.popitem(last=False)
             closer = getattr(self.fetcher, "close", None)
             if callable(closer):
                 closer()
