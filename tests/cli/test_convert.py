@@ -72,18 +72,18 @@ def test_convert_level_region_codec_read_identically_by_tifffile_and_gdal(tmp_pa
 
 def test_convert_region_keeps_the_georeferencing(tmp_path):
     rasterio = pytest.importorskip("rasterio")
-    from rasterio.transform import from_origin
+    from rasterio.transform import Affine
     src = tmp_path / "geo.tif"
     data = numpy.arange(100 * 120, dtype="float32").reshape(100, 120)
     with rasterio.open(src, "w", driver="GTiff", width=120, height=100, count=1, dtype="float32", crs="EPSG:32633",
-                       transform=from_origin(500000, 4600000, 10, 10), nodata=-1, tiled=True, blockxsize=32,
+                       transform=Affine(10, 0, 500000, 0, -10, 4600000), nodata=-1, tiled=True, blockxsize=32,
                        blockysize=32) as ds:
         ds.write(data, 1)
     out = tmp_path / "crop.tif"
     run("convert", src, out, "--region", "20", "30", "50", "60", "--tile", "32")
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32633 and ds.nodata == -1
-        assert ds.transform == from_origin(500000 + 30 * 10, 4600000 - 20 * 10, 10, 10)
+        assert ds.transform == Affine(10, 0, 500000 + 30 * 10, 0, -10, 4600000 - 20 * 10)
         assert numpy.array_equal(ds.read(1), data[20:70, 30:90])
 
 

@@ -205,3 +205,32 @@ def test_console_script_is_declared_and_runs():
     proc = subprocess.run([exe, "info", "--json", str(FIXTURES / "gdal" / "cog_jpeg_rgb.tif")], env=ENV,
                           capture_output=True, text=True, timeout=120, check=True)
     assert __import__("json").loads(proc.stdout)["ifds"][0]["shape"] == [300, 280, 3]
+
+
+def test_info_metadata_summary_imagej_ome_geotiff(tmp_path):
+    import tifffile
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+    ij = tmp_path / "ij.tif"
+    tifffile.imwrite(ij, numpy.zeros((3, 2, 32, 48), numpy.uint16), imagej=True,
+                     metadata={"axes": "ZCYX", "spacing": 2.5, "unit": "um"})
+    ome = tmp_path / "ome.ome.tif"
+    tifffile.imwrite(ome, numpy.zeros((2, 32, 48), numpy.uint8), ome=True,
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "µm"})
+    geo = tmp_path / "geo.tif"
+    with rasterio.open(geo, "w", driver="GTiff", width=48, height=32, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=Affine(10, 0, 500000, 0, -10, 4600000), nodata=7) as ds:
+        ds.write(numpy.zeros((32, 48), numpy.uint8), 1)
+    docs = run_json("info", "--json", ij, ome, geo)
+    with tifffile.TiffFile(ij) as t:
+        expected = t.imagej_metadata
+    got = docs[0]["metadata"]["imagej"]
+    assert (got["images"], got["channels"], got["slices"], got["spacing"], got["unit"]) == (
+        expected["images"], expected["channels"], expected["slices"], expected["spacing"], expected["unit"])
+    image = docs[1]["metadata"]["ome"]["images"][0]
+    assert image["sizes"] == {"X": 48, "Y": 32, "Z": 1, "C": 2, "T": 1} and image["pixel_type"] == "uint8"
+    assert image["physical_sizes"]["X"] == 0.5 and image["channels"] == 2
+    g = docs[2]["metadata"]["geotiff"]
+    assert g["epsg"] == 32633 and g["nodata"] == 7 and g["transform"][:3] == [10.0, 0.0, 500000.0]
+    text = run("info", geo).stdout
+    assert "geotiff: {'epsg': 32633" in text

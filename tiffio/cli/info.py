@@ -192,58 +192,39 @@ def describe_series(tif: Any) -> list[dict[str, Any]] | None:
 
 # --- metadata summary ------------------------------------------------------------------------------
 
-_GEOKEY_NAMES = {1024: "GTModelTypeGeoKey", 1025: "GTRasterTypeGeoKey", 2048: "GeographicTypeGeoKey",
-                 3072: "ProjectedCSTypeGeoKey", 4096: "VerticalCSTypeGeoKey"}
-
-
 def describe_metadata(tif: Any) -> dict[str, Any]:
-    """A summary of ImageJ, OME-XML, GeoTIFF and vendor metadata of the first IFD."""
+    """A summary of the ImageJ, OME-XML, GeoTIFF and vendor metadata of the first IFD, parsed by
+    tiffio.metadata (imported only when the file has such metadata)."""
     ifd = tif.ifds[0]
     result: dict[str, Any] = {}
     desc = ifd.description or ""
     if desc.startswith("ImageJ="):
-        values: dict[str, str] = {}
-        for line in desc.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack", "unit",
-                               "spacing", "finterval", "mode", "loop"):
-                values[key] = value
-        result["imagej"] = values
+        from tiffio.metadata import parse_imagej_description
+
+        values = parse_imagej_description(desc)
+        result["imagej"] = {k: values[k] for k in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack",
+                                                   "mode", "unit", "spacing", "finterval", "loop") if k in values}
     if "<OME" in desc[:4096]:
-        result["ome"] = {"xml_length": len(desc),
-                         "images": desc.count("<Image ") + desc.count("<Image>"),
-                         "planes": desc.count("<Plane ")}
+        from tiffio.metadata import parse_ome_xml
+
+        ome = parse_ome_xml(desc)
+        result["ome"] = {
+            "xml_length": len(desc),
+            "images": [{"name": im.name, "dimension_order": im.dimension_order, "sizes": dict(im.sizes),
+                        "pixel_type": im.pixel_type, "physical_sizes": dict(im.physical_sizes),
+                        "physical_units": dict(im.physical_units), "channels": len(im.channels)}
+                       for im in ome.images],
+        }
     if desc.startswith("Aperio"):
         result["aperio"] = desc.split("|")[0][:200]
-    geo: dict[str, Any] = {}
-    scale = ifd.get(33550)
-    if scale is not None:
-        geo["pixel_scale"] = list(scale) if isinstance(scale, tuple) else [scale]
-    tie = ifd.get(33922)
-    if tie is not None:
-        geo["tiepoint"] = list(tie[:6]) if isinstance(tie, tuple) else [tie]
-    transform = ifd.get(34264)
-    if transform is not None:
-        geo["transformation"] = list(transform) if isinstance(transform, tuple) else [transform]
-    keys = ifd.get(34735)
-    if isinstance(keys, tuple) and len(keys) >= 4:
-        parsed: dict[str, Any] = {}
-        for k in range(keys[3]):
-            entry = keys[4 + 4 * k: 8 + 4 * k]
-            if len(entry) < 4:
-                break
-            key, location, _, value = entry
-            if location == 0 and key in _GEOKEY_NAMES:
-                parsed[_GEOKEY_NAMES[key]] = value
-        geo["geokeys"] = parsed
-        epsg = parsed.get("ProjectedCSTypeGeoKey") or parsed.get("GeographicTypeGeoKey")
-        if epsg and epsg != 32767:
-            geo["epsg"] = epsg
-    nodata = ifd.get(42113)
-    if nodata is not None:
-        geo["nodata"] = str(nodata).strip("\x00 ")
-    if geo:
-        result["geotiff"] = geo
+    if any(code in ifd.tags for code in (33550, 33922, 34264, 34735, 42112, 42113)):
+        from tiffio.metadata import GeoTiff
+
+        geo = GeoTiff.from_tags(ifd.get, ifd.where)
+        if geo is not None:
+            result["geotiff"] = {"epsg": geo.epsg, "transform": list(geo.transform) if geo.transform else None,
+                                 "nodata": geo.nodata, "pixel_is_point": geo.pixel_is_point,
+                                 "model_type": geo.model_type, "citation": geo.citation}
     for code, key in ((305, "software"), (306, "datetime")):
         value = ifd.get(code)
         if isinstance(value, str) and value:
