@@ -137,7 +137,7 @@ def test_dump_million_tiles_reads_one_block(million):
     assert nbytes < 64 * 1024, nbytes  # the first block of each array, not 16 MiB
 
 
-@pytest.mark.parametrize("fmt", ["raw", "png", "npy"])
+@pytest.mark.parametrize("fmt", ["raw", "png", "npy", "jpeg"])
 def test_tiles_one_tile_out(tmp_path, fmt):
     path = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
     out = tmp_path / f"tile.{fmt}"
@@ -149,8 +149,11 @@ def test_tiles_one_tile_out(tmp_path, fmt):
             assert out.read_bytes() == ifd.read_segment_bytes(index)
         elif fmt == "png":
             assert numpy.array_equal(imagecodecs.png_decode(out.read_bytes()), ifd.read_segment(index, valid=True))
-        else:
+        elif fmt == "npy":
             assert numpy.array_equal(numpy.load(out), ifd.read_segment(index, valid=True))
+        else:  # a standalone stream: JPEGTables spliced in, decodes to the tile
+            assert ifd.jpegtables is not None and out.read_bytes()[:2] == b"\xff\xd8"
+            assert numpy.array_equal(imagecodecs.jpeg8_decode(out.read_bytes()), ifd.read_segment(index))
 
 
 def test_tiles_index_to_stdout_and_errors(tmp_path):

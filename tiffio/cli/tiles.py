@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   tiffio tiles slide.svs --level 2 --at 3 4 --png -o tile.png     decoded, as PNG
   tiffio tiles scan.tif --index 17 --raw -o tile.bin               the stored bytes
   tiffio tiles scan.tif --index 17 --npy -o tile.npy               decoded, as a numpy .npy file
+  tiffio tiles slide.svs --at 10 12 -o tile.jpg                    a JPEG tile as a .jpg, not re-encoded
   tiffio tiles cog.tif --at 0 0 --raw -o - | xxd | head            to stdout
 """
 
@@ -36,6 +37,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     fmt.add_argument("--raw", dest="format", action="store_const", const="raw", help="the stored bytes")
     fmt.add_argument("--png", dest="format", action="store_const", const="png", help="decoded, as PNG")
     fmt.add_argument("--npy", dest="format", action="store_const", const="npy", help="decoded, as .npy")
+    fmt.add_argument("--jpeg", dest="format", action="store_const", const="jpeg",
+                     help="a JPEG tile as a standalone .jpg (JPEGTables merged in; not re-encoded)")
     p.add_argument("--full", action="store_true", help="decoded: keep the padding of edge tiles")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, '-' for stdout")
     p.set_defaults(func=run)
@@ -77,12 +80,26 @@ def _png(array: Any) -> bytes:
     return bytes(imagecodecs.png_encode(numpy.ascontiguousarray(array)))
 
 
+def _standalone_jpeg(ifd: Any, index: int, name: str) -> bytes:
+    """The stored JPEG stream with the IFD's JPEGTables spliced in after its SOI marker."""
+    if int(ifd.compression) != 7:
+        raise CLIError(f"{name}: {ifd.where}: --jpeg needs JPEG (7) tiles, not compression {int(ifd.compression)}; "
+                       "use --png or --raw", 2)
+    data = bytes(ifd.read_segment_bytes(index))
+    tables = ifd.jpegtables
+    if not data:
+        raise CLIError(f"{name}: {ifd.where}: segment {index} is sparse (not stored)")
+    if tables and len(tables) > 4 and data[:2] == b"\xff\xd8":
+        data = data[:2] + tables[2:-2] + data[2:]  # tables without their SOI and EOI
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
     out = args.output
     fmt = args.format
     if fmt is None:
         ext = os.path.splitext(out)[1].lower()
-        fmt = {".png": "png", ".npy": "npy"}.get(ext, "raw")
+        fmt = {".png": "png", ".npy": "npy", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(ext, "raw")
     if out == "-" and sys.stdout.isatty():
         raise CLIError("refusing to write binary data to a terminal; give -o FILE or redirect stdout", 2)
     with open_tiff(args.file) as tif:
@@ -93,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         index = _index(ifd, args)
         if fmt == "raw":
             data = bytes(ifd.read_segment_bytes(index))
+        elif fmt == "jpeg":
+            data = _standalone_jpeg(ifd, index, args.file)
         else:
             array = ifd.read_segment(index, valid=not args.full)
             if fmt == "png":
