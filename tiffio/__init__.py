@@ -48,11 +48,12 @@ from .writer.merge import merge
 from .writer.ome import write_ome
 from .writer.relayout import RelayoutReport, relayout
 from .writer.shards import Plan
+from .writer.shared import SharedAppender, SharedWriter
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport",
+    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport", "SharedWriter", "SharedAppender",
     "check_cog", "imread", "Series", "ImageJWriter", "write_imagej", "write_imagej_plane", "write_ome",
     "GeoTiff", "ImageJMetadata", "OmeMetadata", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",

@@ -53,7 +53,26 @@ def produce_tile(key):
     return tile_of(pixels(shape, seed), row, col)
 
 
-if __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY
+def append_tiles(path, worker, workers, shape, delay=0.0, only_missing=None):
+    """A shared-append producer: append the tiles of rows worker::workers of pixels(shape)."""
+    data = pixels(shape)
+    with tiffio.SharedAppender(path) as app:
+        im = app.images[0]
+        for r in range(worker, im.tiles_down, workers):
+            for c in range(im.tiles_across):
+                if only_missing is not None and (r, c) not in only_missing:
+                    continue
+                app.write_tile(r, c, tile_of(data, r, c))
+                if delay:
+                    time.sleep(delay)
+        return app.tiles_written
+
+
+if __name__ == "__main__" and sys.argv[1] == "append":  # python -m tests.unit.scale_workers append PATH W N DELAY
+    print("started", flush=True)
+    append_tiles(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), (192, 160), float(sys.argv[5]))
+    print("done", flush=True)
+elif __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY
     import ast
     args = ast.literal_eval(sys.argv[1])
     plan = tiffio.Plan.create(args["shape"], "uint8", workers=args["workers"], levels=args.get("levels", 1),

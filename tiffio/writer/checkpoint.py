@@ -32,6 +32,7 @@ from .records import (
     STATE_FOOTER_MAGIC,
     crc32,
     iter_records,
+    iter_records_resync,
     pack_state_record,
 )
 from .sink import Sink
@@ -151,11 +152,13 @@ def read_state(sink: Sink, first: int) -> dict[str, Any]:
 
 
 def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str, Any]], ImageWriter],
-           set_format: Callable[[str, bool | None], None]) -> tuple[RecoveryReport, int]:
+           set_format: Callable[[str, bool | None], None], shared: bool = False) -> tuple[RecoveryReport, int]:
     """Rebuild the images of a file tiffio wrote: from its last checkpoint, then from the records after
     it. ``make_image(params)`` creates the next ImageWriter (appended here to ``images``);
     ``set_format(byteorder, bigtiff)`` is called before the first one. Torn bytes at the end are
-    truncated. Returns the report and the end of the valid records (where appending goes on)."""
+    truncated. Returns the report and the end of the valid records (where appending goes on).
+    ``shared=True`` (a file several processes append to, tiffio.writer.shared): the scan passes over
+    torn records in the middle of the file, nothing is truncated, and appending goes on at the end."""
     size = sink.size()
     report = RecoveryReport(path=sink.name)
     head = sink.pread(0, DATA_START)
@@ -183,7 +186,9 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
         report.tiles_in_checkpoint = sum(int((im._offsets != 0).sum()) for im in images)
     # scan the records after the checkpoint
     valid_end = scan_from
-    for magic, img, index, offset, payload in iter_records(sink, scan_from, size):
+    skipped: list[tuple[int, int]] = []
+    records = iter_records_resync(sink, scan_from, size, skipped) if shared else iter_records(sink, scan_from, size)
+    for magic, img, index, offset, payload in records:
         length = len(payload)
         if magic == MAGIC_IMAGE:
             record = json.loads(payload)
@@ -205,7 +210,11 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
         # MAGIC_STATE: the state record of an unfinished checkpoint: harmless, skipped
         report.records_scanned += 1
         valid_end = offset + length
-    report.bytes_dropped = size - valid_end
+    if shared:
+        report.bytes_dropped = sum(n for _, n in skipped)
+        valid_end = size
+    else:
+        report.bytes_dropped = size - valid_end
     if valid_end < size:
         sink.truncate(valid_end)
     report.images = len(images)

@@ -18,7 +18,7 @@ from .sink import Sink
 
 __all__ = ["DATA_START", "LEADER", "MAGIC_TILE", "MAGIC_IMAGE", "MAGIC_BLANK", "MAGIC_STATE", "MAGICS",
            "STATE_FOOTER", "STATE_FOOTER_MAGIC", "FORMAT_VERSION", "CLASSIC_LIMIT", "crc32", "crc32_parts",
-           "pack_state_record", "iter_records"]
+           "pack_state_record", "iter_records", "iter_records_resync"]
 
 #: bytes reserved for the header at the start of the file; records follow
 DATA_START = 16
@@ -80,3 +80,47 @@ def iter_records(sink: Sink, start: int, size: int) -> Iterator[tuple[bytes, int
             return
         yield magic, img, index, pos + LEADER.size, payload
         pos += LEADER.size + length
+
+
+_SCAN_BLOCK = 1 << 20
+
+
+def iter_records_resync(sink: Sink, start: int, size: int,
+                        skipped: list[tuple[int, int]] | None = None) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+    """Like :func:`iter_records`, but a damaged or torn record in the middle of the file (a writer
+    killed mid-write, ENOSPC, several processes appending) does not end the scan: it goes on at the
+    next leader whose magic, length and CRC-32 check out. ``skipped`` receives (offset, byte count)
+    of every stretch of bytes passed over."""
+    pos = start
+    while pos + LEADER.size <= size:
+        good = True
+        magic, img, index, length, crc = LEADER.unpack(sink.pread(pos, LEADER.size))
+        if magic not in MAGICS or pos + LEADER.size + length > size:
+            good = False
+        else:
+            payload = sink.pread(pos + LEADER.size, length)
+            if len(payload) != length or crc32(payload) != crc:
+                good = False
+        if good:
+            yield magic, img, index, pos + LEADER.size, payload
+            pos += LEADER.size + length
+            continue
+        nxt = _find_next_leader(sink, pos + 1, size)
+        if skipped is not None:
+            skipped.append((pos, (nxt if nxt is not None else size) - pos))
+        if nxt is None:
+            return
+        pos = nxt
+
+
+def _find_next_leader(sink: Sink, pos: int, size: int) -> int | None:
+    """The offset of the next plausible record leader (a known magic) at or after ``pos``."""
+    while pos + LEADER.size <= size:
+        block = sink.pread(pos, min(_SCAN_BLOCK, size - pos))
+        at = block.find(b"TIO")
+        while at >= 0:
+            if block[at: at + 4] in MAGICS:
+                return pos + at
+            at = block.find(b"TIO", at + 1)
+        pos += max(1, len(block) - 3)
+    return None

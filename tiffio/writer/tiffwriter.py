@@ -44,6 +44,10 @@ class TiffWriter:
     ``mode='resume'`` reopens a file tiffio wrote (see :func:`tiffio.recover`).
     """
 
+    #: resume passes over torn records in the middle of the file and never truncates (set by the
+    #: shared-append coordinator, tiffio.writer.shared, whose file other processes append to)
+    _shared_append = False
+
     def __init__(self, target: Any, *, bigtiff: bool | None = None, byteorder: str = "<", mode: str = "w",
                  missing: str = "blank", software: str | None = "tiffio", checkpoint_every: Any = "auto",
                  checkpoint_seconds: float | None = 60.0, fsync: bool = True, workers: int | None = None) -> None:
@@ -532,7 +536,7 @@ class TiffWriter:
         def make_image(params: dict[str, Any]) -> ImageWriter:
             return self._make_image(params, max(1, int(self.default_workers or 1)))
 
-        report, self._end = resume(self._sink, self.images, make_image, set_format)
+        report, self._end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append)
         self._since_checkpoint = report.tiles_recovered
         for image in list(self.images):
             if image.params.get("pyramid"):

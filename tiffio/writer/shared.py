@@ -1,0 +1,267 @@
+"""Shared append: several processes on one machine append tiles to the same working file.
+
+* One :class:`SharedWriter` (the coordinator) creates or resumes the file, adds the images and
+  publishes them in a checkpoint, and from then on only *absorbs* the records the others appended
+  and checkpoints; it writes no tile itself (use a :class:`SharedAppender` in its process too).
+* Every producer opens a :class:`SharedAppender`: its own ``O_APPEND`` descriptor, the images
+  read from the last checkpoint, and one ``os.write`` per tile record (the record format of
+  tiffio.writer.records: leader + payload, found again by recovery).
+* The writes of the appenders hold a shared ``flock`` and the coordinator's absorb + checkpoint an
+  exclusive one, so that the end of the file does not move while a checkpoint is placed there
+  (locks are released by the kernel when a process dies, also on kill -9).
+* A record torn in the middle of the file (a producer killed mid-write, ENOSPC) does not stop the
+  coordinator's scan: it resynchronises on the next valid leader (iter_records_resync), and
+  ``mode='resume'`` does the same after a crash of the coordinator.
+
+Appending from several processes is safe only where the kernel serialises ``O_APPEND`` writes: local
+filesystems. NFS, SMB/CIFS, FUSE and cluster filesystems are refused (read from
+/proc/self/mountinfo) with UnsupportedFeatureError: use shards + :func:`tiffio.merge` there.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy
+
+from ..errors import SourceError, TiffFormatError, TiffUsageError, UnsupportedFeatureError
+from ..header import parse_header
+from .checkpoint import read_state
+from .image import ImageWriter
+from .records import DATA_START, LEADER, MAGIC_TILE, crc32_parts, iter_records_resync
+from .sink import Sink
+from .tiffwriter import TiffWriter
+
+__all__ = ["SharedWriter", "SharedAppender", "filesystem_type", "require_local_filesystem"]
+
+#: filesystem types where concurrent O_APPEND from several processes is not safe
+_REFUSED = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "fuse", "9p", "lustre", "gpfs", "ceph",
+            "glusterfs", "afs", "ocfs2", "gfs2", "beegfs", "orangefs", "sshfs", "davfs", "ncpfs", "coda")
+
+
+def filesystem_type(path: str | os.PathLike, mountinfo: str | None = None) -> str:
+    """The type of the filesystem holding ``path`` (Linux /proc/self/mountinfo: the mount point
+    that is the longest prefix of the real path)."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+                mountinfo = fh.read()
+        except OSError:
+            raise UnsupportedFeatureError("shared append needs /proc/self/mountinfo (Linux) to check that the "
+                                          "file is on a local filesystem") from None
+    real = os.path.realpath(os.fspath(path))
+    best, fstype = -1, ""
+    for line in mountinfo.splitlines():
+        parts = line.split(" - ", 1)
+        fields = parts[0].split()
+        if len(parts) != 2 or len(fields) < 5:
+            continue
+        mount = fields[4].encode().decode("unicode_escape") if "\\" in fields[4] else fields[4]
+        inside = real == mount or real.startswith(mount.rstrip("/") + "/") or mount == "/"
+        if inside and len(mount) > best:
+            best, fstype = len(mount), parts[1].split()[0]
+    return fstype
+
+
+def require_local_filesystem(path: str | os.PathLike, mountinfo: str | None = None) -> str:
+    """Raise UnsupportedFeatureError unless ``path`` is on a local filesystem; returns its type."""
+    fstype = filesystem_type(path, mountinfo)
+    base = fstype.split(".", 1)[0].lower()
+    if not fstype or base in _REFUSED or base.startswith(("fuse", "nfs")):
+        raise UnsupportedFeatureError(
+            f"{os.fspath(path)!r} is on a {fstype or 'unknown'} filesystem: several processes cannot append to one "
+            "file safely there (O_APPEND is emulated or not serialised); write shards and tiffio.merge them instead")
+    return fstype
+
+
+class _Owner:
+    """What an ImageWriter needs of its writer to encode and index tiles (appenders have no writer)."""
+
+    def __init__(self, byteorder: str) -> None:
+        self.byteorder = byteorder
+        self.images: list[ImageWriter] = []
+
+
+class _CoordinatorWriter(TiffWriter):
+    _shared_append = True
+
+
+class SharedWriter:
+    """The coordinator of a file that several processes append tiles to (module docstring).
+
+    ``mode='w'`` creates ``path``; ``mode='resume'`` reopens one after a crash (of anyone: torn
+    records are passed over). ``writer_options`` go to :class:`TiffWriter` (byteorder, bigtiff,
+    fsync, missing...); automatic checkpoints are off: call :meth:`checkpoint`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, mode: str = "w", **writer_options: Any) -> None:
+        self.path = os.fspath(path)
+        require_local_filesystem(os.path.dirname(os.path.abspath(self.path)))
+        for key in ("checkpoint_every", "checkpoint_seconds"):
+            if key in writer_options:
+                raise TiffUsageError(f"SharedWriter checkpoints when asked (checkpoint()); {key} is not used")
+        self._lock_fd = -1
+        self.skipped: list[tuple[int, int]] = []   # (offset, bytes) of torn stretches passed over
+        if mode == "resume":
+            self._lock_fd = os.open(self.path, os.O_RDONLY)
+            with self._exclusive():
+                self._writer = _CoordinatorWriter(self.path, mode="resume", checkpoint_every=None,
+                                                  checkpoint_seconds=None, **writer_options)
+        else:
+            self._writer = _CoordinatorWriter(self.path, mode=mode, checkpoint_every=None, checkpoint_seconds=None,
+                                              **writer_options)
+            self._lock_fd = os.open(self.path, os.O_RDONLY)
+
+    @property
+    def report(self) -> Any:
+        """The RecoveryReport of ``mode='resume'`` (None for a new file)."""
+        return self._writer.report
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def add_image(self, shape: Any, dtype: Any, **options: Any) -> int:
+        """Add an image (the options of :meth:`TiffWriter.add_image`) and publish it with a
+        checkpoint, so that appenders opened from now on can write its tiles; returns its index."""
+        if "pyramid" in options:
+            raise UnsupportedFeatureError("single-pass pyramids are built by one writer; not with shared append")
+        with self._exclusive():
+            self._absorb_locked()
+            image = self._writer.add_image(shape, dtype, **options)
+            self._writer.checkpoint()
+        return image.index
+
+    def absorb(self) -> int:
+        """Take in the records appended since the last call; returns how many tiles were found."""
+        with self._exclusive():
+            return self._absorb_locked()
+
+    def _absorb_locked(self) -> int:
+        writer = self._writer
+        sink = writer._sink
+        size = sink.size()
+        found = 0
+        with writer._lock:
+            for magic, img, index, offset, payload in iter_records_resync(sink, writer._end, size, self.skipped):
+                if magic != MAGIC_TILE or img >= len(writer.images) or index >= writer.images[img].tile_count:
+                    continue
+                writer.images[img]._offsets[index] = offset
+                writer.images[img]._counts[index] = len(payload)
+                found += 1
+            writer._end = size
+            writer._since_checkpoint += found
+        return found
+
+    def checkpoint(self) -> int:
+        """Absorb, then write a checkpoint holding every complete tile appended so far (durable on
+        return with fsync=True); returns the tiles absorbed."""
+        with self._exclusive():
+            found = self._absorb_locked()
+            self._writer.checkpoint()
+        return found
+
+    def missing_tiles(self, image: int = 0) -> list[tuple[int, ...]]:
+        """The tiles of ``image`` not absorbed yet."""
+        return self._writer.images[image].missing_tiles()
+
+    def close(self) -> None:
+        """Absorb, write the final checkpoint and close (missing tiles follow the writer's policy)."""
+        if self._lock_fd < 0:
+            return
+        try:
+            with self._exclusive():
+                self._absorb_locked()
+                self._writer.close()
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> SharedWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SharedAppender:
+    """One producer's handle on a shared file: encodes tiles and appends each as one record with one
+    ``os.write`` (``O_APPEND``). The images are those of the file's last checkpoint."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        require_local_filesystem(os.path.dirname(os.path.abspath(self.path)))
+        sink = Sink(self.path, "r")
+        try:
+            head = sink.pread(0, DATA_START)
+            first = parse_header(head)[1] if head.strip(b"\0") else 0
+            if not first:
+                raise TiffFormatError(f"{self.path}: no checkpoint yet: the coordinator publishes the images "
+                                      "(SharedWriter.add_image) before appenders open the file")
+            state = read_state(sink, first)
+        finally:
+            sink.close()
+        owner = _Owner(state["byteorder"])
+        self.images = [ImageWriter(owner, k, params, 1) for k, params in enumerate(state["images"])]  # type: ignore[arg-type]
+        owner.images = self.images
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise SourceError(exc.errno or errno.EIO, f"cannot open {self.path!r} for appending: {exc.strerror}") \
+                from None
+        self.tiles_written = 0
+
+    def _image(self, image: int) -> ImageWriter:
+        if not 0 <= image < len(self.images):
+            raise TiffUsageError(f"image {image} is not in {self.path!r} ({len(self.images)} images at its "
+                                 "last checkpoint)")
+        return self.images[image]
+
+    def write_tile(self, row: int, col: int, array: Any, *, image: int = 0, plane: int = 0) -> None:
+        """Encode one tile (edge tiles may be cropped) and append it."""
+        im = self._image(image)
+        index = im.tile_index(row, col, plane)
+        self._append(im.index, index, im.encode_tile(numpy.asarray(array)))
+
+    def write_raw_tile(self, row: int, col: int, data: bytes, *, image: int = 0, plane: int = 0) -> None:
+        """Append pre-encoded bytes as the tile."""
+        im = self._image(image)
+        self._append(im.index, im.tile_index(row, col, plane), bytes(data))
+
+    def _append(self, image: int, index: int, payload: bytes) -> None:
+        if self._fd < 0:
+            raise TiffUsageError("the SharedAppender is closed")
+        record = LEADER.pack(MAGIC_TILE, image, index, len(payload), crc32_parts((payload,))) + payload
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        try:
+            written = os.write(self._fd, record)
+        except OSError as exc:
+            raise SourceError(exc.errno or errno.EIO, f"{self.path}: appending a tile record of {len(record)} bytes: "
+                              f"{exc.strerror}") from None
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if written != len(record):  # torn: the coordinator's scan passes over it
+            raise SourceError(errno.ENOSPC, f"{self.path}: short append ({written} of {len(record)} bytes); the "
+                              "record is torn and will be skipped")
+        self.tiles_written += 1
+
+    def close(self) -> None:
+        """Close the descriptor (every record is already in the file)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> SharedAppender:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
