@@ -70,7 +70,8 @@ class SegmentGrid:
         sd, sh, sw = self.segment
         s = object.__setattr__
         s(self, "planes", self.samples if self.separate else 1)
-        s(self, "across", ceil_div(w, sw) if sw else 0)
+        # strips span the image's width, even a width of 0 (libtiff counts their rows)
+        s(self, "across", ceil_div(w, sw) if sw else (0 if self.tiled else 1))
         s(self, "down", ceil_div(h, sh) if sh else 0)
         s(self, "deep", ceil_div(d, sd) if sd else 0)
         s(self, "per_plane", self.across * self.down * self.deep)
@@ -132,11 +133,17 @@ class SegmentGrid:
         return sd, vh, sw, self.segment_samples
 
     def region(self, z: int, y: int, x: int, depth: int, length: int, width: int,
-               plane: int = 0) -> Iterator[RegionPart]:
+               plane: int = 0, limit: int | None = None) -> Iterator[RegionPart]:
         """The segments of ``plane`` that a window covers, clipped to the image.
 
         Coordinates may lie partly outside the image; those parts belong to no segment.
+        With ``limit``, only segments whose index is below it (the segments a file
+        stores entries for): the walk stops at the first index past it (indices grow
+        along the walk), so its cost is bounded by the parts it yields, not by the
+        number of segments the window covers.
         """
+        if limit is None:
+            limit = self.count
         d, h, w = self.image
         sd, sh, sw = self.segment
         z0, z1 = max(z, 0), min(z + depth, d)
@@ -148,9 +155,12 @@ class SegmentGrid:
             za, zb = max(z0, zi * sd), min(z1, (zi + 1) * sd)
             for ri in range(y0 // sh, ceil_div(y1, sh)):
                 ya, yb = max(y0, ri * sh), min(y1, (ri + 1) * sh)
+                row_first = ((plane * self.deep + zi) * self.down + ri) * self.across
                 for ci in range(x0 // sw, ceil_div(x1, sw)):
+                    idx = row_first + ci
+                    if idx >= limit:
+                        return
                     xa, xb = max(x0, ci * sw), min(x1, (ci + 1) * sw)
-                    idx = ((plane * self.deep + zi) * self.down + ri) * self.across + ci
                     yield RegionPart(
                         idx,
                         plane,

@@ -261,6 +261,19 @@ class StrileArray:
     def __iter__(self) -> Iterator[int]:
         return iter(self.to_numpy().tolist())
 
+    @property
+    def name(self) -> str:
+        """The spec name of the tag holding the array (StripOffsets, TileByteCounts...)."""
+        return self._tag.name
+
+    def backed_length(self, file_size: int) -> int:
+        """How many of the first ``length`` entries lie inside a file of ``file_size`` bytes
+        (all of them for an inline array): what the file can back, whatever the count says."""
+        offset = self._tag.value_offset
+        if offset is None:
+            return self.length
+        return max(0, min(self.length, (file_size - offset) // self._itemsize))
+
 
 class IFDEntries:
     """The parsed entries of one IFD: ``tags`` (code -> Tag, file order) and ``next_offset``."""

@@ -369,8 +369,8 @@ class IFDTags:
         """The :class:`~tiffio.grid.SegmentGrid`: segment counts, shapes and index arithmetic of this image."""
         limits = self._ctx.limits
         for name, value in (("ImageWidth", self.width), ("ImageLength", self.length), ("ImageDepth", self.depth)):
-            if value <= 0:
-                raise TiffFormatError(f"{self.where}: {name} is {value}; the image is empty")
+            if value < 0:
+                raise TiffFormatError(f"{self.where}: {name} is {value}")
             limits.check("max_dimension", value, f"{self.where}: {name}")
         if self.is_tiled:
             tl, tw = self.tile_shape  # type: ignore[misc]
@@ -426,9 +426,10 @@ class IFDTags:
             strict=self._ctx.strict, where=self.where, segment_rows=self.grid.segment[1],
         )
         spec.check_supported()
-        d, h, w, s = self.grid.stored_shape(0)
-        self._ctx.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
-                               f"{self.where}: decoded size of one segment")
+        if self.grid.count:  # an image with a width, length or depth of 0 has no segments
+            d, h, w, s = self.grid.stored_shape(0)
+            self._ctx.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
+                                   f"{self.where}: decoded size of one segment")
         return spec
 
     @cached_property

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy
 
+from .alloc import allocate
 from .enums import Compression
 from .errors import TiffValueError
 from .grid import RegionPart
@@ -65,10 +66,21 @@ class IFDRegions(IFDSegments):
         contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
         """
         self._tiff._check_open()
+        if 0 in self.shape:  # ImageWidth, ImageLength or ImageDepth 0: an empty array (as tifffile)
+            return self._empty_result(out)
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
         self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
         return self.read_region(0, 0, self.length, self.width, z=0, depth=self.depth, fill=fill,
                                 workers=workers, out=out)
+
+    def _empty_result(self, out: numpy.ndarray | None) -> numpy.ndarray:
+        dtype = self.dtype
+        if out is None:
+            return numpy.empty(self.shape, dtype)
+        if out.shape != self.shape or out.dtype != dtype:
+            raise TiffValueError(f"out must be an array of shape {self.shape} and dtype {dtype}, "
+                                 f"not {out.shape} {out.dtype}")
+        return out
 
     # --- regions ----------------------------------------------------------------------------
     def _region_axes(self, planes_shape: tuple[int, int, int, int, int]) -> tuple[int, ...]:
@@ -85,7 +97,7 @@ class IFDRegions(IFDSegments):
             buffers = self._local.buffers = {}
         buf = buffers.get(shape)
         if buf is None:
-            buf = buffers[shape] = numpy.empty(shape, self.dtype)
+            buf = buffers[shape] = allocate(shape, self.dtype, f"{self.where}: a decode buffer")
         return buf
 
     def read_region(self, y: int, x: int, height: int, width: int, *, z: int = 0, depth: int | None = None,
@@ -115,7 +127,7 @@ class IFDRegions(IFDSegments):
         out_shape = self._region_axes(shaped)
         self._ctx.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
         if out is None:
-            result = numpy.empty(shaped, dtype)
+            result = allocate(shaped, dtype, f"{self.where}: read_region result {out_shape} {dtype}")
         else:
             if out.shape != out_shape or out.dtype != dtype or not out.flags.c_contiguous:
                 raise TiffValueError(f"out must be a C-contiguous array of shape {out_shape} and dtype {dtype}, "
@@ -124,9 +136,14 @@ class IFDRegions(IFDSegments):
         fill_value = self._fill_value(fill)
         inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= self.depth and y + height <= self.length \
             and x + width <= self.width
-        if not inside:
+        # segments past the entries the file stores read as fill: filled in bulk here, and never
+        # planned one by one (a small file may declare millions of strips it does not store)
+        stored = self._stored_segment_count if grid.count and 0 not in (self.depth, self.length, self.width) else 0
+        prefilled = not inside or stored < grid.count
+        if prefilled:
             result[...] = fill_value
-        parts = [part for plane in range(grid.planes) for part in grid.region(z, y, x, depth, height, width, plane)]
+        parts = [part for plane in range(grid.planes)
+                 for part in grid.region(z, y, x, depth, height, width, plane, limit=stored)]
         # JPEG segments are decoded from this thread's reusable read buffer (their decoded
         # array never refers to it); other codecs keep their own bytes
         buffered = spec.compression == Compression.JPEG
@@ -135,7 +152,10 @@ class IFDRegions(IFDSegments):
             index, src = part.index, part.src
             target = result[part.plane][part.dst]
             if location[0] == 0 or location[1] == 0:
-                target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
+                if location[0] != 0:
+                    self._zero_byte_count(index, location[0])
+                if not prefilled:
+                    target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
                 return
             shape = grid.stored_shape(index)
             full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy
 
+from .alloc import is_allocation_failure, out_of_memory
 from .enums import Compression
 from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
 from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
 from .ifd import StrileArray, Tag, prefetch_strile_blocks
 from .ifd_tags import IFDTags
+from .layout import FIELD_TYPE_SIZE
 from .segment import decode_segment
 from .sources import FileSource
 
@@ -98,7 +100,50 @@ class IFDSegments(IFDTags):
             count = self._estimated_byte_count(index, offset)
         else:
             count = counts[index] if index < counts.length else 0
+            if count == 0 and offset != 0 and self.grid.count == 1 and not self.is_tiled:
+                count = self._single_strip_byte_count
         return offset, count
+
+    @cached_property
+    def _single_strip_byte_count(self) -> int:
+        """The byte count of a one-strip image whose StripByteCounts is 0 while its offset is not,
+        estimated as libtiff's TIFFReadDirectory does (spec-notes/segments.md "A single strip with
+        byte count 0"): uncompressed, the strip's raw size; compressed, the file's size minus the
+        header, the IFD and its out-of-line values, cut at the end of the file."""
+        # a warning in both modes: libtiff reads such files with a warning, and so do we
+        warnings.warn(f"{self.where}: StripByteCounts is 0 for the image's only strip; its byte count is "
+                      "estimated as libtiff does", TiffFormatWarning, stacklevel=4)
+        offset = self.segment_offsets[0]
+        size = self._tiff.source.size
+        if self.compression == 1:
+            d, h, w, s = self.grid.stored_shape(0)
+            return d * h * ((w * s * self.bits_per_sample + 7) // 8)
+        layout = self._ctx.layout
+        used = layout.header_size + layout.count_size + len(self._entries.tags) * layout.entry_size \
+            + layout.offset_size
+        for tag in self._entries.tags.values():
+            if tag.value_offset is not None:
+                used += tag.count * FIELD_TYPE_SIZE.get(tag.type, 0)
+        space = size - used if used <= size else size
+        return max(0, min(space, size - offset))
+
+    @cached_property
+    def _stored_segment_count(self) -> int:
+        """Segments 0..n-1 have entries in the strile arrays; later ones read as fill. n is
+        bounded by the file: entries the declared count puts past its end are not stored
+        (TruncatedError in strict mode), so region planning never walks more segments than
+        the file holds entries for."""
+        size = self._tiff.source.size
+        n = self.grid.count
+        for array in (self.segment_offsets, self.segment_byte_counts):
+            if array is None:
+                continue
+            backed = array.backed_length(size)
+            if backed < array.length:
+                self._ctx.problem(f"{self.where}: {array.name} has {array.length} entries, the file holds "
+                                  f"{backed} ({size} bytes); the rest read as empty", TruncatedError)
+            n = min(n, backed)
+        return n
 
     def _estimated_byte_count(self, index: int, offset: int) -> int:
         self._ctx.problem(f"{self.where}: {'TileByteCounts' if self.is_tiled else 'StripByteCounts'} is missing")
@@ -177,6 +222,13 @@ class IFDSegments(IFDTags):
         """[func(item) for item in items]; regions.py runs it in the thread pool."""
         return [func(item) for item in items]
 
+    def _zero_byte_count(self, index: int, offset: int) -> None:
+        """A segment with an offset but a byte count of 0 (other than a lone strip, which is
+        estimated): libtiff refuses to read it, tifffile reads it as empty. Only offset 0 marks
+        a sparse segment (spec-notes/segments.md "A single strip with byte count 0")."""
+        warnings.warn(f"{self.where}: segment {index} at offset {offset} has a byte count of 0; it reads as "
+                      "empty", TiffFormatWarning, stacklevel=4)
+
     def is_sparse(self, index: int) -> bool:
         """True if the segment is not stored (offset or byte count 0)."""
         offset, count = self.segment_location(index)
@@ -193,7 +245,10 @@ class IFDSegments(IFDTags):
     def _read_data(self, index: int, offset: int, count: int) -> bytes:
         """The segment's bytes, in a bytes object of its own."""
         self._check_data_range(index, offset, count)
-        data = self._tiff.source.read_range(offset, count)
+        try:
+            data = self._tiff.source.read_range(offset, count)
+        except MemoryError:
+            raise out_of_memory(count, f"{self.where}: segment {index}: reading its bytes") from None
         self._check_length(index, offset, count, len(data))
         return data
 
@@ -227,7 +282,11 @@ class IFDSegments(IFDTags):
         local = self._local
         view = getattr(local, "read_view", None)
         if view is None or len(view) < nbytes:
-            view = local.read_view = memoryview(bytearray(max(nbytes, 1 << 16)))
+            size = max(nbytes, 1 << 16)
+            try:
+                view = local.read_view = memoryview(bytearray(size))
+            except MemoryError:
+                raise out_of_memory(size, f"{self.where}: a read buffer") from None
         return view[:nbytes]
 
     def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None,
@@ -238,6 +297,8 @@ class IFDSegments(IFDTags):
         spec = self.spec
         shape, valid = self.grid.shapes(index)
         offset, count = self.segment_location(index) if location is None else location
+        if offset != 0 and count == 0 and 0 not in shape:
+            self._zero_byte_count(index, offset)
         if fetched:
             if data is not None and spec.compression == Compression.OJPEG:
                 data = self._ojpeg_stream(index, offset, bytes(data), shape)
@@ -252,7 +313,13 @@ class IFDSegments(IFDTags):
         if spec.jpeg_colorspace == "auto-rgb":
             # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe, libtiff) are stored as RGB
             spec = self._rgb_jpeg_specs[data is not None and data[6:10] == b"JFIF"]
-        return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
+        try:
+            return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
+        except (MemoryError, ValueError) as exc:
+            if not is_allocation_failure(exc):
+                raise
+            d, h, w, s = shape
+            raise out_of_memory(d * h * w * s * spec.dtype.itemsize, f"{self.where}: segment {index}") from None
 
     def _ojpeg_stream(self, index: int, offset: int, data: bytes, shape: tuple[int, int, int, int]) -> bytes:
         """Map an old-style JPEG segment to a complete JPEG stream (tiffio/ojpeg.py)."""
@@ -325,7 +392,7 @@ class IFDSegments(IFDTags):
         tiled flat images of a local file with byte counts."""
         source = self._tiff.source
         spec = self.spec
-        if not (isinstance(source, FileSource) and self.is_tiled and self.depth == 1):
+        if not (isinstance(source, FileSource) and self.is_tiled and self.depth == 1 and self.grid.count):
             return None
         counts = self.segment_byte_counts
         if counts is None:
