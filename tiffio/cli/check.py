@@ -310,6 +310,14 @@ def _check_tags(ifd: Any, add: Any) -> None:
         elif code in _SCALAR_INT_TAGS and tag.count != 1:
             add("tag-value", "warning", ifd.where, f"tag {name} ({code}) has {tag.count} values, not 1")
 
+    for code in tags:  # every value readable? (strile arrays are read whole by the segment checks)
+        if code in (273, 279, 324, 325):
+            continue
+        try:
+            tags[code].value  # noqa: B018
+        except tiffio.TiffError as exc:
+            add("tag-value", "error", ifd.where, f"tag {tags[code].name} ({code}): {exc}")
+
     def value(code: int) -> Any:
         try:
             v = ifd.get(code)
