@@ -53,31 +53,47 @@ def reduce2(arr: numpy.ndarray, filter: str = "mean") -> numpy.ndarray:
     if h % 2 or w % 2:  # repeat the last row / column: the mean of the pixels inside the image
         pad = [(0, h % 2), (0, w % 2)] + [(0, 0)] * (arr.ndim - 2)
         arr = numpy.pad(arr, pad, mode="edge")
-    a, b, c, d = arr[0::2, 0::2], arr[1::2, 0::2], arr[0::2, 1::2], arr[1::2, 1::2]
+        h, w = arr.shape[:2]
+    samples = arr.shape[2] if arr.ndim == 3 else 1
+    out = numpy.empty((h // 2, w // 2) + arr.shape[2:], arr.dtype)
+    # rows pairs as (h/2, 2, w * samples): each sample of a block is a view with a long inner loop
+    # (numpy is slow on interleaved views whose innermost axis has 3 elements)
+    rows = numpy.ascontiguousarray(arr).reshape(h // 2, 2, w * samples)
+    step = 2 * samples
     kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind in "ui" and size <= 2:
+    if kind in "ui" and size <= 2:  # few numpy calls: each one releases and retakes the GIL
         wide = numpy.dtype(f"{kind}{size * 2}")
-        s = a.astype(wide)
-        s += b
-        s += c
-        s += d
-        s += 2
+        pairs = numpy.add(rows[:, 0], rows[:, 1], dtype=wide)  # vertical sums, contiguous
+        sums = numpy.empty(out.shape, wide)
+        for k in range(samples):
+            numpy.add(pairs[:, k::step], pairs[:, k + samples::step], out=_sample(sums, k, samples))
+        sums += 2
         if kind == "u":
-            s >>= 2
+            sums >>= 2
         else:
-            s //= 4
-        return s.astype(arr.dtype)
-    if kind in "ui":  # no wider type: floor((sum + 2) / 4) from quotients and remainders of 4
-        q = (a >> 2) + (b >> 2) + (c >> 2) + (d >> 2)
-        r = (a & 3) + (b & 3) + (c & 3) + (d & 3) + 2
-        return (q + (r >> 2)).astype(arr.dtype)
-    work = numpy.complex128 if kind == "c" else numpy.float64
-    s = a.astype(work)
-    s += b
-    s += c
-    s += d
-    s /= 4
-    return s.astype(arr.dtype)
+            sums //= 4
+        out[...] = sums
+        return out
+    for k in range(samples):
+        a, b = rows[:, 0, k::step], rows[:, 1, k::step]
+        c, d = rows[:, 0, k + samples::step], rows[:, 1, k + samples::step]
+        if kind in "ui":  # no wider type: floor((sum + 2) / 4) from quotients and remainders of 4
+            q = (a >> 2) + (b >> 2) + (c >> 2) + (d >> 2)
+            r = (a & 3) + (b & 3) + (c & 3) + (d & 3) + 2
+            _sample(out, k, samples)[...] = q + (r >> 2)
+        else:
+            work = numpy.complex128 if kind == "c" else numpy.float64
+            s = a.astype(work)
+            s += b
+            s += c
+            s += d
+            s /= 4
+            _sample(out, k, samples)[...] = s
+    return out
+
+
+def _sample(out: numpy.ndarray, k: int, samples: int) -> numpy.ndarray:
+    return out[:, :, k] if samples > 1 or out.ndim == 3 else out
 
 
 def _codec() -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
