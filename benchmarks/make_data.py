@@ -1,6 +1,6 @@
 """Generate the reader benchmark files (deterministic, written with tifffile).
 
-    python benchmarks/make_data.py            # both files, skip those that exist
+    python benchmarks/make_data.py            # all files, skip those that exist
     python benchmarks/make_data.py --force    # regenerate
 
 Files (in benchmarks/data/, git-ignored):
@@ -16,6 +16,12 @@ wsi_40960_jpeg.tif
     noise), so every tile is distinct and compresses to ~40 KiB like a real
     whole-slide image tile. Lower levels use the same generator (their content is
     not a real downsample; that does not matter for reading speed).
+
+wsi_40960_jpeg_large.tif
+    The same geometry and JPEG settings as wsi_40960_jpeg.tif, level 0 only (no SubIFDs),
+    with noisier textures (Gaussian noise sigma 70 instead of 6): tiles of ~177 KB
+    (1.1 GiB in all), like scanned tissue at high quality. Per-tile costs that grow
+    with the tile's byte size (reads, buffers, page faults) show here first.
 
 tiles16_16384_u8.tif
     16384 x 16384 gray uint8, BigTIFF, uncompressed, tiled 16 x 16
@@ -40,11 +46,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 WSI = os.path.join(DATA, "wsi_40960_jpeg.tif")
 TILES16 = os.path.join(DATA, "tiles16_16384_u8.tif")
+WSI_LARGE = os.path.join(DATA, "wsi_40960_jpeg_large.tif")
 
 WSI_SIZE = 40960
 WSI_TILE = 512
 WSI_LEVELS = 7  # 40960, 20480, 10240, 5120, 2560, 1280, 640
 JPEG_QUALITY = 85
+LARGE_NOISE = 70.0  # texture noise of wsi_40960_jpeg_large.tif: ~177 KB per 512 x 512 tile
 TILES16_SIZE = 16384
 TILES16_TILE = 16
 SEED = 20240601
@@ -103,6 +111,15 @@ def make_wsi(path: str, workers: int) -> None:
                       subfiletype=1, **common)
 
 
+def make_wsi_large(path: str, workers: int) -> None:
+    rng = numpy.random.default_rng(SEED + 100)
+    textures = [texture(rng, noise=LARGE_NOISE) for _ in range(4)]
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        tif.write(wsi_tiles(textures, WSI_SIZE, WSI_TILE, SEED + 100), shape=(WSI_SIZE, WSI_SIZE, 3),
+                  dtype=numpy.uint8, tile=(WSI_TILE, WSI_TILE), photometric="rgb", compression="jpeg",
+                  compressionargs={"level": JPEG_QUALITY}, maxworkers=workers)
+
+
 def make_tiles16(path: str) -> None:
     # cheap deterministic content: a diagonal ramp xor a coarse checker
     y = numpy.arange(TILES16_SIZE, dtype=numpy.uint32)[:, None]
@@ -116,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="regenerate files that exist")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="JPEG encoding threads")
-    parser.add_argument("--only", choices=("wsi", "tiles16"), help="generate only one file")
+    parser.add_argument("--only", choices=("wsi", "tiles16", "large"), help="generate only one file")
     args = parser.parse_args(argv)
     os.makedirs(DATA, exist_ok=True)
-    jobs = [("wsi", WSI, lambda p: make_wsi(p, args.workers)), ("tiles16", TILES16, make_tiles16)]
+    jobs = [("wsi", WSI, lambda p: make_wsi(p, args.workers)), ("tiles16", TILES16, make_tiles16),
+            ("large", WSI_LARGE, lambda p: make_wsi_large(p, args.workers))]
     for name, path, func in jobs:
         if args.only and args.only != name:
             continue
