@@ -233,15 +233,37 @@ def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):
         assert not gdal_validate(src)[0]
 
 
-def test_features_not_in_this_tiffio_say_so(tmp_path):
-    """--pyramid and merge wrap the writer's single-pass pyramids and tiffio.merge (issue 14): until
-    they exist the command says so in one line and writes nothing."""
-    import inspect
-    src = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
-    if "pyramid" not in inspect.signature(tiffio.TiffWriter.add_image).parameters:
-        proc = run("convert", src, tmp_path / "p.tif", "--pyramid", check=1)
-        assert "not available" in proc.stderr and proc.stderr.count("\n") == 1
-    assert os.listdir(tmp_path) == []
+def test_convert_pyramid_in_one_pass_read_by_tifffile_and_gdal(tmp_path):
+    """--pyramid: reduced levels down to one tile, in the main chain (COG-able) or as SubIFDs."""
+    rasterio = pytest.importorskip("rasterio")
+    from tests.crossval.cog_helpers import gdal_validate, have_validator
+    src = tmp_path / "src.tif"
+    _big_source(src, 1024)
+    data = tifffile.imread(src)
+    main, subifds, cog = tmp_path / "main.tif", tmp_path / "subifds.tif", tmp_path / "cog.tif"
+    run("convert", src, main, "--pyramid", "--pyramid-filter", "nearest", "--tile", "128", "--compression", "zstd")
+    run("convert", src, subifds, "--pyramid", "subifds", "--tile", "128")
+    run("convert", src, cog, "--pyramid", "--cog", "--tile", "128", "--compression", "deflate")
+    with tifffile.TiffFile(main) as t:
+        levels = [p.asarray() for p in t.pages]
+    assert [lv.shape for lv in levels] == [(1024 >> k, 1024 >> k) for k in range(4)]   # down to one tile
+    for k, lv in enumerate(levels):
+        assert numpy.array_equal(lv, data[:: 2**k, :: 2**k])                        # nearest: [::2, ::2]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(main, overview_level=k - 1) if k else rasterio.open(main) as ds:
+                assert numpy.array_equal(ds.read(1), lv)
+    with tifffile.TiffFile(subifds) as t:
+        assert len(t.pages) == 1 and [p.shape for p in t.pages[0].pages] == [(512, 512), (256, 256), (128, 128)]
+        mean1 = t.pages[0].pages[0].asarray()
+    with tiffio.open(cog) as a:
+        assert [lv.shape for lv in a.levels] == [(1024 >> k, 1024 >> k) for k in range(4)]
+        assert numpy.array_equal(a.levels[0].ifd.asarray(), data)
+        assert numpy.array_equal(a.levels[1].ifd.asarray(), mean1)                  # the same mean filter
+    assert run_json("check", "--cog", "--json", cog)["files"][0]["status"] == "ok"
+    if have_validator():
+        valid, out = gdal_validate(cog)
+        assert valid, out
 
 
 def test_merge_shards_with_a_report(tmp_path):
