@@ -132,3 +132,36 @@ def test_check_decode_names_the_corrupt_tiles(tmp_path):
     report = run_json("check", "--decode", "--json", path, check=1)["files"][0]
     corrupt = [f["where"] for f in report["findings"] if f["code"] == "corrupt-segment"]
     assert corrupt == [f"{where}: segment {i}" for i in (3, 400, 899)]
+
+
+def _patched_entry(tmp_path, name: str, code: int, new_code: int | None = None, value: bytes | None = None) -> Path:
+    """fixtures/gdal/cog_jpeg_rgb.tif (classic, little-endian) with IFD 0's entry ``code`` changed."""
+    import struct
+
+    import tiffio
+    src = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
+    raw = bytearray(src.read_bytes())
+    with tiffio.open(src) as tif:
+        first = tif.ifds[0].offset
+    (count,) = struct.unpack_from("<H", raw, first)
+    for k in range(count):
+        entry = first + 2 + 12 * k
+        if struct.unpack_from("<H", raw, entry)[0] == code:
+            if new_code is not None:
+                struct.pack_into("<H", raw, entry, new_code)
+            if value is not None:
+                raw[entry + 8: entry + 12] = value
+    path = tmp_path / name
+    path.write_bytes(raw)
+    return path
+
+
+def test_check_jpeg_tables_and_subsampling_against_the_streams(tmp_path):
+    no_tables = _patched_entry(tmp_path, "no_tables.tif", 347, new_code=348)          # JPEGTables gone
+    subsampling = _patched_entry(tmp_path, "sub11.tif", 530, value=b"\x01\x00\x01\x00")  # says 1x1, streams 2x2
+    doc = run_json("check", "--json", no_tables, subsampling, check=1)
+    first, second = ({(f["code"], f["severity"]): f["message"] for f in r["findings"]} for r in doc["files"])
+    # GDAL's streams carry their Huffman tables; the quantization tables were only in JPEGTables
+    assert first[("jpeg-tables", "error")] == "no quantization (DQT) tables in the stream or in JPEGTables"
+    assert second[("jpeg-stream", "warning")] == ("YCbCrSubSampling is 1x1 but the JPEG stream samples Y at 2x2 "
+                                                  "and chroma at 1x1")
