@@ -165,3 +165,29 @@ def test_check_jpeg_tables_and_subsampling_against_the_streams(tmp_path):
     assert first[("jpeg-tables", "error")] == "no quantization (DQT) tables in the stream or in JPEGTables"
     assert second[("jpeg-stream", "warning")] == ("YCbCrSubSampling is 1x1 but the JPEG stream samples Y at 2x2 "
                                                   "and chroma at 1x1")
+
+
+def test_check_overlapping_shared_and_bigtiff(tmp_path):
+    import numpy
+
+    from tests.tiffbuild import Builder
+
+    def strips(path, offsets_of, big=False):
+        b = Builder("<", big)
+        data = b.blob(numpy.arange(64, dtype=numpy.uint8).tobytes())
+        offsets = offsets_of(data)
+        entries = [(256, 3, 8), (257, 3, 8), (258, 3, 8), (259, 3, 1), (262, 3, 1), (277, 3, 1), (278, 3, 2),
+                   (273, 4, offsets), (279, 4, [16] * 4)]
+        path.write_bytes(b.build(b.ifd(entries)))
+        return path
+
+    overlapping = strips(tmp_path / "overlap.tif", lambda d: [d, d + 8, d + 32, d + 48])
+    shared = strips(tmp_path / "shared.tif", lambda d: [d, d, d + 32, d + 48])
+    clean_big = strips(tmp_path / "big.tif", lambda d: [d, d + 16, d + 32, d + 48], big=True)
+    doc = run_json("check", "--json", overlapping, shared, clean_big, check=1)
+    (a, b, c) = ({f["code"]: f for f in r["findings"]} for r in doc["files"])
+    assert a["overlapping-segments"]["severity"] == "error"
+    assert a["overlapping-segments"]["where"].endswith("segment 1")
+    assert set(b) == {"shared-segments"} and "1 segments share" in b["shared-segments"]["message"]
+    assert set(c) == {"bigtiff-not-needed"}
+    assert [r["status"] for r in doc["files"]] == ["problems", "ok", "ok"]
