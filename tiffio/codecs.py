@@ -319,6 +319,8 @@ CODEC_SHAPE_LIMITS: dict[int, CodecShapeLimits] = {
     **{code: CodecShapeLimits("JPEG XL", (1, 4099), (1, 32)) for code in (C.JPEGXL, C.JPEGXL_DNG)},
     # ITU T.832 pixel formats: at most 8 channels + alpha; 1 to 32 bits per channel
     **{code: CodecShapeLimits("JPEG XR", (1, 9), (1, 32)) for code in (C.JPEGXR, C.JPEGXR_ZIF)},
+    # CCITT T.4/T.6 code one bilevel sample per pixel (libtiff Fax3SetupState: "Bits/sample must be 1")
+    **{code: CodecShapeLimits("CCITT", (1, 1), (1, 1)) for code in (C.CCITTRLE, C.CCITT_T4, C.CCITT_T6)},
 }
 
 

@@ -425,11 +425,11 @@ class IFDTags:
             webp_alpha=compression in (Compression.WEBP, Compression.WEBP_OLD) and self.samples_per_pixel == 4,
             strict=self._ctx.strict, where=self.where, segment_rows=self.grid.segment[1],
         )
-        spec.check_supported()
         if self.grid.count:  # an image with a width, length or depth of 0 has no segments
             d, h, w, s = self.grid.stored_shape(0)
             self._ctx.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
                                    f"{self.where}: decoded size of one segment")
+        spec.check_supported()  # after the Limits: a bound the caller can raise is named first
         return spec
 
     @cached_property

@@ -37,6 +37,9 @@ UNSUPPORTED = tiffio.UnsupportedFeatureError
     (34712, 3, 16, OK), (34712, 16384, 8, OK), (34712, 16385, 8, CORRUPT), (34712, 1, 39, CORRUPT),
     (50002, 4, 16, OK), (52546, 3, 32, OK), (50002, 5000, 8, CORRUPT), (50002, 1, 64, CORRUPT),
     (22610, 3, 8, OK), (22610, 9, 8, OK), (22610, 10, 8, CORRUPT), (34934, 1, 64, CORRUPT),
+    (4, 1, 1, OK), (3, 1, 1, OK), (2, 1, 1, OK),
+    (4, 34522, 1, CORRUPT),          # fuzzing: a 1.5 KB file decoded 1 GB of CCITT "samples"
+    (3, 1, 8, CORRUPT), (2, 3, 1, CORRUPT),
     (8, 5048, 8, OK),                # byte codecs carry any number of samples
     (1, 5048, 8, OK),
 ])
