@@ -2,6 +2,7 @@
 vs gdal_translate -of COG.
 
     python benchmarks/bench_scale.py shards --size 40960 --runs 2   # 2 worker processes + merge vs 1 process, 2 threads
+    python benchmarks/bench_scale.py merge --size 40960 --runs 3    # merge alone, with and without fsync
     python benchmarks/bench_scale.py cog --size 40960 --runs 2      # relayout(cog) vs gdal_translate -of COG
 
 RGB uint8, 512 x 512 JPEG (quality 75) tiles. Pixels are 16 precomputed read-only tiles reused, so
@@ -51,15 +52,15 @@ def make_tiles(n: int = 16) -> list[numpy.ndarray]:
     return tiles
 
 
-def plan_for(size: int, workers: int) -> tiffio.Plan:
+def plan_for(size: int, workers: int, shard_fsync: bool = True) -> tiffio.Plan:
     return tiffio.Plan.create((size, size, 3), "uint8", workers=workers, tile=(TILE, TILE), compression="jpeg",
-                              jpeg_quality=75, writer_options={"fsync": True})
+                              jpeg_quality=75, writer_options={"fsync": shard_fsync})
 
 
-def shard_worker(size: int, workers: int, worker: int, path: str) -> None:
+def shard_worker(size: int, workers: int, worker: int, path: str, shard_fsync: bool) -> None:
     """Body of a worker process: write the plan's tiles of ``worker`` into ``path``."""
     tiles = make_tiles()
-    plan = plan_for(size, workers)
+    plan = plan_for(size, workers, shard_fsync)
     with plan.open_shard(path, workers=1) as w:
         im = w.images[0]
         for r, c in plan.tiles(worker):
@@ -115,14 +116,14 @@ def copy_floor(paths: list[str], dst: str) -> float:
     return dt
 
 
-def run_shards(size: int, path: str, workers: int = 2) -> tuple[float, float, float, float, int]:
+def run_shards(size: int, path: str, workers: int = 2, shard_fsync: bool = True) -> tuple[float, float, float, float, int]:
     """(end-to-end seconds, CPU seconds of workers + merge, merge seconds, copy floor seconds, tile bytes)."""
     shards = [tiffio.Plan.shard_path(path, w) for w in range(workers)]
     remove(path, *shards)
     c0 = cpu(resource.RUSAGE_CHILDREN) + cpu(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "_worker", str(size), str(workers), str(w),
-                               shards[w]]) for w in range(workers)]
+                               shards[w], str(int(shard_fsync))]) for w in range(workers)]
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"worker failed: {p.returncode}")
@@ -139,13 +140,14 @@ def shards_section(args: argparse.Namespace) -> None:
     one_path = os.path.join(args.dir, "scale_one.tif")
     merged = os.path.join(args.dir, "scale_merged.tif")
     tiles = (args.size // TILE) ** 2
-    print(f"# shards: {args.size}^2 RGB JPEG q75, {tiles} tiles of {TILE}^2; load {os.getloadavg()}")
+    print(f"# shards: {args.size}^2 RGB JPEG q75, {tiles} tiles of {TILE}^2, shard fsync "
+          f"{'off' if args.shards_no_fsync else 'on'}; load {os.getloadavg()}")
     ratios: list[float] = []
     cpu_ratios: list[float] = []
     merge_rates: list[float] = []
     for run in range(args.runs):
         t_one, c_one = run_one(args.size, one_path)
-        t_sh, c_sh, t_merge, t_floor, nbytes = run_shards(args.size, merged)
+        t_sh, c_sh, t_merge, t_floor, nbytes = run_shards(args.size, merged, shard_fsync=not args.shards_no_fsync)
         ratios.append(t_one / t_sh)
         cpu_ratios.append(c_one / c_sh)
         merge_rates.append(nbytes / t_merge / 1e6)
@@ -159,6 +161,31 @@ def shards_section(args: argparse.Namespace) -> None:
           f"[{min(ratios):.2f}..{max(ratios):.2f}], CPU time median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f} "
           f"[{min(cpu_ratios):.2f}..{max(cpu_ratios):.2f}]; merge {min(merge_rates):.0f}-{max(merge_rates):.0f} MB/s")
     remove(one_path, merged)
+
+
+def merge_section(args: argparse.Namespace) -> None:
+    """Merge alone: shards written once (untimed), then merge with and without fsync and the
+    whole-file copy floor, interleaved."""
+    merged = os.path.join(args.dir, "scale_merge.tif")
+    shards = [tiffio.Plan.shard_path(merged, w) for w in range(2)]
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "_worker", str(args.size), "2", str(w),
+                               shards[w], "0"]) for w in range(2)]
+    for p in procs:
+        p.wait()
+    total = sum(os.path.getsize(s) for s in shards)
+    print(f"# merge: 2 shards of {args.size}^2 RGB JPEG, {total / 1e6:.0f} MB; load {os.getloadavg()}")
+    for run in range(args.runs):
+        line = f"run {run}:"
+        for fsync in (True, False):
+            remove(merged)
+            t0 = time.perf_counter()
+            report = tiffio.merge(merged, shards, fsync=fsync)
+            dt = time.perf_counter() - t0
+            line += f" merge fsync={fsync} {dt:.2f} s {report.data_bytes / dt / 1e6:.0f} MB/s |"
+        floor = copy_floor(shards, merged + ".floor")
+        line += f" whole-file copy+fsync {floor:.2f} s {total / floor / 1e6:.0f} MB/s; load {os.getloadavg()[0]:.2f}"
+        print(line, flush=True)
+    remove(merged, *shards)
 
 
 def make_pyramid(size: int, path: str) -> None:
@@ -223,16 +250,18 @@ def cog_section(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        shard_worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        shard_worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1")
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("section", choices=["shards", "cog"])
+    ap.add_argument("section", choices=["shards", "merge", "cog"])
     ap.add_argument("--size", type=int, default=40960)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--shards-no-fsync", action="store_true",
+                    help="shards without fsync (safe against killed processes, not power loss); merge still fsyncs")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, tiffio from {os.path.dirname(tiffio.__file__)}")
-    {"shards": shards_section, "cog": cog_section}[args.section](args)
+    {"shards": shards_section, "merge": merge_section, "cog": cog_section}[args.section](args)
 
 
 if __name__ == "__main__":

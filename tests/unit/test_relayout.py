@@ -272,6 +272,8 @@ def test_relayout_errors(tmp_path):
     with pytest.raises(tiffio.SourceError):
         relayout(src, tmp_path / "no" / "such" / "dir.tif")
     assert not os.path.exists(tmp_path / "out.tif")
+    with tiffio.open(src.read_bytes()) as tif, pytest.raises(tiffio.UnsupportedFeatureError, match="local file"):
+        relayout(tif, tmp_path / "out.tif")
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
 

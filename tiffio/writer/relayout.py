@@ -506,6 +506,9 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
     try:
         images, dropped = images_of(tif)
         path = tif.source.name
+        if not os.path.isfile(path):
+            raise UnsupportedFeatureError(f"{path}: relayout copies tile bytes from a local file; this TiffFile "
+                                          "reads from elsewhere (bytes, a file object, a remote source)")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             report = write_images(dst, [fd], images, byteorder=tif.byteorder, layout=layout, bigtiff=bigtiff,
