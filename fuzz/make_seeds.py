@@ -46,6 +46,8 @@ MALFORMED = Path(__file__).resolve().parents[1] / "fixtures" / "malformed"
 #: (failure mode, file) of fixtures/malformed copied into the seeds
 DOS_SEEDS = [
     ("codec_shape_impossible", "jpeg_5048_samples_700x1100.tif"),  # DoS class 2: declared samples
+    ("declared_strips_unbacked", "strips_16m_offsets_count_0.tif"),  # DoS class 1: declared strips
+    ("declared_strips_unbacked", "strips_16m_counts_past_eof.tif"),
 ]
 
 

@@ -76,9 +76,21 @@ def check(data: bytes) -> None:
 
 
 def test_seeds_decode():
-    assert len(SEEDS) >= 10
-    for name, data in SEEDS[:10]:
+    valid = [(name, data) for name, data in SEEDS if not name.startswith("dos_")]
+    assert len(valid) >= 10
+    for name, data in valid[:10]:
         assert exercise(data, True) in ("ok", "CorruptSegmentError"), name
+
+
+def test_denial_of_service_seeds_are_refused():
+    """The dos_* seeds (fuzz/make_seeds.py DOS_SEEDS, the two DoS classes of issue 11) are
+    refused in both modes with default Limits, so mutants start from a refused file."""
+    dos = [(name, data) for name, data in SEEDS if name.startswith("dos_")]
+    assert len(dos) == 3
+    for name, data in dos:
+        for strict in (True, None):
+            assert exercise(data, strict, limits=None) in ("TiffFormatError", "TruncatedError",
+                                                           "CorruptSegmentError"), name
 
 
 seed_data = st.sampled_from(SEEDS).map(lambda s: s[1])
