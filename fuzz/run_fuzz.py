@@ -80,6 +80,14 @@ def worker_main(worker: int, start: int, stop: int, args: argparse.Namespace, pr
     last_flush = time.monotonic()
     max_rss = args.max_rss << 20
     for index in range(start, stop):
+        if args.deadline and time.time() > args.deadline:
+            # --max-seconds: stop here; report this worker's range as finished
+            counts["stopped_at_deadline"] += 1
+            counts[f"peak_rss_mib_w{worker}"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+            queue.put((worker, dict(counts), stop, index))
+            queue.close()
+            queue.join_thread()
+            return
         progress.value = index
         name, data = make_input(seeds, args.seed, worker, index, args.mutator)
         for strict in (True, False):
@@ -139,6 +147,9 @@ def main() -> None:
                              "(4 GiB output: pair with --rlimit-as to check that a result that cannot be "
                              "allocated is a LimitExceededError, not a MemoryError)")
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=0,
+                        help="stop after this many seconds even if fewer executions ran (the summary "
+                             "counts the executions that did run); 0: no bound")
     parser.add_argument("--seed", type=int, default=0, help="campaign seed")
     parser.add_argument("--mutator", choices=sorted(MUTATORS), default="mixed")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per decode")
@@ -149,6 +160,7 @@ def main() -> None:
     parser.add_argument("--report", type=float, default=30.0, help="seconds between progress lines")
     parser.add_argument("--replay", help="W:I - decode the input of worker W, execution I, and show the outcome")
     args = parser.parse_args()
+    args.deadline = time.time() + args.max_seconds if args.max_seconds else 0.0
 
     if args.replay:
         w, i = (int(x) for x in args.replay.split(":"))
@@ -262,6 +274,7 @@ def main() -> None:
         "decodes": 2 * n,
         "seconds": round(elapsed, 1),
         "executions_per_second": round(n / elapsed, 1),
+        "stopped_by_max_seconds": bool(totals.get("stopped_at_deadline")),
         "outcomes": dict(sorted((k, v) for k, v in totals.items() if ":" in k)),
         "other_exceptions": sum(v for k, v in totals.items() if "OTHER" in k),
         "hangs": sum(v for k, v in totals.items() if "HANG" in k),
