@@ -177,3 +177,33 @@ def test_gdal_cog_relayout_is_identical_in_content(tmp_path):
         for la, lb in zip(a.levels, b.levels):
             for i in range(la.ifd.segment_count):
                 assert la.ifd.read_segment_bytes(i) == lb.ifd.read_segment_bytes(i)
+
+
+def test_merged_shards_as_cog(tmp_path):
+    """Shards of a JPEG pyramid merged straight into a COG: GDAL's validator accepts it; every
+    reader sees the image the shards hold."""
+    base = _smooth_rgb(600, 520)
+    plan = tiffio.Plan.create(base.shape, "uint8", workers=2, levels=3, tile=(128, 128), compression="jpeg")
+    levels = [base]
+    for k in range(1, 3):
+        levels.append(numpy.ascontiguousarray(levels[-1][::2, ::2]))
+        assert levels[-1].shape == plan.level_shape(k)
+    shards = [str(tmp_path / f"s{w}.tif") for w in range(2)]
+    for w in range(2):
+        with plan.open_shard(shards[w], fsync=False) as writer:
+            for k, im in enumerate(writer.images):
+                for r, c in plan.tiles(w, k):
+                    im.write_tile(r, c, levels[k][r * 128:(r + 1) * 128, c * 128:(c + 1) * 128])
+    dst = tmp_path / "cog.tif"
+    report = tiffio.merge(dst, shards, layout="cog")
+    assert report.levels == 3 and report.sparse_tiles == 0
+    ok, out = gdal_validate(dst)
+    assert ok, out
+    assert check_cog(dst) == []
+    got = _all_readers(dst, 3)
+    for name in ("tifffile", "libtiff"):
+        for k in range(3):
+            numpy.testing.assert_array_equal(got[name][k], got["tiffio"][k], err_msg=f"{name} level {k}")
+    for k in range(3):
+        assert numpy.abs(got["tiffio"][k].astype(int) - levels[k]).mean() < 2
+        assert numpy.abs(got["gdal"][k].astype(int) - got["tiffio"][k]).max() <= 6

@@ -53,6 +53,12 @@ def produce_tile(key):
     return tile_of(pixels(shape, seed), row, col)
 
 
+def produce_tile_slow(key):
+    """produce_tile, taking 50 ms (so that a worker can be killed while it works)."""
+    time.sleep(0.05)
+    return produce_tile(key)
+
+
 def append_tiles(path, worker, workers, shape, delay=0.0, only_missing=None):
     """A shared-append producer: append the tiles of rows worker::workers of pixels(shape)."""
     data = pixels(shape)

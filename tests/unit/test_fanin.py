@@ -17,7 +17,7 @@ import pytest
 
 import tiffio
 
-from .scale_workers import TILE, pixels, produce_tile
+from .scale_workers import TILE, pixels, produce_tile, produce_tile_slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (160, 224)
@@ -85,7 +85,7 @@ def test_fan_in_dask_distributed(tmp_path):
     distributed = pytest.importorskip("distributed")
     _reference(tmp_path / "ref.tif")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, worker_dashboard_address=None) as cluster, \
+                                  dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as client:
         with tiffio.TiffWriter(tmp_path / "out.tif") as w:
             im = w.add_image(SHAPE, "uint8", tile=(TILE, TILE), compression="deflate")
@@ -147,3 +147,58 @@ def test_kill9_coordinator_then_resume(tmp_path):
     with tiffio.open(path) as tif:
         numpy.testing.assert_array_equal(tif.ifds[0].asarray(), data)
     _same_tiles(path, tmp_path / "ref.tif")
+
+
+def test_kill9_pool_worker_then_resume(tmp_path):
+    """A process-pool worker killed with SIGKILL breaks the pool: fan_in raises TiffError, the tiles
+    written before stay, and fanning in the missing tiles with a new pool completes the image."""
+    _reference(tmp_path / "ref.tif")
+    path = tmp_path / "out.tif"
+    pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
+    pids = {pool.submit(os.getpid).result() for _ in range(4)}
+    killed = []
+
+    def keys():
+        for n, key in enumerate(_keys()):
+            if n == 12 and not killed:
+                os.kill(next(iter(pids)), signal.SIGKILL)
+                killed.append(True)
+            yield key
+
+    with tiffio.TiffWriter(path, missing="sparse") as w:
+        im = w.add_image(SHAPE, "uint8", tile=(TILE, TILE), compression="deflate")
+        with pytest.raises(tiffio.TiffError, match="failed"):
+            tiffio.fan_in(im, keys(), produce_tile_slow, pool, coords=_coords, max_pending=2)
+        pool.shutdown(wait=False, cancel_futures=True)
+        done = 35 - len(im.missing_tiles())
+        assert 0 < done < 35
+        with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool2:
+            report = tiffio.fan_in(im, [(0, SHAPE, r, c) for r, c in im.missing_tiles()], produce_tile, pool2,
+                                   coords=_coords)
+        assert report.tiles == 35 - done and im.missing_tiles() == []
+    _same_tiles(path, tmp_path / "ref.tif")
+
+
+def test_kill9_dask_worker_is_retried(tmp_path):
+    """dask.distributed: a worker process killed with SIGKILL mid-run; the scheduler reruns its
+    tasks elsewhere and fan_in completes the same file."""
+    distributed = pytest.importorskip("distributed")
+    _reference(tmp_path / "ref.tif")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def keys():
+            for n, key in enumerate(_keys()):
+                if n == 10:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(True)
+                yield key
+
+        with tiffio.TiffWriter(tmp_path / "out.tif") as w:
+            im = w.add_image(SHAPE, "uint8", tile=(TILE, TILE), compression="deflate")
+            report = tiffio.fan_in(im, keys(), produce_tile_slow, client, coords=_coords, max_pending=4)
+        assert killed and report.tiles == 35
+    _same_tiles(tmp_path / "out.tif", tmp_path / "ref.tif")
