@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import pickle
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -139,15 +141,35 @@ def _region(reader):
     return reader[0:50, 0:60]
 
 
+_POOL_SCRIPT = """
+import json, multiprocessing, sys
+import tiffio.dask as tdask
+from tiffio.zarr import TiffStore
+from tests.crossval.test_dask import _chunk_sum, _region
+path, keys = sys.argv[1], sys.argv[2:]
+store = TiffStore(path, level=0, chunks=(128, 128))
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        sums = pool.starmap(_chunk_sum, [(store, k) for k in keys])
+        region = pool.apply(_region, (tdask.TiffRegionArray(path, level=1),))
+    print(json.dumps({"sums": sums, "region": region.tolist()}))
+"""
+
+
 def test_spawn_process_pool():
+    """A spawn-method Pool unpickles the store and a TiffRegionArray in fresh processes. The pool
+    runs in a subprocess of its own (bounded by a timeout), so no state of this pytest process
+    (threads of zarr, dask, other tests) can interfere with it, nor it hang the suite."""
     store = TiffStore(PYRAMID, level=0, chunks=(128, 128))
     keys = [f"c/{i}/{j}/0" for i in range(2) for j in range(3)]
     here = [_chunk_sum(store, k) for k in keys]
-    with multiprocessing.get_context("spawn").Pool(2) as pool:  # bounded waits: a stuck pool fails the test
-        there = pool.starmap_async(_chunk_sum, [(store, k) for k in keys]).get(timeout=180)
-        region = pool.apply_async(_region, (tdask.TiffRegionArray(PYRAMID, level=1),)).get(timeout=60)
-    assert there == here
-    assert numpy.array_equal(region, _level(PYRAMID, 1)[0:50, 0:60])
+    root = str(FIXTURES.parent)
+    out = subprocess.run([sys.executable, "-c", _POOL_SCRIPT, str(PYRAMID), *keys], capture_output=True,
+                         text=True, timeout=300, cwd=root, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["sums"] == here
+    assert numpy.array_equal(numpy.array(result["region"], numpy.uint8), _level(PYRAMID, 1)[0:50, 0:60])
 
 
 @pytest.fixture(scope="module")
