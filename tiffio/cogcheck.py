@@ -35,9 +35,12 @@ GHOST_KEYS = ("LAYOUT=IFDS_BEFORE_DATA", "BLOCK_ORDER=ROW_MAJOR", "BLOCK_LEADER=
               "BLOCK_TRAILER=LAST_4_BYTES_REPEATED", "KNOWN_INCOMPATIBLE_EDITION=NO")
 
 
-def ghost_area() -> bytes:
-    """The ghost area GDAL's COG driver writes after the header (183 bytes)."""
+def ghost_area(mask_interleaved: bool = False) -> bytes:
+    """The ghost area GDAL's COG driver writes after the header (183 bytes; 217 with
+    ``MASK_INTERLEAVED_WITH_IMAGERY=YES``, for files with masks)."""
     rest = "".join(k + "\n" for k in GHOST_KEYS) + " "
+    if mask_interleaved:
+        rest += "MASK_INTERLEAVED_WITH_IMAGERY=YES\n"
     return ((GHOST_SIZE_LINE % len(rest)) + rest).encode("ascii")
 
 
@@ -90,7 +93,7 @@ def check_cog(path: str | os.PathLike, *, full: bool = True) -> list[str]:
             keys, size = ghost
             expected = header_size + size
             expected += expected % 2
-            if head[:size] != ghost_area():
+            if head[:size] != ghost_area(keys.get("MASK_INTERLEAVED_WITH_IMAGERY") == "YES"):
                 errors.append(f"the ghost area at {header_size} is not the one GDAL's COG driver writes")
             if keys.get("KNOWN_INCOMPATIBLE_EDITION") == "YES":
                 errors.append("KNOWN_INCOMPATIBLE_EDITION=YES is declared in the file")
@@ -140,6 +143,9 @@ def check_cog(path: str | os.PathLike, *, full: bool = True) -> list[str]:
             errors.append(f"IFDs or tag values end at {metadata_end}, after the first tile at {data_start}")
         if full and ghost is not None:
             errors += _full_check(fh, levels, arrays, keys)
+            masks = [d for d in ifds if d.new_subfile_type & 4]
+            if masks:
+                errors += _mask_check(fh, levels, arrays, masks, keys)
     return errors
 
 
@@ -187,4 +193,35 @@ def _full_check(fh: Any, levels: list[Any], arrays: list[tuple[Any, Any]], keys:
                 if len(errors) > 50:
                     errors.append("(more errors not listed)")
                     return errors
+    return errors
+
+
+def _mask_check(fh: Any, levels: list[Any], arrays: list[tuple[Any, Any]], masks: list[Any],
+                keys: dict[str, str]) -> list[str]:
+    """Leaders and trailers of the mask tiles; with MASK_INTERLEAVED_WITH_IMAGERY=YES each mask tile
+    right after its image tile (offset + byte count + 8)."""
+    errors: list[str] = []
+    interleaved = keys.get("MASK_INTERLEAVED_WITH_IMAGERY") == "YES"
+    by_size = {(m.width, m.length): m for m in masks}
+    m_levels = []
+    m_arrays = []
+    for k, d in enumerate(levels):
+        mask = by_size.get((d.width, d.length))
+        if mask is None:
+            continue
+        mo = mask.segment_offsets.to_numpy()
+        mc = mask.segment_byte_counts.to_numpy()
+        m_levels.append(mask)
+        m_arrays.append((mo, mc))
+        if interleaved:
+            offs, counts = arrays[k]
+            for i, (o, n, m) in enumerate(zip(offs.tolist(), counts.tolist(), mo.tolist())):
+                if o and m and m != o + n + 8:
+                    name = "main image" if k == 0 else f"overview {k - 1}"
+                    errors.append(f"mask of the {name}: tile {i} at offset {m}, expected {o + n + 8} (right after "
+                                  "its image tile)")
+                    break
+    errors += [e.replace("main image", "mask of the main image").replace("overview", "mask of overview", 1)
+               if not e.startswith("mask") else e
+               for e in _full_check(fh, m_levels, m_arrays, {k: v for k, v in keys.items() if k != "BLOCK_ORDER"})]
     return errors

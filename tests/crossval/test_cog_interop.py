@@ -207,3 +207,43 @@ def test_merged_shards_as_cog(tmp_path):
     for k in range(3):
         assert numpy.abs(got["tiffio"][k].astype(int) - levels[k]).mean() < 2
         assert numpy.abs(got["gdal"][k].astype(int) - got["tiffio"][k]).max() <= 6
+
+
+def test_gdal_cog_with_mask_relayout(tmp_path):
+    """A GDAL COG with an internal mask (per-dataset mask, NewSubfileType 4/5): relayout keeps the
+    masks, interleaved with their image tiles as GDAL does (MASK_INTERLEAVED_WITH_IMAGERY=YES)."""
+    import subprocess as sp
+
+    if not shutil.which("gdal_translate"):
+        pytest.skip("gdal_translate (Debian gdal-bin) is absent; .ci/run installs it")
+    src = tmp_path / "masked.tif"
+    data = numpy.random.default_rng(4).integers(1, 255, (3, 700, 650)).astype("uint8")
+    mask = numpy.full((700, 650), 255, "uint8")
+    mask[:100, :130] = 0
+    with warnings.catch_warnings(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        warnings.simplefilter("ignore")
+        with rasterio.open(src, "w", driver="GTiff", width=650, height=700, count=3, dtype="uint8", tiled=True,
+                           blockxsize=256, blockysize=256) as ds:
+            ds.write(data)
+            ds.write_mask(mask)
+    gcog = tmp_path / "gdal_cog.tif"
+    sp.run(["gdal_translate", "-q", "-of", "COG", "-co", "BLOCKSIZE=256", "-co", "COMPRESS=DEFLATE", str(src),
+            str(gcog)], check=True)
+    dst = tmp_path / "cog.tif"
+    relayout(gcog, dst)
+    ok, out = gdal_validate(dst)
+    assert ok, out
+    assert check_cog(dst) == []
+    assert b"MASK_INTERLEAVED_WITH_IMAGERY=YES" in open(dst, "rb").read(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(gcog) as a, rasterio.open(dst) as b:
+            numpy.testing.assert_array_equal(b.read(), a.read())
+            numpy.testing.assert_array_equal(b.read_masks(1), a.read_masks(1))
+            numpy.testing.assert_array_equal(b.read_masks(1), mask)
+            assert b.overviews(1) == a.overviews(1)
+    with tiffio.open(gcog) as a, tiffio.open(dst) as b:
+        assert [d.new_subfile_type for d in b.ifds] == [d.new_subfile_type for d in a.ifds]
+        for da, db in zip(a.ifds, b.ifds):
+            for i in range(da.segment_count):
+                assert da.read_segment_bytes(i) == db.read_segment_bytes(i)

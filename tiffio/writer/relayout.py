@@ -8,7 +8,8 @@ Two layouts (no tile is decoded or re-encoded):
     IFD0 and its tag values, then the overview IFDs largest first; then every TileOffsets /
     TileByteCounts array; then the tiles, smallest overview first and full resolution last,
     each level in tile-index order, every tile preceded by its byte count (4 bytes,
-    little-endian) and followed by a repeat of its last 4 bytes.
+    little-endian) and followed by a repeat of its last 4 bytes. Masks: their IFDs after the
+    image's (IFD0's mask right after IFD0), each mask tile right after its image tile.
 ``"plain"``
     Header, IFDs and strile arrays first, then the tiles level by level (largest first)
     in tile-index order, nothing between them.
@@ -76,6 +77,7 @@ class OutImage:
     source: numpy.ndarray   # int32, one per tile
     offset: numpy.ndarray   # int64
     count: numpy.ndarray    # int64
+    mask_of: int | None = None   # a mask (NewSubfileType 4): the index of its image in the list
 
 
 @dataclass
@@ -143,23 +145,52 @@ def _image_from_ifd(ifd: Any, new_subfile_type: int, source: int) -> tuple[OutIm
 
 
 def images_of(tif: Any) -> tuple[list[OutImage], list[str]]:
-    """The levels of a TiffFile as output images (level 0 first; overviews NewSubfileType 1)."""
-    if tif.masks:
-        raise UnsupportedFeatureError(f"{tif.name}: the file has mask IFDs (NewSubfileType 4); relayout does not "
-                                      "copy masks yet")
+    """The levels of a TiffFile as output images, in GDAL's COG order: level 0, its mask, the
+    overviews (NewSubfileType 1) largest first, then their masks (NewSubfileType 5)."""
     levels = tif.levels
+    masks = list(tif.masks)
     images: list[OutImage] = []
     dropped: list[str] = []
-    level_ids = {id(level.ifd) for level in levels}
+    level_ids = {id(level.ifd) for level in levels} | {id(m) for m in masks}
     for ifd in tif.ifds:
         if id(ifd) not in level_ids:
             dropped.append(f"{ifd.where}: not a level of the main image")
+    level_masks: list[Any] = []
     for level in levels:
-        nst = (level.ifd.new_subfile_type & ~1) if level.index == 0 else 1
+        match = [m for m in masks if m.width == level.ifd.width and m.length == level.ifd.length]
+        level_masks.append(match[0] if match else None)
+        if match:
+            masks.remove(match[0])
+    if masks:
+        raise UnsupportedFeatureError(f"{masks[0].where}: a mask of {masks[0].width} x {masks[0].length} pixels "
+                                      "matches no level; relayout copies masks of the levels only")
+    if any(m is not None for m in level_masks) and level_masks[0] is None:
+        raise UnsupportedFeatureError(f"{tif.name}: overviews have masks but the main image has none")
+    for level in levels:
+        nst = (level.ifd.new_subfile_type & ~5) if level.index == 0 else 1
         image, lost = _image_from_ifd(level.ifd, nst, 0)
         images.append(image)
         dropped += lost
-    return images, dropped
+    # masks: IFD0's right after it, the overviews' after all overviews (GDAL's order)
+    order = [images[0]]
+    mask_images: list[OutImage] = []
+    for k, mask in enumerate(level_masks):
+        if mask is None:
+            continue
+        image, lost = _image_from_ifd(mask, 4 if k == 0 else 5, 0)
+        if len(image.count) != len(images[k].count):
+            raise UnsupportedFeatureError(f"{mask.where}: the mask's tiles do not match its image's tiles")
+        dropped += lost
+        mask_images.append(image)
+        image.mask_of = k
+    if mask_images and level_masks[0] is not None:
+        order.append(mask_images.pop(0))
+    order += images[1:] + mask_images
+    index = {id(im): i for i, im in enumerate(order)}
+    for im in order:
+        if im.mask_of is not None:
+            im.mask_of = index[id(images[im.mask_of])]
+    return order, dropped
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -186,12 +217,16 @@ class _PlannedIFD:
     size: int                                            # entries + own values
 
 
+def _has_masks(images: Sequence[OutImage]) -> bool:
+    return any(im.mask_of is not None for im in images)
+
+
 def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[int, list[_PlannedIFD], list[int], int]:
     """Offsets of everything but the tile data -> (IFD0 offset, IFD plans, strile array offsets
     [offs0, counts0, offs1, ...] (-1: inline), start of the tile data)."""
     pos = layout.header_size
     if kind == "cog":
-        pos += len(ghost_area())
+        pos += len(ghost_area(_has_masks(images)))
     pos += pos & 1
     first = pos
     plans: list[_PlannedIFD] = []
@@ -230,10 +265,16 @@ def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[int, l
     return first, plans, arrays, pos
 
 
-def _tile_order(images: Sequence[OutImage], kind: str) -> list[int]:
-    """Image indices in the order their tile data is written."""
-    order = list(range(len(images)))
-    return order[::-1] if kind == "cog" else order
+def _tile_groups(images: Sequence[OutImage], kind: str) -> list[list[int]]:
+    """Groups of image indices in the order their tile data is written; the images of a group
+    (an image and its mask) are interleaved tile by tile."""
+    if kind != "cog":
+        return [[k] for k in range(len(images))]
+    groups = []
+    for k in reversed(range(len(images))):
+        if images[k].mask_of is None:
+            groups.append([k] + [m for m in range(len(images)) if images[m].mask_of == k])
+    return groups
 
 
 def _data_offsets(images: Sequence[OutImage], kind: str, data_start: int) -> tuple[list[numpy.ndarray], int]:
@@ -241,14 +282,16 @@ def _data_offsets(images: Sequence[OutImage], kind: str, data_start: int) -> tup
     pad = 4 if kind == "cog" else 0
     result: list[numpy.ndarray] = [numpy.zeros(0, numpy.int64)] * len(images)
     pos = data_start
-    for k in _tile_order(images, kind):
-        counts = images[k].count
+    for group in _tile_groups(images, kind):
+        counts = numpy.stack([images[k].count for k in group])        # (images, tiles)
         present = counts > 0
         sizes = numpy.where(present, counts + 2 * pad, 0)
-        ends = pos + numpy.cumsum(sizes)
+        flat = sizes.reshape(-1, order="F")                          # tile by tile, image by image
+        ends = (pos + numpy.cumsum(flat)).reshape(sizes.shape, order="F")
         starts = ends - sizes + pad
-        result[k] = numpy.where(present, starts, 0).astype(numpy.int64)
-        pos = int(ends[-1]) if ends.size else pos
+        for row, k in enumerate(group):
+            result[k] = numpy.where(present[row], starts[row], 0).astype(numpy.int64)
+        pos = int(ends.max()) if ends.size else pos
     return result, pos
 
 
@@ -262,7 +305,7 @@ def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, first:
                                                else struct.pack(bo + "HI", 42, first))
     buf[: len(head)] = head
     if kind == "cog":
-        ghost = ghost_area()
+        ghost = ghost_area(_has_masks(images))
         buf[layout.header_size: layout.header_size + len(ghost)] = ghost
     odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
     for k, (image, plan) in enumerate(zip(images, plans)):
@@ -309,37 +352,38 @@ def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kin
     view = memoryview(buf)
     used = 0
     buf_start = -1
-    for k in _tile_order(images, kind):
-        image = images[k]
-        present = numpy.flatnonzero(image.count > 0)
-        srcs = image.source[present].tolist()
-        offs = image.offset[present].tolist()
-        counts = image.count[present].tolist()
-        dests = tile_offsets[k][present].tolist()
-        for src, off, n, dest in zip(srcs, offs, counts, dests):
-            size = n + 8 if cog else n
-            start = dest - 4 if cog else dest
-            if buf_start >= 0 and (start != buf_start + used or used + size > _BUFFER):
-                _pwrite_all(out_fd, view[:used], buf_start)
-                used = 0
-                buf_start = -1
-            if size > _BUFFER:  # a huge tile: straight through
-                _copy_range(fds[src], off, n, out_fd, dest)
-                if cog:
-                    tail = os.pread(fds[src], 4, off + n - 4) if n >= 4 else b""
-                    os.pwrite(out_fd, _LEADER.pack(n), dest - 4)
-                    os.pwrite(out_fd, tail.rjust(4, b"\0"), dest + n)
-                continue
-            if buf_start < 0:
-                buf_start = start
-            p = used + (4 if cog else 0)
-            got = os.preadv(fds[src], [view[p: p + n]], off)
-            if got != n:
-                raise TiffFormatError(f"tile data at offset {off} ({n} bytes) passes the end of source file {src}")
+    present = [numpy.flatnonzero(image.count > 0) for image in images]
+    dest_all = numpy.concatenate([tile_offsets[k][p] for k, p in enumerate(present)])
+    by_dest = numpy.argsort(dest_all, kind="stable")
+    srcs = numpy.concatenate([im.source[p] for im, p in zip(images, present)])[by_dest].tolist()
+    offs = numpy.concatenate([im.offset[p] for im, p in zip(images, present)])[by_dest].tolist()
+    counts = numpy.concatenate([im.count[p] for im, p in zip(images, present)])[by_dest].tolist()
+    dests = dest_all[by_dest].tolist()
+    # in output order, so that consecutive tiles share one write
+    for src, off, n, dest in zip(srcs, offs, counts, dests):
+        size = n + 8 if cog else n
+        start = dest - 4 if cog else dest
+        if buf_start >= 0 and (start != buf_start + used or used + size > _BUFFER):
+            _pwrite_all(out_fd, view[:used], buf_start)
+            used = 0
+            buf_start = -1
+        if size > _BUFFER:  # a huge tile: straight through
+            _copy_range(fds[src], off, n, out_fd, dest)
             if cog:
-                _LEADER.pack_into(buf, used, n)
-                buf[p + n: p + n + 4] = bytes(buf[p + n - 4: p + n]) if n >= 4 else bytes(buf[p: p + n]).rjust(4, b"\0")
-            used += size
+                tail = os.pread(fds[src], 4, off + n - 4) if n >= 4 else b""
+                os.pwrite(out_fd, _LEADER.pack(n), dest - 4)
+                os.pwrite(out_fd, tail.rjust(4, b"\0"), dest + n)
+            continue
+        if buf_start < 0:
+            buf_start = start
+        p = used + (4 if cog else 0)
+        got = os.preadv(fds[src], [view[p: p + n]], off)
+        if got != n:
+            raise TiffFormatError(f"tile data at offset {off} ({n} bytes) passes the end of source file {src}")
+        if cog:
+            _LEADER.pack_into(buf, used, n)
+            buf[p + n: p + n + 4] = bytes(buf[p + n - 4: p + n]) if n >= 4 else bytes(buf[p: p + n]).rjust(4, b"\0")
+        used += size
     if used:
         _pwrite_all(out_fd, view[:used], buf_start)
 
@@ -420,7 +464,7 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
                 if any(t is None for t in tags):
                     break
                 converted.append(OutImage([t for t in tags if t is not None], image.new_subfile_type,
-                                          image.source, image.offset, image.count))
+                                          image.source, image.offset, image.count, image.mask_of))
             else:
                 todo = converted
             if len(todo) != len(converted):
@@ -494,8 +538,10 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
     The levels are found whatever convention stored them (main-chain reduced IFDs, SubIFDs,
     Aperio) and written as IFD0 + reduced IFDs (NewSubfileType 1), with all their tags
     (GeoTIFF keys, JPEGTables, descriptions...). Tags pointing into the source (Exif/GPS IFDs)
-    and IFDs that are not levels are not copied (a warning names them); masks raise
-    UnsupportedFeatureError. Sparse tiles stay sparse. Returns a :class:`RelayoutReport`.
+    and IFDs that are not levels are not copied (a warning names them). Masks (NewSubfileType 4,
+    GDAL's internal masks) are kept: in the COG layout after their images' IFDs and each mask tile
+    right after its image tile (``MASK_INTERLEAVED_WITH_IMAGERY=YES``), as GDAL writes them. Sparse
+    tiles stay sparse. Returns a :class:`RelayoutReport`.
     """
     from ..reader import TiffFile
 
