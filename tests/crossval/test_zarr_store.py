@@ -362,3 +362,22 @@ def test_codec_round_trips_its_json():
     assert codec.to_dict() == meta["codecs"][0]
     with tiffio.open(PYRAMID) as tif:
         assert codec.spec == tif.levels[1].ifd.spec
+
+
+@pytest.mark.parametrize("path", _fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_fixture_through_store_and_dask(path):
+    """Every fixture's level 0 through TiffStore (tile and window chunks) and tiffio.dask.from_tiff."""
+    da = pytest.importorskip("dask.array")
+    import tiffio.dask as tdask
+    ref, _compression = _ref_or_error(path)
+    if isinstance(ref, type):
+        with pytest.raises(ref):
+            zarr.open_array(TiffStore(path, level=0, strict=False), mode="r")[:]
+        return
+    for chunks in ("segment", (64, 64)):
+        got = zarr.open_array(TiffStore(path, level=0, chunks=chunks, strict=False), mode="r")[:]
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        assert numpy.array_equal(got, ref, equal_nan=ref.dtype.kind == "f"), chunks
+    arr = tdask.from_tiff(path, chunks=(64, 64), strict=False)
+    assert isinstance(arr, da.Array)
+    assert numpy.array_equal(arr.compute(scheduler="sync"), ref, equal_nan=ref.dtype.kind == "f")
