@@ -381,3 +381,30 @@ def test_every_fixture_through_store_and_dask(path):
     arr = tdask.from_tiff(path, chunks=(64, 64), strict=False)
     assert isinstance(arr, da.Array)
     assert numpy.array_equal(arr.compute(scheduler="sync"), ref, equal_nan=ref.dtype.kind == "f")
+
+
+def test_store_and_dask_over_http():
+    """A URL source (tiffio's HTTP range reader) through the store, raw mode, pickling and from_tiff,
+    against a real range server on 127.0.0.1."""
+    import tiffio.dask as tdask
+    from tests.rangeserver import RangeServer
+    from tiffio.sources.http import close_idle_connections
+    levels = _levels(PYRAMID)
+    try:
+        with RangeServer() as srv:
+            srv.put_file("pyramid.tif", str(PYRAMID))
+            url = srv.url("pyramid.tif")
+            store = TiffStore(url)
+            assert store.path == url and pickle.loads(pickle.dumps(store)) == store
+            group = zarr.open_group(pickle.loads(pickle.dumps(store)), mode="r")
+            for index, ref, _ in levels:
+                assert numpy.array_equal(group[str(index)][:], ref)
+            raw = zarr.open_array(TiffStore(url, level=1, decode="codec"), mode="r")
+            assert numpy.array_equal(raw[:], levels[1][1])
+            refs = TiffStore(url, level=0).to_references()["refs"]
+            assert all(v[0] == url for k, v in refs.items() if k.startswith("c/"))
+            arr = tdask.from_tiff(url, level=1, chunks=(64, 64))
+            assert numpy.array_equal(arr.compute(scheduler="threads"), levels[1][1])
+            assert all(r.status in (200, 206) for r in srv.log)
+    finally:
+        close_idle_connections()
