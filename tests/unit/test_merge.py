@@ -225,3 +225,23 @@ def test_kill9_workers_then_resume_equals_uninterrupted(tmp_path):
     report = tiffio.merge(dst, shards)
     assert report.sparse_tiles == 0
     numpy.testing.assert_array_equal(_read_levels(dst)[0], levels[0])
+
+
+def test_recovered_shard_does_not_win_over_a_newer_retry(tmp_path):
+    """A crashed task's shard (recovered at merge time) and its retry hold the same tiles: the retry,
+    written after the crash, wins, although the recovery touches the crashed shard last."""
+    plan = _plan(workers=1)
+    crashed, retry = str(tmp_path / "crashed.tif"), str(tmp_path / "retry.tif")
+    other = level_arrays(plan, seed=5)[0]
+    w = plan.open_shard(crashed, checkpoint_every=3, checkpoint_seconds=None, fsync=False)
+    for r, c in plan.tiles(0)[:8]:
+        w.images[0].write_tile(r, c, tile_of(other, r, c))
+    w._sink.close()  # killed: tiles after the last checkpoint are records only
+    w._closed = True
+    past = time.time_ns() - 10**10
+    os.utime(crashed, ns=(past, past))
+    write_shard(plan, retry, 0)
+    report = tiffio.merge(tmp_path / "m.tif", [crashed, retry])
+    assert report.recovered_shards == [crashed]
+    assert len(report.duplicates) == 8 and all(names == [retry, crashed] for _, _, names in report.duplicates)
+    numpy.testing.assert_array_equal(_read_levels(tmp_path / "m.tif")[0], level_arrays(plan)[0])

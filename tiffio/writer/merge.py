@@ -35,6 +35,8 @@ class _Shard:
     def __init__(self, path: str, index: int, fsync: bool) -> None:
         self.path = path
         self.index = index
+        # when its writer last wrote: taken before a recovery, which would make a crashed shard look newest
+        self.mtime = os.stat(path).st_mtime_ns
         writer = TiffWriter(path, mode="resume", fsync=fsync, checkpoint_every=None, checkpoint_seconds=None)
         try:
             report = writer.report
@@ -52,7 +54,6 @@ class _Shard:
         finally:
             writer._closed = True
             writer._sink.close()
-        self.mtime = os.stat(path).st_mtime_ns
 
 
 def _params(im: Any) -> dict[str, Any]:
