@@ -176,15 +176,19 @@ class ArrayMap:
     def coords(self, rest: str) -> tuple[int, ...] | None:
         """Chunk coordinates from the part of a key after ``c/``; None if not a chunk of this array."""
         parts = rest.split("/")
-        if len(parts) != len(self.grid_shape):
+        grid = self.grid_shape
+        if len(parts) != len(grid):
             return None
-        try:
-            coords = tuple(int(p) for p in parts)
-        except ValueError:
-            return None
-        if any(not 0 <= c < n or str(c) != p for c, n, p in zip(coords, self.grid_shape, parts)):
-            return None
-        return coords
+        coords = []
+        for part, n in zip(parts, grid):
+            # canonical ASCII decimals only ("00", "+1", "-0" and non-ASCII digits are not keys zarr writes)
+            if not (part.isascii() and part.isdigit()) or (len(part) > 1 and part[0] == "0"):
+                return None
+            c = int(part)
+            if c >= n:
+                return None
+            coords.append(c)
+        return tuple(coords)
 
     def _pzyx(self, coords: tuple[int, ...]) -> tuple[int, int, int, int]:
         k = 0
