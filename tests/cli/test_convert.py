@@ -102,6 +102,9 @@ def test_convert_errors_leave_nothing(tmp_path):
 def test_errors_are_one_line_and_help_has_examples(tmp_path):
     proc = run("info", tmp_path / "missing.tif", check=2)
     assert proc.stderr == f"tiffio info: {tmp_path / 'missing.tif'}: no such file\n"
+    doc = run_json("check", "--json", tmp_path, tmp_path / "missing.tif", check=2)   # a folder, a missing file
+    assert [(r["status"], [f["code"] for f in r["findings"]]) for r in doc["files"]] == [
+        ("unreadable", ["unreadable"]), ("unreadable", ["unreadable"])]
     bad = FIXTURES / "malformed" / "not_a_tiff" / "png_signature.tif"
     proc = run("info", bad, check=1)
     assert proc.stderr.startswith(f"tiffio info: {bad}: not a TIFF file") and proc.stderr.count("\n") == 1

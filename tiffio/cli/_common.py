@@ -53,8 +53,11 @@ def open_tiff(path: str, *, strict: bool = False) -> Any:
     import tiffio
 
     current(path)
-    if not is_url(path) and not os.path.exists(path):
-        raise CLIError(f"{path}: no such file", EXIT_UNREADABLE)
+    if not is_url(path):
+        if not os.path.exists(path):
+            raise CLIError(f"{path}: no such file", EXIT_UNREADABLE)
+        if os.path.isdir(path):
+            raise CLIError(f"{path}: is a folder, not a file", EXIT_UNREADABLE)
     try:
         return tiffio.open(path, strict=strict)
     except TypeError as exc:

@@ -17,7 +17,16 @@ import argparse
 import sys
 from typing import Any
 
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE, capture_warnings, current, dump_json, open_tiff
+from ._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_UNREADABLE,
+    CLIError,
+    capture_warnings,
+    current,
+    dump_json,
+    open_tiff,
+)
 from ._jpeg import check_jpeg
 from ._progress import progress
 
@@ -146,8 +155,12 @@ def check_file(path: str, *, decode: bool = False, cog: bool = False, quiet: boo
     with capture_warnings() as warned:
         try:
             tif = open_tiff(path, strict=False)
+        except CLIError as exc:
+            add("unreadable", "error", path, str(exc))
+            unreadable = True
+            tif = None
         except tiffio.TiffError as exc:
-            add(_exc_code(exc), "error", path, str(exc))
+            add("unreadable" if isinstance(exc, tiffio.SourceError) else _exc_code(exc), "error", path, str(exc))
             unreadable = True
             tif = None
         except OSError as exc:

@@ -119,6 +119,9 @@ def _remove(path: str) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    folder = os.path.dirname(os.path.abspath(args.dst))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{args.dst}: the folder {folder} does not exist", 2)
     reencode = any(getattr(args, o) not in (None, False) for o in _REENCODE_OPTIONS) or args.level or args.pyramid
     if args.pyramid_filter and not args.pyramid:
         raise CLIError("--pyramid-filter needs --pyramid", 2)

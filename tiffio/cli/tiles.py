@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from ._common import CLIError, open_tiff
+from ._common import CLIError, current, open_tiff
 
 __all__ = ["register"]
 
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 buf = io.BytesIO()
                 numpy.save(buf, array)
                 data = buf.getvalue()
+    current(out)
     if out == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
