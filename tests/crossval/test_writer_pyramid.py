@@ -423,3 +423,26 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
         numpy.testing.assert_array_equal(g, e, err_msg=f"level {k}")
     for g, e in zip(got, ref_levels(data, (16, 16))):
         numpy.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("photometric", [None, "rgb"])  # YCbCr and RGB JPEG
+def test_raw_jpeg_tiles_are_decoded_like_the_reader(tmp_path, photometric):
+    """write_raw_tile without reduced=: the writer decodes its own JPEG tiles exactly as tiffio's reader."""
+    yy, xx = numpy.mgrid[0:100, 0:120]
+    data = numpy.stack([yy * 2, xx * 2, yy + xx], -1).astype(numpy.uint8)
+    path = tmp_path / "j.tif"
+    with tiffio.TiffWriter(path) as w:
+        im = w.add_image(data.shape, "uint8", tile=(64, 64), compression="jpeg", photometric=photometric,
+                         pyramid=True)
+        for r in range(2):
+            for c in range(2):
+                im.write_raw_tile(r, c, im.encode_tile(data[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64]))
+        decoded = [im.decode_tile(im._writer._sink.pread(int(im._offsets[i]), int(im._counts[i])))
+                   for i in range(4)]
+    with tiffio.open(path) as tf:
+        ifd = tf.ifds[0]
+        for i in range(4):
+            numpy.testing.assert_array_equal(decoded[i], ifd.read_segment(i).reshape(64, 64, 3))
+        level1 = tf.ifds[1].asarray()
+    # level 1 is the mean of the decoded level-0 tiles, JPEG-encoded again
+    assert numpy.abs(level1.astype(int) - ref_reduce(tifffile.imread(path, key=0))).mean() < 2
