@@ -408,7 +408,9 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
         assert len(base.levels) == 5 and report.images == 5
         assert report.pyramid_tiles_decoded > 0  # partial parents rebuilt from stored children
         missing = base.missing_tiles()
-        assert 0 < len(missing) < base.tile_count - kill_after + 2
+        # written before the kill: tiles 0..kill_after (+1 if the child ran on), less up to 4 still in the
+        # 2 encoder threads or their queue (lost with the process)
+        assert base.tile_count - kill_after - 2 <= len(missing) <= base.tile_count - kill_after + 3
         for r, c in missing:
             base.write_tile(r, c, data[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16])
     reference = tmp_path / "ref.tif"

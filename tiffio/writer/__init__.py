@@ -31,9 +31,13 @@ The package, lowest layer first (each module imports only those above it in this
     pipeline.py    encoder threads fed by a bounded queue (back-pressure)
     params.py      add_image's arguments -> one JSON-serializable dict (stored for resume)
     tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries
+    pyramid.py     single-pass pyramids: 2 x 2 reduce, the frontier of partial parents (budget, spill)
     image.py       ImageWriter (one image: grid, tile checks) and TileEncoder (its picklable form)
     checkpoint.py  the bytes of a checkpoint, the state record read back, resume / recovery
-    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy)
+    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy, pyramids)
+    relayout.py    final layouts (COG, plain) by copying stored tile bytes (no TiffWriter)
+    shards.py      a shared plan for writing one image as several shards
+    merge.py       shards -> one TIFF (through relayout)
 """
 
 from .checkpoint import RecoveryReport
