@@ -218,7 +218,8 @@ class RangeServer:
 
     def url(self, name: str) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
+        scheme = "https" if hasattr(self._server.socket, "context") else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/{name}"
 
     @property
     def port(self) -> int:
@@ -252,8 +253,14 @@ class RangeServer:
             depth.append(1 + max((depth[j] for j in range(i) if reqs[j].end <= r.start), default=0))
         return max(depth, default=0)
 
-    def start(self) -> RangeServer:
+    def start(self, tls: tuple[str, str] | None = None) -> RangeServer:
+        """Listen on 127.0.0.1 (an ephemeral port); ``tls=(certfile, keyfile)`` serves HTTPS."""
         server = _Server(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.owner = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

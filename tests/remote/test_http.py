@@ -258,3 +258,39 @@ def test_reopen_uses_kept_metadata_and_checks_the_etag(slow_server, writer_tif):
         numpy.testing.assert_array_equal(tif.ifds[0].read_segment(30), expected)
     with tiffio.open(url, metadata_cache=False) as tif:
         assert not tif.source.reopened
+
+
+def test_presigned_url_keeps_its_query_and_never_sends_head(server, writer_tif):
+    server.put("a.tif", writer_tif.read_bytes())
+    url = server.url("a.tif") + "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0123abcd"
+    with tiffio.open(url) as tif, tiffio.open(writer_tif) as local:
+        numpy.testing.assert_array_equal(tif.ifds[0].read_segment(40), local.ifds[0].read_segment(40))
+    assert server.requests("HEAD") == []
+    assert all(r.path.endswith("?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0123abcd")
+               for r in server.requests())
+
+
+def test_https(tmp_path, writer_tif):
+    import shutil
+    import ssl
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (needed to make a self-signed certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    srv = RangeServer({"a.tif": writer_tif.read_bytes()}).start(tls=(str(cert), str(key)))
+    try:
+        url = srv.url("a.tif")
+        assert url.startswith("https://127.0.0.1:")
+        with pytest.raises(tiffio.SourceError):  # an unknown certificate is refused
+            tiffio.open(url, metadata_cache=False)
+        context = ssl.create_default_context(cafile=str(cert))
+        source = RemoteSource(HTTPFetcher(url, ssl_context=context), metadata_cache=False)
+        with tiffio.open(source) as tif, tiffio.open(writer_tif) as local:
+            numpy.testing.assert_array_equal(tif.ifds[0].read_region(100, 200, 600, 700),
+                                             local.ifds[0].read_region(100, 200, 600, 700))
+        source.close()
+    finally:
+        srv.stop()

@@ -120,7 +120,7 @@ class _HostPool:
             conn.close()
 
 
-_POOLS: dict[tuple[str, str, int], _HostPool] = {}
+_POOLS: dict[tuple[str, str, int, int], _HostPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -130,7 +130,7 @@ def _pool_for(url: str, limit: int, timeout: float, context: ssl.SSLContext | No
     if scheme not in ("http", "https") or not parts.hostname:
         raise SourceError(f"{url}: not an http(s) URL")
     port = parts.port or (443 if scheme == "https" else 80)
-    key = (scheme, parts.hostname, port)
+    key = (scheme, parts.hostname, port, id(context) if context is not None else 0)  # one pool per TLS setting
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
@@ -319,7 +319,7 @@ class HTTPFetcher:
             conn.close()
             if isinstance(exc, (socket.timeout, TimeoutError)):
                 raise _Retry(f"timed out after {self.timeout} s") from None
-            if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            if isinstance(exc, (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)):
                 raise SourceError(f"{url}: cannot connect: {exc}") from None
             raise _Retry(f"request failed: {type(exc).__name__}: {exc}") from None
         status = resp.status
