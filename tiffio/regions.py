@@ -8,7 +8,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 import numpy
@@ -42,6 +42,18 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _EXECUTORS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio")
         return pool
+
+
+_PREFETCH: ThreadPoolExecutor | None = None
+
+
+def _prefetch_pool() -> ThreadPoolExecutor:
+    """Two threads that fetch iter_regions' next chunk from remote sources."""
+    global _PREFETCH
+    with _EXECUTORS_LOCK:
+        if _PREFETCH is None:
+            _PREFETCH = ThreadPoolExecutor(2, thread_name_prefix="tiffio-prefetch")
+        return _PREFETCH
 
 
 class RegionWindow(NamedTuple):
@@ -101,7 +113,8 @@ class IFDRegions(IFDSegments):
         return buf
 
     def read_region(self, y: int, x: int, height: int, width: int, *, z: int = 0, depth: int | None = None,
-                    out: numpy.ndarray | None = None, fill: Any = None, workers: int | None = None) -> numpy.ndarray:
+                    out: numpy.ndarray | None = None, fill: Any = None, workers: int | None = None,
+                    _fetched: dict[int, tuple[tuple[int, int], Any]] | None = None) -> numpy.ndarray:
         """Decode the window (y, x, height, width) - and z, depth for volumes.
 
         Only the segments the window covers are read and decoded, in a thread pool,
@@ -167,7 +180,10 @@ class IFDRegions(IFDSegments):
                                data=data, fetched=fetched)
             target[...] = arr[src]
 
-        if self._ctx.source.remote:
+        if _fetched is not None and all(part.index in _fetched for part in parts):  # iter_regions fetched them
+            self._run(lambda part: place(part, _fetched[part.index][0], _fetched[part.index][1] or None, True),
+                      parts, workers)
+        elif self._ctx.source.remote:
             self._place_remote(parts, place, workers)
         else:
             self._run(lambda part: place(part, self.segment_location(part.index)), parts, workers)
@@ -223,13 +239,36 @@ class IFDRegions(IFDSegments):
         ch, cw = (int(v) for v in chunk_shape)
         if ch <= 0 or cw <= 0 or overlap < 0:
             raise TiffValueError(f"iter_regions: invalid chunk_shape {chunk_shape} or overlap {overlap}")
+        windows = []
         for y0 in range(0, self.length, ch):
             h = min(ch, self.length - y0)
             ya, yb = max(0, y0 - overlap), min(self.length, y0 + h + overlap)
             for x0 in range(0, self.width, cw):
                 w = min(cw, self.width - x0)
                 xa, xb = max(0, x0 - overlap), min(self.width, x0 + w + overlap)
-                arr = self.read_region(ya, xa, yb - ya, xb - xa, fill=fill, workers=workers)
                 core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
-                yield RegionWindow(ya, xa, yb - ya, xb - xa, core), arr
+                windows.append(RegionWindow(ya, xa, yb - ya, xb - xa, core))
+        # remote: the next chunk's bytes are fetched while this one is decoded and consumed
+        remote = self._ctx.source.remote
+        ahead: Future[Any] | None = None
+        for k, win in enumerate(windows):
+            fetched = ahead.result() if ahead is not None else None
+            ahead = None
+            if remote and k + 1 < len(windows):
+                nxt = windows[k + 1]
+                ahead = _prefetch_pool().submit(self._fetch_window, nxt.y, nxt.x, nxt.height, nxt.width)
+            arr = self.read_region(win.y, win.x, win.height, win.width, fill=fill, workers=workers, _fetched=fetched)
+            yield win, arr
+
+    def _fetch_window(self, y: int, x: int, height: int, width: int) -> dict[int, tuple[tuple[int, int], Any]] | None:
+        """The locations and bytes of every segment a window covers (one planned wave), or None
+        when they pass REMOTE_BATCH_BYTES (read_region then fetches in batches itself)."""
+        grid = self.grid
+        depth = self.depth if self.depth > 1 else 1
+        indices = [p.index for plane in range(grid.planes) for p in grid.region(0, y, x, depth, height, width, plane)]
+        locations = self.segment_locations(indices)
+        if sum(count for offset, count in locations if offset) > REMOTE_BATCH_BYTES:
+            return None
+        datas = self.fetch_segments(indices, locations)
+        return {i: (loc, data) for i, loc, data in zip(indices, locations, datas)}
 

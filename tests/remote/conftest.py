@@ -40,8 +40,8 @@ def server():
 
 @pytest.fixture
 def slow_server():
-    """A range server adding 30 ms per request, so that requests sent together overlap in its
+    """A range server adding 100 ms per request, so that requests sent together overlap in its
     log however loaded the machine is (round trips are counted from the log, never timed)."""
-    with RangeServer(rtt=0.03) as srv:
+    with RangeServer(rtt=0.1) as srv:
         yield srv
     close_idle_connections()

@@ -138,3 +138,42 @@ def test_connections_are_warm_before_a_wide_read(slow_server, writer_tif):
     with tiffio.open(server.url("a.tif")) as tif:
         tif.ifds[0].read_segment(5)
     assert server.connections == 8  # a second open of the same host reuses the pool
+
+
+def test_iter_regions_fetches_the_next_chunk_ahead(slow_server, writer_tif):
+    server = slow_server
+    server.put("a.tif", writer_tif.read_bytes())
+    with tiffio.open(writer_tif) as local, tiffio.open(server.url("a.tif")) as tif:
+        lifd = local.ifds[0]
+        second = [lifd.segment_location(p.index) for p in lifd.grid.region(0, 0, 1024, 1, 1024, 1024, 0)]
+        wanted = {f"bytes={o}-{o + n - 1}" for o, n in second}
+        chunks = tif.ifds[0].iter_regions((1024, 1024))
+        window, first = next(chunks)
+        numpy.testing.assert_array_equal(first, lifd.read_region(0, 0, 1024, 1024))
+        for _ in range(100):  # at most 5 s for the background fetch to reach the server
+            logged = {r.range for r in server.requests()}
+            if any(r in logged or _inside(r, logged) for r in wanted):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second chunk was not fetched while the first was consumed")
+        count = len(server.requests())
+        window, chunk = next(chunks)
+        assert (window.y, window.x) == (0, 1024)
+        numpy.testing.assert_array_equal(chunk, lifd.read_region(0, 1024, 1024, 1024))
+        assert len(server.requests()) > count - 1  # (the third chunk's fetch may have started)
+        rest = list(chunks)
+        assert len(rest) == 2
+        ranges = [r.range for r in server.requests()]
+        assert len(ranges) == len(set(ranges))  # each chunk's bytes fetched once
+
+
+def _inside(rng: str, logged: set) -> bool:
+    """Whether the byte range lies inside one of the logged (coalesced) ranges."""
+    a, b = (int(v) for v in rng[6:].split("-"))
+    for other in logged:
+        if other and other.startswith("bytes=") and not other.startswith("bytes=-"):
+            c, d = (int(v) for v in other[6:].split("-"))
+            if c <= a and b <= d:
+                return True
+    return False
