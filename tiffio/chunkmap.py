@@ -201,6 +201,16 @@ class ArrayMap:
             k += 1
         return plane, z, coords[k], coords[k + 1]
 
+    def segment_indices(self, coords: tuple[int, ...]) -> list[int]:
+        """The segments a chunk reads (one for segment chunks, the covered ones for windows)."""
+        ifd = self.ifd
+        plane, z, row, col = self._pzyx(coords)
+        if not self.region:
+            return [ifd.grid.index(plane, z, row, col)]
+        cd, ch, cw = self.cdhw
+        planes = range(self.planes) if self.separate or self.planes > 1 else range(1)
+        return [part.index for p in planes for part in ifd.grid.region(z * cd, row * ch, col * cw, cd, ch, cw, p)]
+
     def is_stored(self, coords: tuple[int, ...]) -> bool:
         """True unless every segment under the chunk is sparse."""
         ifd = self.ifd

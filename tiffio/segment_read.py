@@ -191,6 +191,19 @@ class IFDSegments(IFDTags):
                 self._check_length(i, offset, count, len(data))
         return datas
 
+    def prefetch_segments(self, indices: Sequence[int]) -> None:
+        """Remote sources: fetch these segments' bytes now, in one planned wave, and hold them for
+        the reads that follow (read_segment, read_segment_bytes, read_region: each consumes its
+        segment once). For callers that read segment by segment but know the batch (zarr).
+        Local sources: nothing to do."""
+        source = self._tiff.source
+        if not source.remote:
+            return
+        indices = [int(i) for i in indices if 0 <= int(i) < self.grid.count]
+        locations = self.segment_locations(indices)
+        spans = [self._data_span(i, loc) for i, loc in zip(indices, locations)]
+        source.hold_ranges(spans)  # type: ignore[attr-defined]
+
     def read_segments(self, indices: Sequence[int], *, raw: bool = False, valid: bool = False, fill: Any = None,
                       workers: int | None = None) -> list[Any]:
         """Several segments at once: their locations first, then every byte range in one

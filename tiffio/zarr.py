@@ -78,6 +78,7 @@ class _ReadOnlyStore(Store):
             raise TiffValueError(f"{type(self).__name__} is read-only (read_only=False is not supported)")
         super().__init__(read_only=True)
         self._inflight = 0
+        self._remote_batch: tuple[asyncio.Future[None], list[Any]] | None = None  # TiffStore._before_read
         self._layout_lock = threading.Lock()
 
     # identity and pickling: the constructor arguments, nothing else
@@ -124,6 +125,9 @@ class _ReadOnlyStore(Store):
     def _read(self, handle: Any) -> numpy.ndarray:
         raise NotImplementedError
 
+    async def _before_read(self, handle: Any) -> None:
+        """Called by every get before ``_read`` (TiffStore batches remote fetches here)."""
+
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         raise NotImplementedError
 
@@ -151,6 +155,7 @@ class _ReadOnlyStore(Store):
         handle = self._locate(key)
         if handle is None:
             return None
+        await self._before_read(handle)
         if self._decode_nbytes(handle) >= _THREAD_MIN_BYTES:
             self._inflight += 1
             try:
@@ -199,6 +204,16 @@ class _ReadOnlyStore(Store):
             if child not in seen:
                 seen.add(child)
                 yield child
+
+
+def _prefetch_handles(handles: list[Any]) -> None:
+    """Fetch the segments of several chunk handles ((ArrayMap, coords)) per IFD in one wave each."""
+    by_ifd: dict[int, tuple[Any, list[int]]] = {}
+    for arr, coords in handles:
+        entry = by_ifd.setdefault(id(arr.ifd), (arr.ifd, []))
+        entry[1].extend(arr.segment_indices(coords))
+    for ifd, indices in by_ifd.values():
+        ifd.prefetch_segments(indices)
 
 
 class TiffStore(_ReadOnlyStore):
@@ -304,6 +319,29 @@ class TiffStore(_ReadOnlyStore):
 
     def _decode_nbytes(self, handle: Any) -> int:
         return 0 if handle[0].raw else handle[0].chunk_nbytes
+
+    async def _before_read(self, handle: Any) -> None:
+        """Remote files: the gets zarr issues together (one event-loop tick) share one planned
+        fetch of all their segments (IFD.prefetch_segments), instead of one request each."""
+        arr, _coords = handle
+        if not arr.ifd._tiff.source.remote:
+            return
+        batch = self._remote_batch
+        owner = batch is None
+        if batch is None:
+            batch = self._remote_batch = (asyncio.get_running_loop().create_future(), [])
+        batch[1].append(handle)
+        await asyncio.sleep(0)  # the other gets of this zarr batch check in
+        if not owner:
+            await batch[0]
+            return
+        self._remote_batch = None
+        try:
+            await asyncio.to_thread(_prefetch_handles, batch[1])
+        except Exception:  # each get then reads (and reports the error) on its own
+            pass
+        finally:
+            batch[0].set_result(None)
 
     def _read(self, handle: Any) -> numpy.ndarray:
         arr, coords = handle

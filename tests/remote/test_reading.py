@@ -177,3 +177,20 @@ def _inside(rng: str, logged: set) -> bool:
             if c <= a and b <= d:
                 return True
     return False
+
+
+def test_zarr_store_over_http_batches_the_chunks_of_one_read(slow_server, writer_tif):
+    zarr = pytest.importorskip("zarr")
+    from tiffio.zarr import TiffStore
+    server = slow_server
+    server.put("a.tif", writer_tif.read_bytes())
+    with tiffio.open(writer_tif) as local:
+        expected = local.ifds[0].read_region(300, 300, 1024, 1024)
+    store = TiffStore(server.url("a.tif"), multiscales=False)
+    array = zarr.open_array(store, mode="r")
+    server.reset_log()
+    numpy.testing.assert_array_equal(array[300:1324, 300:1324], expected)
+    ranges = [r.range for r in server.requests()]
+    assert len(ranges) == len(set(ranges))  # no segment twice
+    # 25 tiles: zarr gets at most 10 chunks at once; each batch is one planned wave, not 10 requests
+    assert len(ranges) <= 9

@@ -48,6 +48,7 @@ _DIRECT_READ = 1 << 20
 #: first request of the next open (If-Match), so a changed object is never read with old metadata
 _REOPEN: OrderedDict[str, tuple[int, str, float | None, dict[int, tuple[int, bytes]]]] = OrderedDict()
 _REOPEN_LOCK = threading.Lock()
+_HELD_BYTES = 64 << 20
 _REOPEN_FILES = 64
 _REOPEN_BLOCKS = 64  # per file: 4 MiB at most
 
@@ -86,6 +87,8 @@ class RemoteSource(ByteSource):
         self._cache_blocks = max(4, int(cache_blocks))
         self._blocks: OrderedDict[int, tuple[int, bytes]] = OrderedDict()  # block -> (start in block, bytes)
         self._pending: dict[int, threading.Event] = {}
+        self._held: dict[tuple[int, int], Any] = {}  # hold_ranges: fetched ahead, read once
+        self._held_bytes = 0
         self._lock = threading.Lock()
         self._in_flight = 0
         self._round_trips = 0
@@ -338,6 +341,38 @@ class RemoteSource(ByteSource):
         if spans:
             self._ensure_blocks(spans, exact=True)
 
+    def hold_ranges(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Fetch data ranges in one planned wave and hold them until they are read once (by
+        read_range / read_ranges of exactly that range): lets callers that read segment by
+        segment (a zarr store's concurrent chunk gets) share one wave. At most 64 MiB held."""
+        self._check_open()
+        with self._lock:
+            todo = sorted({(o, n) for o, n in ranges if n > 0 and (o, n) not in self._held})
+        budget = _HELD_BYTES - self._held_bytes
+        keep: list[tuple[int, int]] = []
+        for o, n in todo:
+            if n > budget:
+                break
+            keep.append((o, n))
+            budget -= n
+        if not keep:
+            return
+        datas = self.read_ranges(keep)
+        with self._lock:
+            for key, data in zip(keep, datas):
+                if key not in self._held:
+                    self._held[key] = data
+                    self._held_bytes += len(data)
+
+    def _take_held(self, offset: int, size: int) -> Any:
+        if not self._held:
+            return None
+        with self._lock:
+            data = self._held.pop((offset, size), None)
+            if data is not None:
+                self._held_bytes -= len(data)
+        return data
+
     def read_range(self, offset: int, size: int) -> bytes:
         self._check_open()
         size = min(size, self.size - offset)
@@ -361,6 +396,8 @@ class RemoteSource(ByteSource):
             if size <= 0 or offset < 0:
                 continue
             hit = self._cached(offset, size)
+            if hit is None:
+                hit = self._take_held(offset, size)
             if hit is not None:
                 out[i] = hit
                 continue
@@ -400,6 +437,7 @@ class RemoteSource(ByteSource):
             with self._lock:
                 blocks = dict(list(self._blocks.items())[-_REOPEN_BLOCKS:])
                 self._blocks.clear()
+                self._held.clear()
             if self._reopen_key is not None and etag and not str(etag).startswith("W/"):
                 with _REOPEN_LOCK:
                     _REOPEN[self._reopen_key] = (self.size, str(etag), self.rtt, blocks)
