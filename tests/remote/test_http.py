@@ -294,3 +294,26 @@ def test_https(tmp_path, writer_tif):
         source.close()
     finally:
         srv.stop()
+
+
+def test_range_server_helper_answers_suffix_and_multipart_ranges(server):
+    """The test server itself (tests/rangeserver.py): single, suffix, multipart, 416."""
+    import http.client
+    server.put("x.bin", bytes(range(100)))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        def get(rng: str) -> tuple[int, bytes, str]:
+            conn.request("GET", "/x.bin", headers={"Range": rng})
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("Content-Type") or ""
+
+        assert get("bytes=10-19")[:2] == (206, bytes(range(10, 20)))
+        assert get("bytes=-5")[:2] == (206, bytes(range(95, 100)))
+        status, body, ctype = get("bytes=0-1,50-51")
+        assert status == 206 and ctype.startswith("multipart/byteranges")
+        assert b"Content-Range: bytes 0-1/100" in body and b"Content-Range: bytes 50-51/100" in body
+        assert bytes([50, 51]) in body
+        assert get("bytes=200-300")[0] == 416
+    finally:
+        conn.close()
+    assert server.connections == 1  # keep-alive: four requests, one connection
