@@ -402,6 +402,11 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
             proc.kill()
         proc.stdout.close()
         proc.stdin.close()
+    if seed == 2:  # tiffio.recover first (a valid TIFF again, levels made from what is complete), then resume
+        recovered = tiffio.recover(path)
+        assert recovered.pyramid_tiles_decoded > 0
+        with tifffile.TiffFile(path) as tf:
+            assert len(tf.pages) == 5
     with tiffio.TiffWriter(path, mode="resume") as w:
         report = w.report
         base = w.images[0]
