@@ -19,8 +19,10 @@ from .codecs import compression_name
 from .errors import LimitExceededError, TiffFormatError, TiffIndexError, TiffUsageError
 from .ifd import IFDEntries, walk_chain
 from .ifd_tags import FileHandle
+from .metadata import GeoTiff, IccProfile, Resolution
 from .regions import IFDRegions
 from .sources import FileSource
+from .tagmeta import read_exif, read_geotiff, read_icc_profile, read_resolution, read_xmp
 
 __all__ = ["IFD", "IFDSequence"]
 
@@ -152,6 +154,33 @@ class IFD(IFDRegions):
         return numpy.memmap(source.name, dtype=dtype, mode="r", offset=int(offsets[0]), shape=self.shape)
 
     # --- SubIFDs ----------------------------------------------------------------------------
+    # --- metadata as parsed values (tiffio.metadata) ---------------------------------------
+    @cached_property
+    def geotiff(self) -> GeoTiff | None:
+        """GeoTIFF / GDAL georeferencing (:class:`tiffio.GeoTiff`: EPSG code, affine transform,
+        nodata, GDAL metadata), or None when the IFD has no geo tags."""
+        return read_geotiff(self)
+
+    @cached_property
+    def resolution(self) -> Resolution | None:
+        """X/YResolution and ResolutionUnit (:class:`tiffio.metadata.Resolution`), or None."""
+        return read_resolution(self)
+
+    @cached_property
+    def icc_profile(self) -> IccProfile | None:
+        """The embedded ICC profile (34675) with its header decoded, or None."""
+        return read_icc_profile(self)
+
+    @cached_property
+    def xmp(self) -> str | None:
+        """The XMP packet (700) as text, or None."""
+        return read_xmp(self)
+
+    @cached_property
+    def exif(self) -> dict:
+        """The Exif sub-IFD's tags by name (and the GPS sub-IFD's under 'GPS'); empty if none."""
+        return read_exif(self)
+
     @cached_property
     def subifds(self) -> list[IFD]:
         """The IFDs listed in SubIFDs (330), each followed by its own chain."""

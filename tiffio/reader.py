@@ -21,8 +21,11 @@ from .ifd import ParseContext
 from .ifd_tags import TagMapping
 from .levels import Level, find_associated, find_levels, find_masks
 from .limits import DEFAULT_LIMITS, Limits
+from .metadata import ImageJMetadata, OmeMetadata
 from .regions import RegionWindow, default_workers
+from .series import Series, find_series
 from .sources import open_source
+from .tagmeta import read_imagej_metadata, read_ome_metadata
 
 __all__ = ["open", "TiffFile", "IFD"]
 
@@ -98,6 +101,27 @@ class TiffFile:
     def closed(self) -> bool:
         """True once :meth:`close` has run (or the source was closed)."""
         return self.source.closed
+
+    # --- series and file-level metadata ------------------------------------------------
+    @cached_property
+    def series(self) -> list[Series]:
+        """The arrays the file holds (:class:`tiffio.Series`: shape, axes, dtype, levels),
+        found as tifffile finds them: shaped JSON, OME-XML, ImageJ, uniform pages, groups
+        of pages of equal shape and storage. Contiguous stacks are not walked."""
+        self._check_open()
+        return find_series(self)
+
+    @cached_property
+    def imagej_metadata(self) -> ImageJMetadata | None:
+        """The ImageJ description and IJMetadata of the first IFD, or None."""
+        self._check_open()
+        return read_imagej_metadata(self)
+
+    @cached_property
+    def ome_metadata(self) -> OmeMetadata | None:
+        """The OME-XML of the first IFD, parsed (:class:`tiffio.OmeMetadata`), or None."""
+        self._check_open()
+        return read_ome_metadata(self)
 
     # --- pyramid levels -----------------------------------------------------------------
     @cached_property

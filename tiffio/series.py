@@ -29,7 +29,8 @@ from .metadata.ome import is_ome_xml, parse_ome_xml
 from .tagmeta import read_imagej_metadata
 
 if TYPE_CHECKING:
-    from .reader import IFD, TiffFile
+    from .directory import IFD
+    from .reader import TiffFile
 
 __all__ = ["Series", "find_series", "page_axes"]
 
@@ -884,8 +885,7 @@ def _open_sibling(tif: TiffFile, filename: str | None) -> TiffFile | None:
         return None
     path = os.path.join(os.path.dirname(str(tif.name)), filename)
     try:
-        from .reader import TiffFile as _TiffFile
-        return _TiffFile(path, strict=tif.strict, limits=tif.limits)
+        return type(tif)(path, strict=tif.strict, limits=tif.limits)
     except (OSError, TiffError):
         return None
 

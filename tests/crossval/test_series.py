@@ -1,0 +1,260 @@
+"""TiffFile.series against tifffile's series (issue 15).
+
+* files tifffile writes with each of its series kinds (ImageJ hyperstacks, shaped
+  JSON, OME-XML with SubIFD pyramids, plain stacks): equal shape, axes, dtype, levels
+  and pixels;
+* every fixture and corpus file where tifffile finds series: equal shape, axes, dtype
+  and level shapes, except the files listed in ``differs`` below (tifffile reports a
+  series for a page without a dtype or size, which it cannot decode either);
+* a contiguous ImageJ stack is read without parsing its other IFDs: the metadata bytes
+  read to open it and read one plane do not grow with the page count.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import warnings
+from pathlib import Path
+
+import numpy
+import pytest
+
+import tiffio
+
+from ..conftest import CORPUS, FIXTURES
+
+tifffile = pytest.importorskip("tifffile")
+
+RNG = numpy.random.default_rng(15)
+
+
+def rand(shape, dtype="uint16"):
+    return RNG.integers(0, 200, shape).astype(dtype)
+
+
+def _tifffile_series(path):
+    with tifffile.TiffFile(path) as t:
+        return [(s.kind, s.shape, s.axes, s.dtype, [(lv.shape, lv.axes) for lv in s.levels], s.asarray())
+                for s in t.series]
+
+
+def _write_cases(d: Path) -> list[Path]:
+    cases = {
+        "ij_tzcyx": lambda p: tifffile.imwrite(p, rand((3, 4, 2, 32, 40)), imagej=True, metadata={
+            "axes": "TZCYX", "spacing": 2.5, "unit": "um", "finterval": 0.5}),
+        "ij_zyx_u8": lambda p: tifffile.imwrite(p, rand((5, 16, 24), "uint8"), imagej=True, metadata={"axes": "ZYX"}),
+        "ij_rgb": lambda p: tifffile.imwrite(p, rand((3, 16, 24, 3), "uint8"), imagej=True,
+                                             metadata={"axes": "TYXS"}, photometric="rgb"),
+        "ij_f32": lambda p: tifffile.imwrite(p, rand((3, 16, 24), "float32"), imagej=True,
+                                             metadata={"axes": "CYX", "mode": "composite"}),
+        "ij_yx": lambda p: tifffile.imwrite(p, rand((16, 24)), imagej=True),
+        "ij_zlib": lambda p: tifffile.imwrite(p, rand((4, 16, 24)), imagej=True, compression="zlib",
+                                              metadata={"axes": "TYX"}),
+        "shaped_4d": lambda p: tifffile.imwrite(p, rand((3, 2, 16, 24)), metadata={"axes": "TZYX"}),
+        "shaped_noaxes": lambda p: tifffile.imwrite(p, rand((2, 3, 16, 24)), photometric="minisblack"),
+        "shaped_tiled": lambda p: tifffile.imwrite(p, rand((4, 32, 48)), tile=(16, 16), compression="zlib",
+                                                   photometric="minisblack", metadata={"axes": "ZYX"}),
+        "shaped_contig": lambda p: tifffile.imwrite(p, rand((50, 8, 8)), metadata={"axes": "TYX"}, contiguous=True),
+        "ome_tczyx": lambda p: tifffile.imwrite(p, rand((2, 3, 4, 16, 24)), ome=True, metadata={
+            "axes": "TCZYX", "PhysicalSizeX": 0.5, "Channel": {"Name": ["a", "b", "c"]}}),
+        "ome_rgb": lambda p: tifffile.imwrite(p, rand((16, 24, 3), "uint8"), ome=True, photometric="rgb"),
+        "ome_planar": lambda p: tifffile.imwrite(p, rand((3, 16, 24), "uint8"), ome=True, photometric="rgb",
+                                                 planarconfig="separate"),
+        "plain_stack": lambda p: tifffile.imwrite(p, rand((10, 16, 24)), metadata=None),
+        "plain_small": lambda p: tifffile.imwrite(p, rand((3, 16, 24)), metadata=None, photometric="minisblack"),
+    }
+    paths = []
+    for name, make in cases.items():
+        path = d / f"{name}.tif"
+        make(path)
+        paths.append(path)
+    with tifffile.TiffWriter(d / "shaped_multi.tif") as w:
+        w.write(rand((3, 16, 24)), metadata={"axes": "QYX"}, photometric="minisblack")
+        w.write(rand((8, 10, 3), "uint8"), photometric="rgb")
+        w.write(rand((2, 2, 8, 8), "float32"), metadata={"axes": "CZYX"})
+    with tifffile.TiffWriter(d / "shaped_pyramid.tif") as w:
+        w.write(rand((2, 64, 64)), subifds=2, tile=(16, 16), metadata={"axes": "CYX"})
+        w.write(rand((2, 32, 32)), subfiletype=1, tile=(16, 16))
+        w.write(rand((2, 16, 16)), subfiletype=1, tile=(16, 16))
+    with tifffile.TiffWriter(d / "ome_multi.tif", ome=True) as w:
+        w.write(rand((2, 16, 24)), metadata={"axes": "ZYX"})
+        w.write(rand((3, 8, 8), "uint8"), metadata={"axes": "CYX"})
+    with tifffile.TiffWriter(d / "ome_pyramid.tif", ome=True) as w:
+        data = rand((2, 64, 64))
+        w.write(data, subifds=2, tile=(16, 16), metadata={"axes": "CYX"})
+        w.write(data[:, ::2, ::2], subfiletype=1, tile=(16, 16))
+        w.write(data[:, ::4, ::4], subfiletype=1, tile=(16, 16))
+    with tifffile.TiffWriter(d / "generic_pyramid.tif") as w:
+        data = rand((64, 96), "uint8")
+        w.write(data, tile=(16, 16), metadata=None)
+        w.write(data[::2, ::2], tile=(16, 16), subfiletype=1, metadata=None)
+        w.write(rand((10, 10), "float32"), metadata=None)
+    return [*paths, d / "shaped_multi.tif", d / "shaped_pyramid.tif", d / "ome_multi.tif", d / "ome_pyramid.tif",
+            d / "generic_pyramid.tif"]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    return _write_cases(tmp_path_factory.mktemp("series"))
+
+
+def test_series_of_tifffile_written_files(written):
+    kinds = set()
+    for path in written:
+        expected = _tifffile_series(path)
+        with tiffio.open(path) as tif:
+            got = tif.series
+            assert len(got) == len(expected), path.name
+            for s, (kind, shape, axes, dtype, levels, array) in zip(got, expected):
+                assert (s.kind, s.shape, s.axes, s.dtype) == (kind, shape, axes, dtype), path.name
+                assert [(lv.shape, lv.axes) for lv in s.levels] == levels, path.name
+                result = s.asarray(workers=2)
+                assert result.shape == shape and result.dtype == dtype
+                numpy.testing.assert_array_equal(result, array, err_msg=path.name)
+                for lv_index, lv in enumerate(s.levels[1:], 1):
+                    with tifffile.TiffFile(path) as t:
+                        want = t.series[s.index].levels[lv_index].asarray()
+                    numpy.testing.assert_array_equal(lv.asarray(), want)
+                kinds.add(kind)
+    assert kinds == {"imagej", "shaped", "ome", "uniform", "generic"}
+
+
+def test_contiguous_flags(written):
+    by_name = {p.stem: p for p in written}
+    with tiffio.open(by_name["ij_tzcyx"]) as tif:
+        s = tif.series[0]
+        assert s.kind == "imagej" and s.is_contiguous and s.npages == 24
+    with tiffio.open(by_name["ij_zlib"]) as tif:
+        s = tif.series[0]
+        assert not s.is_contiguous and len(s.ifds) == 4
+    with tiffio.open(by_name["shaped_contig"]) as tif:
+        s = tif.series[0]
+        assert s.is_contiguous and s.npages == 50
+
+
+def test_asarray_key_and_read_region(written):
+    path = next(p for p in written if p.stem == "ij_tzcyx")
+    full = tifffile.imread(path)
+    planes = full.reshape(24, 32, 40)
+    with tiffio.open(path) as tif:
+        s = tif.series[0]
+        numpy.testing.assert_array_equal(s.asarray(key=5), planes[5])
+        numpy.testing.assert_array_equal(s.asarray(key=-1), planes[23])
+        numpy.testing.assert_array_equal(s.asarray(key=slice(2, 8, 3)), planes[2:8:3])
+        numpy.testing.assert_array_equal(s.asarray(key=[7, 1]), planes[[7, 1]])
+        out = numpy.zeros(s.shape, s.dtype)
+        assert s.asarray(out=out) is out
+        numpy.testing.assert_array_equal(out, full)
+        region = s.read_region(3, 5, 10, 20, workers=2)
+        numpy.testing.assert_array_equal(region, full[..., 3:13, 5:25])
+        numpy.testing.assert_array_equal(s.read_region(3, 5, 10, 20, key=4), planes[4, 3:13, 5:25])
+        with pytest.raises(tiffio.TiffIndexError):
+            s.asarray(key=24)
+        with pytest.raises(tiffio.TiffValueError):
+            s.asarray(out=numpy.zeros((2, 2), s.dtype))
+    # a compressed (walked) stack reads regions through its IFDs
+    path = next(p for p in written if p.stem == "shaped_tiled")
+    full = tifffile.imread(path)
+    with tiffio.open(path) as tif:
+        numpy.testing.assert_array_equal(tif.series[0].read_region(7, 9, 20, 30), full[:, 7:27, 9:39])
+
+
+def test_contiguous_stack_reads_independent_of_page_count(tmp_path):
+    """Open + read one plane of an ImageJ stack: the same metadata bytes for 1,000 and 4,000 pages."""
+    figures = []
+    for pages in (1000, 4000):
+        path = tmp_path / f"stack{pages}.tif"
+        data = numpy.arange(pages * 16 * 16, dtype="uint16").reshape(pages, 16, 16)
+        tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
+        with tiffio.open(path) as tif:
+            s = tif.series[0]
+            plane = s.asarray(key=pages // 2)
+            numpy.testing.assert_array_equal(plane, data[pages // 2])
+            figures.append((tif._ctx.metadata_bytes, len(tif.ifds._items)))
+    assert figures[0] == figures[1]
+    assert figures[1][1] == 1  # only IFD 0 parsed
+
+
+def test_imagej_stack_cut_short_is_not_read_past_the_end(tmp_path):
+    """The description promises 4 planes, the file holds 2: like tifffile, no ImageJ series
+    (the first page alone), and nothing is read past the end of the file."""
+    path = tmp_path / "short.tif"
+    data = numpy.arange(4 * 16 * 16, dtype="uint16").reshape(4, 16, 16)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
+    with tiffio.open(path) as tif:
+        offset = int(tif.series[0].keyframe.segment_offsets[0])
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(path.read_bytes()[: offset + 2 * 512])
+    with tifffile.TiffFile(cut) as t:
+        expected = [(s.kind, s.shape, s.axes) for s in t.series]
+    with pytest.warns(tiffio.TiffFormatWarning), tiffio.open(cut, strict=False) as tif:
+        got = [(s.kind, s.shape, s.axes) for s in tif.series]
+        numpy.testing.assert_array_equal(tif.series[0].asarray(), data[0])
+    assert got == expected == [("generic", (16, 16), "YX")]
+
+
+# --- fixtures and corpus --------------------------------------------------------------------
+def _files():
+    paths = sorted(p for p in FIXTURES.rglob("*.tif*") if "malformed" not in p.parts)
+    manifest = CORPUS / "manifest.tsv"
+    if manifest.exists():
+        paths += [CORPUS / r["path"] for r in csv.DictReader(manifest.open(), delimiter="\t")]
+    return paths
+
+
+def _decodable(t) -> bool:
+    """tifffile series whose pages have a dtype and a non-empty shape (it reports others
+    with dtype float64 and cannot decode them)."""
+    for s in t.series:
+        if s.keyframe.dtype is None or not s.shape or 0 in s.shape:
+            return False
+    return True
+
+
+#: decodable files where tiffio's series differ from tifffile's, with the reason
+KNOWN_DIFFERENCES = {
+    # TileWidth without TileLength: tiffio's reader refuses the page's geometry
+    # (TiffFormatError); tifffile reads it as strips
+    "Pillow/Tests/images/crash-63b1dffefc8c075ddc606c0a2f5fdc15ece78863.tif": "TileLength missing",
+    # one of two SubIFD offsets is outside the file: IFD.subifds raises TruncatedError, so the
+    # generic series skips both SubIFDs of that page; tifffile skips only the bad one
+    "tifftools/tests/data/bad_subifd_offset.tif": "SubIFD offset outside the file",
+}
+
+
+def test_series_equal_tifffile_on_fixtures_and_corpus():
+    checked = 0
+    differs = []
+    unexpected = []
+    logging.disable(logging.CRITICAL)
+    try:
+        for path in _files():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    with tifffile.TiffFile(path) as t:
+                        if not t.series:
+                            continue
+                        decodable = _decodable(t)
+                        expected = [(s.shape, s.axes, s.dtype, [lv.shape for lv in s.levels]) for s in t.series]
+                except Exception:
+                    continue
+                try:
+                    with tiffio.open(path, strict=False) as tif:
+                        got = [(s.shape, s.axes, s.dtype, [lv.shape for lv in s.levels]) for s in tif.series]
+                except tiffio.TiffError as exc:
+                    got = exc
+            if got != expected:
+                differs.append(path)
+                known = any(str(path).endswith(name) for name in KNOWN_DIFFERENCES)
+                if decodable and not known:
+                    unexpected.append(f"{path}: tifffile {expected}, tiffio {got}")
+            else:
+                checked += 1
+    finally:
+        logging.disable(logging.NOTSET)
+    assert not unexpected, "\n".join(unexpected)
+    assert checked >= 150
+    # the differences are all files tifffile cannot decode either (no dtype or no size)
+    assert len(differs) <= 45
