@@ -466,6 +466,37 @@ def _contiguous_stack(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
     return nxt == 0 or nxt >= end or nxt < keyframe.offset
 
 
+def _chain_ends_after(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
+    """True when the IFD chain ends with the last page of a contiguous stack that starts at
+    ``keyframe``, checked without walking it: writers that store planes contiguously write
+    the other IFDs one after another with one size (tifffile), so IFD k of the stack is at
+    ``second + (k - 1) * stride``; that IFD must point at plane k's data and end the chain."""
+    from .ifd import parse_ifd_entries
+
+    second = _next_ifd_offset(keyframe)
+    if second == 0 or npages < 2:
+        return False
+    try:
+        entries = parse_ifd_entries(tif._ctx, second, f"{keyframe.path} + 1")
+        if npages == 2:
+            last = entries
+        else:
+            third = entries.next_offset
+            stride = third - second
+            if third == 0 or stride <= 0:
+                return False
+            predicted = second + (npages - 2) * stride
+            last = parse_ifd_entries(tif._ctx, predicted, f"{keyframe.path} + {npages - 1}")
+        tag = last.tags.get(324 if keyframe.is_tiled else 273)
+        if tag is None:
+            return False
+        first = tag.value[0] if isinstance(tag.value, tuple) else tag.value
+    except TiffError:
+        return False
+    expected = int(keyframe.segment_offsets[0]) + (npages - 1) * _page_nbytes(keyframe)
+    return first == expected and last.next_offset == 0
+
+
 def _series_imagej(tif: TiffFile) -> list[Series] | None:
     info = read_imagej_metadata(tif)
     if info is None:
@@ -614,6 +645,8 @@ def _detect_shaped(tif: TiffFile, sublist: list[IFD | None] | None, series: list
             s._is_subifd = True  # type: ignore[attr-defined]
         series.append(s)
         index += npages
+        if sublist is None and contiguous and _chain_ends_after(tif, keyframe, npages):
+            break  # the stack's last IFD ends the chain: no other series, nothing to walk
         nsub = len(keyframe._ints(330) or ()) if keyframe.get(330) is not None else 0
         for i in range(nsub):
             level: list[IFD | None] = []

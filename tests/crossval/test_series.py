@@ -194,6 +194,30 @@ def test_imagej_stack_cut_short_is_not_read_past_the_end(tmp_path):
     assert got == expected == [("generic", (16, 16), "YX")]
 
 
+def test_contiguous_shaped_stack_is_not_walked(tmp_path):
+    """A shaped (tifffile JSON) contiguous stack: its last IFD is found from the IFD stride and
+    ends the chain, so no other IFD is parsed whatever the page count; a second series after a
+    contiguous one is still found."""
+    parsed = []
+    for pages in (100, 3000):
+        path = tmp_path / f"shaped{pages}.tif"
+        data = numpy.arange(pages * 64, dtype="uint16").reshape(pages, 8, 8)
+        tifffile.imwrite(path, data, metadata={"axes": "TYX"}, contiguous=True)
+        with tiffio.open(path) as tif:
+            (s,) = tif.series
+            assert (s.kind, s.shape, s.axes, s.is_contiguous) == ("shaped", (pages, 8, 8), "TYX", True)
+            numpy.testing.assert_array_equal(s.asarray(key=pages - 1), data[-1])
+            parsed.append(len(tif.ifds._items))
+    assert parsed == [1, 1]
+    path = tmp_path / "two.tif"
+    with tifffile.TiffWriter(path) as w:
+        w.write(numpy.zeros((5, 8, 8), "uint16"), metadata={"axes": "TYX"}, contiguous=True)
+        w.write(numpy.ones((3, 4, 4), "uint8"), metadata={"axes": "ZYX"}, contiguous=True)
+    with tiffio.open(path) as tif, tifffile.TiffFile(path) as t:
+        assert [(x.shape, x.axes) for x in tif.series] == [(x.shape, x.axes) for x in t.series] == \
+            [((5, 8, 8), "TYX"), ((3, 4, 4), "ZYX")]
+
+
 # --- fixtures and corpus --------------------------------------------------------------------
 def _files():
     paths = sorted(p for p in FIXTURES.rglob("*.tif*") if "malformed" not in p.parts)
