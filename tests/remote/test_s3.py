@@ -83,6 +83,20 @@ def test_s3_through_obstore(moto, writer_tif):
         assert tif.source.round_trips == 3
 
 
+def test_s3_object_replaced_while_open_is_a_source_error(moto, writer_tif):
+    pytest.importorskip("obstore")
+    boto3 = pytest.importorskip("boto3")
+    client = boto3.client("s3", endpoint_url=moto, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1")
+    data = writer_tif.read_bytes()
+    client.put_object(Bucket=BUCKET, Key="slides/b.tif", Body=data)
+    with tiffio.open(f"s3://{BUCKET}/slides/b.tif", storage_options=_obstore_options(moto)) as tif:
+        tif.ifds[0].read_segment(20)
+        client.put_object(Bucket=BUCKET, Key="slides/b.tif", Body=data[:-1] + b"\x03")
+        with pytest.raises(tiffio.SourceError, match="changed since it was opened"):
+            tif.ifds[0].read_segment(30)
+
+
 def test_s3_through_fsspec(moto, writer_tif):
     pytest.importorskip("s3fs")
     options = {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": moto, "region_name": "us-east-1"}}

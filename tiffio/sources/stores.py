@@ -33,8 +33,8 @@ def split_url(url: str) -> tuple[str, str, str]:
 class ObstoreFetcher:
     """Ranges of one object of an obstore store (S3, GCS, Azure, HTTP...).
 
-    The first answer's ETag and size are checked against every later open of the same
-    fetcher; obstore retries 429/5xx itself (pass ``retry_config`` in ``storage_options``).
+    The ETag seen at open is pinned (If-Match on every later request): an object replaced while
+    open is a SourceError. obstore retries 429/5xx itself (``retry_config`` in ``storage_options``).
     """
 
     def __init__(self, store: Any, path: str, name: str | None = None) -> None:
@@ -88,9 +88,26 @@ class ObstoreFetcher:
         return size, head_data, tail_data[len(tail_data) - keep:] if len(tail_data) > keep else tail_data
 
     def fetch(self, spans: Sequence[tuple[int, int]]) -> list[Any]:
-        starts = [o for o, _ in spans]
-        lengths = [n for _, n in spans]
-        return list(self._obstore.get_ranges(self.store, self.path, starts=starts, lengths=lengths, coalesce=0))
+        if not self.etag:
+            starts = [o for o, _ in spans]
+            lengths = [n for _, n in spans]
+            return list(self._obstore.get_ranges(self.store, self.path, starts=starts, lengths=lengths, coalesce=0))
+        # the version seen at open is pinned (If-Match): get_ranges takes no options, so the spans
+        # tiffio planned go out as concurrent gets
+        from .http import run_concurrently
+        return run_concurrently(self._get_pinned, list(spans))
+
+    def _get_pinned(self, span: tuple[int, int]) -> Any:
+        offset, length = span
+        try:
+            result = self._obstore.get(self.store, self.path,
+                                       options={"range": (offset, offset + length), "if_match": self.etag})
+        except Exception as exc:
+            if type(exc).__name__ in ("PreconditionError", "NotModifiedError"):
+                raise SourceError(f"{self.name}: the object changed since it was opened (ETag {self.etag} no "
+                                  "longer matches); reopen it to read the new version") from None
+            raise
+        return result.bytes()
 
 
 class FsspecFetcher:
