@@ -57,6 +57,10 @@ def test_info_json_equals_the_library():
             assert [_got_ifd(d) for d in doc["ifds"]] == [_expected_ifd(i) for i in tif.ifds]
             assert [(lv["index"], lv["ifd"], lv["shape"], lv["downsample"]) for lv in doc["levels"]] == [
                 (lv.index, lv.ifd.path, list(lv.shape), list(lv.downsample)) for lv in tif.levels]
+            series = getattr(tif, "series", None)
+            if series is not None:
+                assert [(s["kind"], s["shape"], s["dtype"], s["axes"], s["levels"]) for s in doc["series"]] == [
+                    (s.kind, list(s.shape), str(s.dtype), s.axes, len(s.levels)) for s in series]
             for d, ifd in zip(doc["ifds"], tif.ifds):
                 sparse = sum(ifd.is_sparse(i) for i in range(ifd.segment_count))
                 assert d["sparse_segments"] == sparse
@@ -73,6 +77,8 @@ def test_info_text_tree():
     assert lines[1] == "  IFD 0 @ 10048 (0x2740): 250 x 300 x 3 uint8, tiles 64x64 (20 tiles), JPEG, YCBCR 2x2"
     assert lines[2].startswith("      IFD 0 SubIFD 0: 0 @ 13968 (0x3690): 125 x 150 x 3 uint8") and "reduced" in lines[2]
     assert "  levels: 4" in lines
+    if hasattr(tiffio.TiffFile, "series"):
+        assert lines[-1] == "    0: generic, YXS, 250 x 300 x 3, uint8, 4 levels"
 
 
 def _million_tile_file(path) -> None:
@@ -230,6 +236,9 @@ def test_info_metadata_summary_imagej_ome_geotiff(tmp_path):
     got = docs[0]["metadata"]["imagej"]
     assert (got["images"], got["channels"], got["slices"], got["spacing"], got["unit"]) == (
         expected["images"], expected["channels"], expected["slices"], expected["spacing"], expected["unit"])
+    if hasattr(tiffio.TiffFile, "series"):
+        assert [(s["kind"], s["shape"], s["axes"]) for s in docs[0]["series"]] == [("imagej", [3, 2, 32, 48], "ZCYX")]
+        assert [(s["kind"], s["shape"], s["axes"]) for s in docs[1]["series"]] == [("ome", [2, 32, 48], "CYX")]
     image = docs[1]["metadata"]["ome"]["images"][0]
     assert image["sizes"] == {"X": 48, "Y": 32, "Z": 1, "C": 2, "T": 1} and image["pixel_type"] == "uint8"
     assert image["physical_sizes"]["X"] == 0.5 and image["channels"] == 2

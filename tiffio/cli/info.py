@@ -301,8 +301,13 @@ def print_text(doc: dict[str, Any]) -> None:
     if doc.get("series"):
         print(f"  series: {len(doc['series'])}")
         for k, s in enumerate(doc["series"]):
-            print(f"    {k}: {s.get('kind') or ''} {s.get('axes') or ''} {tuple(s['shape'])} {s.get('dtype') or ''}"
-                  .replace("  ", " "))
+            parts = [s.get("kind"), s.get("name") and repr(s["name"]), s.get("axes"),
+                     " x ".join(map(str, s["shape"])), s.get("dtype")]
+            if s.get("pages", 1) > 1:
+                parts.append(f"{s['pages']} pages")
+            if s.get("levels", 1) > 1:
+                parts.append(f"{s['levels']} levels")
+            print(f"    {k}: " + ", ".join(str(p) for p in parts if p))
     meta = doc.get("metadata") or {}
     for key, value in meta.items():
         print(f"  {key}: {value}")
