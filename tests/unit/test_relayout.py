@@ -288,3 +288,21 @@ def test_plain_layout_without_copy_file_range(tmp_path, monkeypatch):
     assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
     for a, b in zip(_levels_of(tmp_path / "b.tif"), levels):
         numpy.testing.assert_array_equal(a, b)
+
+
+def test_bigtiff_only_when_needed(tmp_path, monkeypatch):
+    import tiffio.writer.relayout as rl
+
+    levels = _pyramid_levels(samples=1, seed=10)
+    src = write_pyramid(tmp_path / "work.tif", levels, compression="deflate")
+    assert not relayout(src, tmp_path / "classic.tif").bigtiff
+    size = os.path.getsize(tmp_path / "classic.tif")
+    monkeypatch.setattr(rl, "CLASSIC_LIMIT", size - 1)  # the classic file would pass the limit by one byte
+    report = relayout(src, tmp_path / "big.tif")
+    assert report.bigtiff
+    assert open(tmp_path / "big.tif", "rb").read(4) == b"II+\0"
+    assert check_cog(tmp_path / "big.tif") == []
+    with pytest.raises(tiffio.TiffValueError, match="bigtiff=False"):
+        relayout(src, tmp_path / "no.tif", bigtiff=False)
+    for a, b in zip(_levels_of(tmp_path / "big.tif"), levels):
+        numpy.testing.assert_array_equal(a, b)
