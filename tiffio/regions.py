@@ -170,14 +170,16 @@ class IFDRegions(IFDSegments):
                 if not prefilled:
                     target[...] = fill_value  # no segment-sized temporary: sparse strips can be huge
                 return
-            shape = grid.stored_shape(index)
-            full = all(s.start == 0 and s.stop == n for s, n in zip(src, shape[:3]))
+            stored, valid = grid.shapes(index)
+            full = all(s.start == 0 and s.stop == n for s, n in zip(src, stored[:3]))
             if full and target.flags.c_contiguous and spec.compression != 1:
                 self._decode(index, fill_value, out=target, location=location, buffered=buffered, data=data,
                              fetched=fetched)
                 return
+            # only the rows of the segment inside the image, where that saves work (_decoded_shape)
+            shape = self._decoded_shape(stored, valid)
             arr = self._decode(index, fill_value, out=self._scratch(shape), location=location, buffered=buffered,
-                               data=data, fetched=fetched)
+                               data=data, fetched=fetched, crop_rows=shape != stored)
             target[...] = arr[src]
 
         if _fetched is not None and all(part.index in _fetched for part in parts):  # iter_regions fetched them

@@ -304,11 +304,17 @@ class IFDSegments(IFDTags):
 
     def _decode(self, index: int, fill: Any, out: numpy.ndarray | None = None,
                 location: tuple[int, int] | None = None, buffered: bool = False,
-                data: bytes | memoryview | None = None, fetched: bool = False) -> numpy.ndarray:
+                data: bytes | memoryview | None = None, fetched: bool = False,
+                crop_rows: bool = False) -> numpy.ndarray:
         """Decode one segment, reading its bytes unless ``fetched`` (then ``data`` holds them,
-        None for a sparse segment: read_segments and remote regions fetch them all first)."""
+        None for a sparse segment: read_segments and remote regions fetch them all first).
+        ``crop_rows``: of an uncompressed flat tile, only the rows inside the image are read
+        and decoded (the result has that many rows; see :meth:`_decoded_shape`)."""
         spec = self.spec
         shape, valid = self.grid.shapes(index)
+        if crop_rows:
+            shape = self._decoded_shape(shape, valid)
+            valid = (valid[0], min(valid[1], shape[1]), valid[2])
         offset, count = self.segment_location(index) if location is None else location
         if offset != 0 and count == 0 and 0 not in shape:
             self._zero_byte_count(index, offset)
@@ -333,6 +339,19 @@ class IFDSegments(IFDTags):
                 raise
             d, h, w, s = shape
             raise out_of_memory(d * h * w * s * spec.dtype.itemsize, f"{self.where}: segment {index}") from None
+
+    def _decoded_shape(self, shape: tuple[int, int, int, int], valid: tuple[int, int, int]
+                       ) -> tuple[int, int, int, int]:
+        """The part of a segment that a region needs decoded: an uncompressed flat tile whose
+        rows pass the image's last row is cut to the rows inside it (its rows are stored in
+        order, so those are its first bytes). A file declaring 3,932,418-row tiles over a 60-row
+        image made asarray allocate and fill two 377 MB tiles for a 9 KB result; reads stay
+        bounded by the result instead. Other codecs decode whole streams (their decoders refuse
+        a smaller output), so their shape is unchanged."""
+        d, h, w, s = shape
+        if d == 1 and valid[1] < h and self.spec.compression == 1:
+            return (1, valid[1], w, s)
+        return shape
 
     def _ojpeg_stream(self, index: int, offset: int, data: bytes, shape: tuple[int, int, int, int]) -> bytes:
         """Map an old-style JPEG segment to a complete JPEG stream (tiffio/ojpeg.py)."""

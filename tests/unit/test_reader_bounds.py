@@ -289,3 +289,32 @@ def test_an_output_that_cannot_be_allocated_is_a_limit_error():
 def test_default_limits_still_refuse_first():
     with tiffio.open(_huge_single_strip()) as tif, pytest.raises(tiffio.LimitExceededError, match=r"Limits\.max_"):
         tif.ifds[0].asarray()
+
+
+# --- tiles far taller than the image --------------------------------------------------------------
+
+def test_rows_of_a_tall_uncompressed_tile_outside_the_image_are_not_decoded():
+    """TileLength 1,000,000 over a 5-row image (fuzzing: 3,932,418-row tiles over 60 rows made
+    asarray allocate and fill two 377 MB tiles for a 9 KB result): only the 5 rows are read."""
+    import tracemalloc
+    image = numpy.arange(5 * 20, dtype=numpy.uint8).reshape(5, 20)
+    b = Builder()
+    tiles = [numpy.zeros((5, 16), numpy.uint8) for _ in range(2)]
+    tiles[0][:, :16] = image[:, :16]
+    tiles[1][:, :4] = image[:, 16:]
+    offsets = [b.blob(t.tobytes()) for t in tiles]
+    entries = [(256, 3, 20), (257, 3, 5), (258, 3, 8), (259, 3, 1), (262, 3, 1), (277, 3, 1),
+               (322, 3, 16), (323, 4, 1_000_000), (324, 4, offsets), (325, 4, [80, 80])]
+    raw = b.build(b.ifd(entries))
+    for strict in (True, False):
+        with tiffio.open(raw, strict=strict) as tif:
+            ifd = tif.ifds[0]
+            tracemalloc.start()
+            arr = ifd.asarray(workers=1)
+            region = ifd.read_region(1, 10, 3, 10, workers=1)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            numpy.testing.assert_array_equal(arr, image)
+            numpy.testing.assert_array_equal(region, image[1:4, 10:20])
+            assert peak < 1 << 20, peak  # the stored tiles are 16 MB each
+            assert tif.source.bytes_read < 4096
