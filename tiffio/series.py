@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
-from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
+from .errors import LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffValueError
 from .metadata.imagej import is_imagej_description
 from .metadata.ome import is_ome_xml, parse_ome_xml
 from .tagmeta import read_imagej_metadata
@@ -872,6 +872,7 @@ def _series_ome(tif: TiffFile) -> list[Series] | None:
             if td.uuid is not None:
                 owner = files[td.uuid]
             count = td.plane_count or len(owner.ifds)
+            _check_planes(tif, idx + count, "a TiffData block")
             if len(pages) < idx + count:
                 pages.extend([None] * (idx + count - len(pages)))
             for k in range(count):
@@ -896,6 +897,7 @@ def _series_ome(tif: TiffFile) -> list[Series] | None:
             shape.append(1)
             full_axes += "S"
         nplanes = max(math.prod(shape) // max(1, math.prod(keyframe.shape)), 1)
+        _check_planes(tif, nplanes, f"image {image.name or ''} Size*")
         if nplanes < len(pages):
             pages = pages[:nplanes]
         elif nplanes > len(pages):
@@ -911,6 +913,16 @@ def _series_ome(tif: TiffFile) -> list[Series] | None:
         for s in series:
             _ome_levels(tif, s)
     return series
+
+
+def _check_planes(tif: TiffFile, planes: int, what: str) -> None:
+    """OME-XML sizes are not trusted further than Limits.max_ifds planes (a hostile
+    SizeT=10**12 must not make a list of 10**12 entries)."""
+    limit = tif.limits.max_ifds
+    if planes > limit:
+        raise LimitExceededError(
+            f"{tif.name}: OME-XML {what} places {planes} planes, more than Limits.max_ifds={limit}; "
+            f"pass limits=tiffio.Limits(max_ifds=...) to tiffio.open to allow it")
 
 
 def _open_sibling(tif: TiffFile, filename: str | None) -> TiffFile | None:

@@ -282,3 +282,16 @@ def test_series_equal_tifffile_on_fixtures_and_corpus():
     assert checked >= 150
     # the differences are all files tifffile cannot decode either (no dtype or no size)
     assert len(differs) <= 45
+
+
+def test_hostile_ome_sizes_hit_a_limit(tmp_path):
+    """OME-XML promising 10**11 planes raises LimitExceededError instead of allocating."""
+    path = tmp_path / "ome.tif"
+    tifffile.imwrite(path, numpy.zeros((2, 8, 8), "uint8"), ome=True, metadata={"axes": "ZYX"})
+    raw = path.read_bytes()
+    old, new = b'SizeT="1"><Channel ID="Channel:0:0"', b'SizeT="99999999999"><Channel ID="C"'
+    assert len(old) == len(new) and old in raw  # same length: every offset in the file stays valid
+    forged = raw.replace(old, new, 1)
+    path.write_bytes(forged)
+    with tiffio.open(path) as tif, pytest.raises(tiffio.LimitExceededError, match="max_ifds"):
+        tif.series  # noqa: B018
