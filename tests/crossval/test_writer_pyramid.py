@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy
 import pytest
@@ -375,8 +376,11 @@ CHILD = textwrap.dedent("""
         random.Random(seed).shuffle(coords)
         for n, (r, c) in enumerate(coords):
             im.write_tile(r, c, data[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16])
-            print(n, flush=True)
-            if n > {stall}:
+            if n == {stall}:
+                # every tile given so far encoded and stored (records after the last checkpoint), then
+                # the parent waits for this line and kills: the tiles on disk are known exactly
+                w.flush()
+                print("stalled", n, flush=True)
                 sys.stdin.readline()  # wait here for the kill
 """)
 
@@ -391,13 +395,14 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
     path = tmp_path / "crash.tif"
     proc = subprocess.Popen([sys.executable, str(script), str(path), str(seed)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, proc.kill)  # a hang detector only: the child never waits on time
+    watchdog.start()
     try:
-        for line in proc.stdout:
-            if int(line) >= kill_after:
-                break
+        assert proc.stdout.readline().split() == ["stalled", str(kill_after)]
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL
     finally:
+        watchdog.cancel()
         if proc.poll() is None:  # pragma: no cover
             proc.kill()
         proc.stdout.close()
@@ -413,9 +418,10 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
         assert len(base.levels) == 5 and report.images == 5
         assert report.pyramid_tiles_decoded > 0  # partial parents rebuilt from stored children
         missing = base.missing_tiles()
-        # written before the kill: tiles 0..kill_after (+1 if the child ran on), less up to 4 still in the
-        # 2 encoder threads or their queue (lost with the process)
-        assert base.tile_count - kill_after - 2 <= len(missing) <= base.tile_count - kill_after + 3
+        # written before the kill: exactly the first kill_after + 1 tiles of the child's order
+        coords = [(r, c) for r in range(base.tiles_down) for c in range(base.tiles_across)]
+        random.Random(seed).shuffle(coords)
+        assert sorted(missing) == sorted(coords[kill_after + 1:])
         for r, c in missing:
             base.write_tile(r, c, data[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16])
     reference = tmp_path / "ref.tif"

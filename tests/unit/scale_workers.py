@@ -59,8 +59,10 @@ def produce_tile_slow(key):
     return produce_tile(key)
 
 
-def append_tiles(path, worker, workers, shape, delay=0.0, only_missing=None):
-    """A shared-append producer: append the tiles of rows worker::workers of pixels(shape)."""
+def append_tiles(path, worker, workers, shape, delay=0.0, only_missing=None, stall_after=None):
+    """A shared-append producer: append the tiles of rows worker::workers of pixels(shape).
+
+    With ``stall_after=N``: after N tiles, print "stalled N" and wait on stdin (for a kill)."""
     data = pixels(shape)
     with tiffio.SharedAppender(path) as app:
         im = app.images[0]
@@ -71,12 +73,16 @@ def append_tiles(path, worker, workers, shape, delay=0.0, only_missing=None):
                 app.write_tile(r, c, tile_of(data, r, c))
                 if delay:
                     time.sleep(delay)
+                if stall_after is not None and app.tiles_written == stall_after:
+                    print("stalled", stall_after, flush=True)
+                    sys.stdin.readline()
         return app.tiles_written
 
 
-if __name__ == "__main__" and sys.argv[1] == "append":  # python -m tests.unit.scale_workers append PATH W N DELAY
+if __name__ == "__main__" and sys.argv[1] == "append":  # ... append PATH W N DELAY [STALL_AFTER]
     print("started", flush=True)
-    append_tiles(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), (192, 160), float(sys.argv[5]))
+    append_tiles(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), (192, 160), float(sys.argv[5]),
+                 stall_after=int(sys.argv[6]) if len(sys.argv) > 6 else None)
     print("done", flush=True)
 elif __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY
     import ast

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -143,6 +144,7 @@ sw.add_image((192, 160), "uint8", tile=(32, 32), compression="deflate")
 print("ready", flush=True)
 while True:
     sw.checkpoint()
+    print("checkpoint", 30 - len(sw.missing_tiles()), flush=True)  # tiles held by the checkpoint on disk
     time.sleep(0.03)
 """
 
@@ -155,25 +157,49 @@ def test_kill9_producer_and_coordinator_then_resume(tmp_path):
     path = str(tmp_path / "shared.tif")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     rng = random.Random()
+    stall_after = rng.randint(1, 14)  # producer 0 appends this many of its 15 tiles, then waits for its kill
     coord = subprocess.Popen([sys.executable, "-c", COORDINATOR, path], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             text=True)
-    assert coord.stdout.readline().strip() == "ready"
-    # producer 0 (killed) is slow: 15 tiles x 0.1 s; producer 1 finishes
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.unit.scale_workers", "append", path, str(w), "2", delay],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-             for w, delay in enumerate(("0.1", "0.02"))]
-    for p in procs:
-        assert p.stdout.readline().strip() == "started"
-    time.sleep(rng.uniform(0.2, 0.5))
-    procs[0].send_signal(signal.SIGKILL)
-    time.sleep(rng.uniform(0.0, 0.2))
-    coord.send_signal(signal.SIGKILL)
-    coord.wait(30)
-    procs[0].wait(30)
-    procs[1].wait(60)  # the other producer finishes (its tiles after the last checkpoint are records only)
+                             stdin=subprocess.DEVNULL, text=True)
+    procs = []
+    # hang detectors only (nothing here waits on time): kill whatever still runs after 120 s
+    watchdogs = [threading.Timer(120, coord.kill)]
+    watchdogs[0].start()
+    try:
+        assert coord.stdout.readline().strip() == "ready"
+        # producer 0 (killed) stalls after stall_after tiles; producer 1 finishes
+        for w, delay, extra in ((0, "0.02", [str(stall_after)]), (1, "0.02", [])):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.unit.scale_workers", "append", path, str(w), "2", delay, *extra],
+                cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            watchdogs.append(threading.Timer(120, procs[-1].kill))
+            watchdogs[-1].start()
+        for p in procs:
+            assert p.stdout.readline().strip() == "started"
+        assert procs[0].stdout.readline().split() == ["stalled", str(stall_after)]
+        # kill the coordinator once a checkpoint holds at least `held` tiles (producer 0's are appended,
+        # so one will), then at a random moment of a later checkpoint
+        held = rng.randint(1, stall_after)
+        while int(coord.stdout.readline().split()[1]) < held:
+            pass
+        procs[0].send_signal(signal.SIGKILL)
+        time.sleep(rng.uniform(0.0, 0.2))
+        coord.send_signal(signal.SIGKILL)
+        assert coord.wait(60) == -signal.SIGKILL
+        assert procs[0].wait(60) == -signal.SIGKILL
+        assert procs[1].wait(60) == 0  # the other producer finishes (tiles after the checkpoint: records only)
+    finally:
+        for t in watchdogs:
+            t.cancel()
+        for p in [coord, *procs]:
+            if p.poll() is None:  # pragma: no cover
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            if p.stdin:
+                p.stdin.close()
     with tiffio.open(path) as tif:
         before = {i for i, o in enumerate(tif.ifds[0].segment_offsets.to_numpy().tolist()) if o}
-    assert 0 < len(before) < 30
+    assert held <= len(before) < 30
     sw = tiffio.SharedWriter(path, mode="resume", fsync=False)
     absorbed = {(r * 5 + c) for r in range(6) for c in range(5)} - {r * 5 + c for r, c in sw.missing_tiles()}
     assert before <= absorbed  # nothing checkpointed was lost
