@@ -117,21 +117,26 @@ def bench_stack(repeat: int) -> list[str]:
 
 def bench_imread_lzw(repeat: int, count: int) -> list[str]:
     files = make_files("lzw", count)
-    t_tiffio, t_tifffile, t_one = [], [], []
+    t_tiffio, t_tifffile, t_one, t_proc = [], [], [], []
     for _ in range(repeat):
         dt, a = timed(lambda: tiffio.imread(files))
         t_tiffio.append(dt)
         dt, _r = timed(lambda: tiffio.imread(files, workers=1))
         t_one.append(dt)
+        dt, _r = timed(lambda: tiffio.imread(files, processes=2))
+        t_proc.append(dt)
+        assert numpy.array_equal(a, _r)
         del _r
         dt, b = timed(lambda: tifffile.imread(files))
         t_tifffile.append(dt)
         assert a.shape == b.shape and a.dtype == b.dtype and numpy.array_equal(a, b)
         del a, b
     mi, mf, m1 = statistics.median(t_tiffio), statistics.median(t_tifffile), statistics.median(t_one)
+    mp = statistics.median(t_proc)
     return [f"2. imread of {count} files 512 x 512 LZW uint16 (same result), median of {repeat}:",
             f"   tiffio.imread {mi:7.3f} s   tifffile.imread {mf:7.3f} s   ratio {mi / mf:5.3f} (target <= 0.6)",
-            f"   tiffio.imread(workers=1) {m1:7.3f} s   ratio to tifffile {m1 / mf:5.3f}   thread speed-up {m1 / mi:5.2f}"]
+            f"   tiffio.imread(workers=1) {m1:7.3f} s   ratio to tifffile {m1 / mf:5.3f}   thread speed-up {m1 / mi:5.2f}",
+            f"   tiffio.imread(processes=2) {mp:7.3f} s   ratio to tifffile {mp / mf:5.3f} (spawn start-up included)"]
 
 
 def bench_imread_jpeg(repeat: int, count: int, workers: int) -> list[str]:

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import as_completed
 from typing import Any
 
 import numpy
@@ -57,7 +58,7 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
            pattern: Any = None, axes: str | None = None, series: int = 0, key: Any = None,
            workers: int | None = None, out: numpy.ndarray | None = None,
            progress: Callable[[int, int], None] | None = None, fill: Any = 0, strict: bool = True,
-           sort: bool | None = None) -> numpy.ndarray:
+           sort: bool | None = None, processes: int | None = None) -> numpy.ndarray:
     """Read a TIFF file, or a sequence of TIFF files stacked into one array.
 
     ``files``: a path (its series ``series`` is read, pages ``key`` as in
@@ -67,6 +68,8 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     sequence's shape followed by the first file's series shape. ``axes``: reorder the
     result, a permutation of the sequence axes letters followed by the series axes
     (e.g. ``'CTYX'`` for a sequence 'TC' of 'YX' images). ``workers``: threads.
+    ``processes``: decode in that many worker processes instead (for codecs that hold
+    the GIL; each file's array is pickled back and copied into place).
     ``out``: a C-contiguous array of the result's shape and dtype to fill.
     ``progress(done, total)`` is called after each file.
     """
@@ -110,34 +113,73 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     done = [0]
     lock = threading.Lock()
 
-    def work(item: tuple[tuple[int, ...], str]) -> None:
-        position, path = item
-        target = result[position]
-        try:
-            with TiffFile(path, strict=strict) as tif:
-                ifd0 = tif.ifds[0]
-                # a single-page file like the first reads from its IFD without series detection
-                plain = (ifd0._entries.next_offset == 0 and ifd0.get(330) is None and first.npages == 1
-                         and first.kind in ("uniform", "generic", "imagej") and tuple(ifd0.shape) == page_shape
-                         and page_key(ifd0) == first_key)
-                if plain:
-                    ifd0.asarray(out=target, workers=1)
-                else:
-                    s = _series(tif, series)
-                    if s.shape != page_shape or s.dtype != dtype:
-                        raise TiffValueError(f"series {series} has shape {s.shape} and dtype {s.dtype}, but the "
-                                             f"first file {first_path!r} has {page_shape} {dtype}")
-                    s.asarray(out=target, workers=1)
-        except TiffError as exc:
-            raise _with_file(exc, path) from exc
+    info = (series, strict, page_shape, dtype.str, first_key, first.npages, first.kind, first_path)
+
+    def report() -> None:
         if progress is not None:
             with lock:
                 done[0] += 1
                 count = done[0]
             progress(count, total)
 
+    def work(item: tuple[tuple[int, ...], str]) -> None:
+        position, path = item
+        _read_into(path, result[position], info)
+        report()
+
+    if processes:
+        _read_in_processes(seq, result, info, int(processes), report)
+        return _transpose(result, axes, seq.axes + page_axes_)
     run_parallel(work, list(seq.items()), workers)
     return _transpose(result, axes, seq.axes + page_axes_)
+
+
+def _read_into(path: str, target: numpy.ndarray, info: tuple) -> None:
+    """Read one file's series into ``target``; errors name the file."""
+    series, strict, page_shape, dtype_str, first_key, first_npages, first_kind, first_path = info
+    try:
+        with TiffFile(path, strict=strict) as tif:
+            ifd0 = tif.ifds[0]
+            # a single-page file like the first reads from its IFD without series detection
+            plain = (ifd0._entries.next_offset == 0 and ifd0.get(330) is None and first_npages == 1
+                     and first_kind in ("uniform", "generic", "imagej") and tuple(ifd0.shape) == page_shape
+                     and page_key(ifd0) == first_key)
+            if plain:
+                ifd0.asarray(out=target, workers=1)
+            else:
+                s = _series(tif, series)
+                if s.shape != page_shape or s.dtype != numpy.dtype(dtype_str):
+                    raise TiffValueError(f"series {series} has shape {s.shape} and dtype {s.dtype}, but the "
+                                         f"first file {first_path!r} has {page_shape} {numpy.dtype(dtype_str)}")
+                s.asarray(out=target, workers=1)
+    except TiffError as exc:
+        raise _with_file(exc, path) from exc
+
+
+def _read_file(path: str, info: tuple) -> numpy.ndarray:
+    """A worker process's task: the file's series as a new array (pickled back)."""
+    target = numpy.empty(info[2], numpy.dtype(info[3]))
+    _read_into(path, target, info)
+    return target
+
+
+def _read_in_processes(seq: FileSequence, result: numpy.ndarray, info: tuple, processes: int,
+                       report: Callable[[], None]) -> None:
+    """Decode in worker processes (for codecs that hold the GIL); each array is copied into
+    its slot as it arrives. The first error cancels the files not started and is raised."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_read_file, path, info): position for position, path in seq.items()}
+        try:
+            for future in as_completed(futures):
+                result[futures[future]] = future.result()
+                report()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _transpose(array: numpy.ndarray, axes: str | None, have: str | None) -> numpy.ndarray:

@@ -96,3 +96,18 @@ def test_bad_file_raises_naming_it(grid, damage):
     expected = {"missing": tiffio.SourceError, "garbage": tiffio.NotATiffError, "truncated": tiffio.TiffFormatError,
                 "shape": tiffio.TiffValueError, "dtype": tiffio.TiffValueError}[damage]
     assert isinstance(info.value, expected)
+
+
+def test_worker_processes(grid):
+    """processes=2: spawned worker processes decode, the result equals tifffile's; a bad file's
+    error comes back from the worker naming the file."""
+    folder, data = grid
+    calls = []
+    ours = imread(str(folder / "*.tif"), pattern=PATTERN, processes=2, progress=lambda d, t: calls.append(d))
+    numpy.testing.assert_array_equal(ours, data)
+    assert sorted(calls) == list(range(1, 13))
+    bad = folder / "img_t2_c3.tif"
+    bad.write_bytes(b"II*\x00" + b"\xff" * 4)
+    with pytest.raises(tiffio.TiffFormatError) as info:
+        imread(str(folder / "*.tif"), pattern=PATTERN, processes=2)
+    assert str(bad) in str(info.value)
