@@ -27,10 +27,13 @@ def out_of_memory(nbytes: int, what: str) -> LimitExceededError:
                               "tiffio.Limits(max_output_bytes=...) or read smaller regions")
 
 
-def allocate(shape: tuple[int, ...], dtype: numpy.dtype, what: str, fill: Any = None) -> numpy.ndarray:
-    """``numpy.empty(shape, dtype)`` (or ``numpy.full`` with ``fill``) that raises LimitExceededError
-    instead of MemoryError."""
+def allocate(shape: tuple[int, ...], dtype: numpy.dtype, what: str, fill: Any = None,
+             zeros: bool = False) -> numpy.ndarray:
+    """``numpy.empty(shape, dtype)`` (``numpy.zeros`` with ``zeros``, ``numpy.full`` with ``fill``)
+    that raises LimitExceededError instead of MemoryError."""
     try:
+        if zeros:
+            return numpy.zeros(shape, dtype)
         return numpy.empty(shape, dtype) if fill is None else numpy.full(shape, fill, dtype)
     except (MemoryError, ValueError) as exc:
         if is_allocation_failure(exc):

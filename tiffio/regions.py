@@ -67,6 +67,19 @@ class RegionWindow(NamedTuple):
     core: tuple[slice, slice]
 
 
+#: results at least this large are allocated zeroed when the fill is 0 (see read_region)
+_LAZY_ZERO_BYTES = 32 << 20
+
+
+def _zero_bits(value: Any, dtype: numpy.dtype) -> bool:
+    """True if ``value`` stored as ``dtype`` is all zero bytes (0, not -0.0), so that a zeroed
+    allocation already holds it."""
+    try:
+        return not numpy.asarray(value, dtype).tobytes().strip(b"\0")
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 class IFDRegions(IFDSegments):
     """Whole images and windows of one IFD (the upper layer of :class:`tiffio.IFD`)."""
 
@@ -139,13 +152,6 @@ class IFDRegions(IFDSegments):
         shaped = (grid.planes, depth, height, width, grid.segment_samples)
         out_shape = self._region_axes(shaped)
         self._ctx.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
-        if out is None:
-            result = allocate(shaped, dtype, f"{self.where}: read_region result {out_shape} {dtype}")
-        else:
-            if out.shape != out_shape or out.dtype != dtype or not out.flags.c_contiguous:
-                raise TiffValueError(f"out must be a C-contiguous array of shape {out_shape} and dtype {dtype}, "
-                                     f"not {out.shape} {out.dtype}")
-            result = out.reshape(shaped)
         fill_value = self._fill_value(fill)
         inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= self.depth and y + height <= self.length \
             and x + width <= self.width
@@ -153,7 +159,21 @@ class IFDRegions(IFDSegments):
         # planned one by one (a small file may declare millions of strips it does not store)
         stored = self._stored_segment_count if grid.count and 0 not in (self.depth, self.length, self.width) else 0
         prefilled = not inside or stored < grid.count
-        if prefilled:
+        # a zeroed allocation when the fill is 0 and the result is filled anyway or large (then
+        # malloc maps fresh zero pages either way): the kernel hands out zeroed pages lazily, so
+        # parts that stay fill (sparse or missing segments, outside the image) cost no writes and
+        # no memory
+        zeroed = out is None and (prefilled or math.prod(shaped) * dtype.itemsize >= _LAZY_ZERO_BYTES) \
+            and _zero_bits(fill_value, dtype)
+        if out is None:
+            result = allocate(shaped, dtype, f"{self.where}: read_region result {out_shape} {dtype}", zeros=zeroed)
+            prefilled = prefilled or zeroed
+        else:
+            if out.shape != out_shape or out.dtype != dtype or not out.flags.c_contiguous:
+                raise TiffValueError(f"out must be a C-contiguous array of shape {out_shape} and dtype {dtype}, "
+                                     f"not {out.shape} {out.dtype}")
+            result = out.reshape(shaped)
+        if prefilled and not zeroed:
             result[...] = fill_value
         parts = [part for plane in range(grid.planes)
                  for part in grid.region(z, y, x, depth, height, width, plane, limit=stored)]

@@ -318,3 +318,30 @@ def test_rows_of_a_tall_uncompressed_tile_outside_the_image_are_not_decoded():
             numpy.testing.assert_array_equal(region, image[1:4, 10:20])
             assert peak < 1 << 20, peak  # the stored tiles are 16 MB each
             assert tif.source.bytes_read < 4096
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc/self/statm for the RSS")
+def test_sparse_parts_of_a_large_zero_filled_result_are_not_written():
+    """An 8192 x 8192 image of sparse tiles: the 64 MiB result comes zeroed from the allocator
+    and its sparse parts are never written, so its pages are never touched (fuzzing: a 10 KB
+    file of sparse tiles declaring a 1.35 GB result spent 9 s filling it with zeros)."""
+    n = (8192 // 256) ** 2
+    b = Builder()
+    entries = [(256, 3, 8192), (257, 3, 8192), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1),
+               (322, 3, 256), (323, 3, 256), (324, 4, [0] * n), (325, 4, [0] * n)]
+    raw = b.build(b.ifd(entries))
+    with tiffio.open(raw) as tif:
+        ifd = tif.ifds[0]
+        before = _rss_bytes()
+        arr = ifd.asarray(workers=1)
+        grown = _rss_bytes() - before
+        assert arr.shape == (8192, 8192) and arr.dtype == numpy.uint8
+        assert grown < 16 << 20, grown  # the result is 64 MiB
+        assert not arr[::512, ::512].any()  # zeros (touches 256 of its 16,384 pages)
+        filled = ifd.asarray(fill=3, workers=1)  # another fill value is written
+        assert (filled[::512, ::512] == 3).all()
