@@ -317,3 +317,15 @@ def test_range_server_helper_answers_suffix_and_multipart_ranges(server):
     finally:
         conn.close()
     assert server.connections == 1  # keep-alive: four requests, one connection
+
+
+def test_http_through_fsspec_backend(server, writer_tif):
+    pytest.importorskip("aiohttp")
+    pytest.importorskip("fsspec")
+    server.put("a.tif", writer_tif.read_bytes())
+    with tiffio.open(server.url("a.tif"), backend="fsspec") as tif, tiffio.open(writer_tif) as local:
+        from tiffio.sources.stores import FsspecFetcher
+        assert isinstance(tif.source.fetcher, FsspecFetcher)
+        numpy.testing.assert_array_equal(tif.ifds[0].read_region(0, 0, 700, 900), local.ifds[0].read_region(0, 0, 700, 900))
+        ranges = [r.range for r in server.requests()]
+        assert len(ranges) == len(set(ranges))  # planned by tiffio; fsspec's read-ahead never involved
