@@ -192,5 +192,7 @@ def test_zarr_store_over_http_batches_the_chunks_of_one_read(slow_server, writer
     numpy.testing.assert_array_equal(array[300:1324, 300:1324], expected)
     ranges = [r.range for r in server.requests()]
     assert len(ranges) == len(set(ranges))  # no segment twice
-    # 25 tiles: zarr gets at most 10 chunks at once; each batch is one planned wave, not 10 requests
-    assert len(ranges) <= 9
+    # 25 tiles: zarr starts 10 gets in one event-loop tick, and those always share one planned wave
+    # (their 10 tiles lie in <= 4 runs); later gets start as earlier chunks finish decoding, so how many
+    # share a wave depends on timing (8 requests in all on a quiet machine, 13 seen under load)
+    assert len(ranges) <= 4 + 15
