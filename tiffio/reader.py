@@ -158,6 +158,8 @@ class TiffFile:
         ifds = self.__dict__.get("ifds")
         if ifds is not None:
             ifds._release()
+        for other in self.__dict__.pop("_sibling_files", ()):  # files of a multi-file OME series
+            other.close()
 
     def _check_open(self) -> None:
         if getattr(self, "_closed_flag", False):

@@ -866,9 +866,12 @@ def _series_ome(tif: TiffFile) -> list[Series] | None:
                 else:
                     other = _open_sibling(tif, td.filename)
                     if other is None:
-                        return None  # tifffile falls back to generic series for unreadable multi-file sets
+                        for f in opened:
+                            f.close()
+                        return None  # a member file is missing or unreadable: no OME series
                     files[td.uuid] = other
                     opened.append(other)
+                    tif.__dict__.setdefault("_sibling_files", []).append(other)  # closed with tif
             if td.uuid is not None:
                 owner = files[td.uuid]
             count = td.plane_count or len(owner.ifds)
@@ -907,7 +910,6 @@ def _series_ome(tif: TiffFile) -> list[Series] | None:
             continue  # tifffile: discontiguous storage is not a series
         s = Series(tif, keyframe, pages, shape, full_axes, "ome", name=image.name or "")
         s.ome_image = image  # type: ignore[attr-defined]
-        s._owned_files = opened  # type: ignore[attr-defined]
         series.append(s)
     if pyramidal:
         for s in series:

@@ -295,3 +295,32 @@ def test_hostile_ome_sizes_hit_a_limit(tmp_path):
     path.write_bytes(forged)
     with tiffio.open(path) as tif, pytest.raises(tiffio.LimitExceededError, match="max_ifds"):
         tif.series  # noqa: B018
+
+
+def test_multifile_ome_series(tmp_path):
+    """An OME image whose planes live in two files (TiffData with UUID + FileName): the
+    series spans both files, as tifffile's does."""
+    ua, ub = "urn:uuid:00000000-0000-0000-0000-00000000000a", "urn:uuid:00000000-0000-0000-0000-00000000000b"
+    planes = numpy.arange(2 * 8 * 12, dtype="uint16").reshape(2, 8, 12)
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+           f'UUID="{ua}"><Image ID="Image:0" Name="two"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" '
+           f'SizeX="12" SizeY="8" SizeZ="2" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+           f'<TiffData FirstZ="0" IFD="0" PlaneCount="1"><UUID FileName="a.ome.tif">{ua}</UUID></TiffData>'
+           f'<TiffData FirstZ="1" IFD="0" PlaneCount="1"><UUID FileName="b.ome.tif">{ub}</UUID></TiffData>'
+           f'</Pixels></Image></OME>')
+    tifffile.imwrite(tmp_path / "a.ome.tif", planes[0], description=xml, metadata=None)
+    tifffile.imwrite(tmp_path / "b.ome.tif", planes[1], description=xml.replace(f'UUID="{ua}"', f'UUID="{ub}"', 1),
+                     metadata=None)
+    with tifffile.TiffFile(tmp_path / "a.ome.tif") as t:
+        want = (t.series[0].kind, t.series[0].shape, t.series[0].axes)
+        numpy.testing.assert_array_equal(t.series[0].asarray(), planes)
+    with tiffio.open(tmp_path / "a.ome.tif") as tif:
+        s = tif.series[0]
+        assert (s.kind, s.shape, s.axes) == want == ("ome", (2, 8, 12), "ZYX")
+        numpy.testing.assert_array_equal(s.asarray(workers=2), planes)
+        member = s.ifds[1]._tiff
+        assert member is not tif and not member.closed
+    assert member.closed  # closing the root file closes the member files it opened
+    (tmp_path / "b.ome.tif").unlink()  # a missing member file: no OME series (tifffile zero-fills)
+    with tiffio.open(tmp_path / "a.ome.tif") as tif:
+        assert tif.series[0].kind != "ome"
