@@ -22,6 +22,7 @@ import hashlib
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
@@ -207,13 +208,14 @@ class RangeServer:
     def put_mapped(self, name: str, data: Any) -> None:
         with self.lock:
             self.objects[name] = data
+            # a fresh ETag per put (hashing a mapped file would read all of it)
+            self._etags[id(data)] = (data, f'"{uuid.uuid4().hex}"')
 
     def _etag(self, data: Any) -> str:
         key = id(data)
         tag = self._etags.get(key)
         if tag is None or tag[0] is not data:
-            digest = hashlib.md5(data).hexdigest() if isinstance(data, bytes) else f"{key:x}-{len(data):x}"
-            tag = self._etags[key] = (data, '"' + digest + '"')
+            tag = self._etags[key] = (data, '"' + hashlib.md5(data).hexdigest() + '"')  # content-based
         return tag[1]
 
     def url(self, name: str) -> str:

@@ -37,7 +37,7 @@ from ..errors import SourceError, TiffError
 from .base import ByteSource
 from .planning import MAX_GAP, gap_for, plan_ranges
 
-__all__ = ["RangeFetcher", "RemoteSource", "BLOCK_SIZE", "HEAD_SIZE", "TAIL_SIZE"]
+__all__ = ["RangeFetcher", "RemoteSource", "clear_metadata_cache", "BLOCK_SIZE", "HEAD_SIZE", "TAIL_SIZE"]
 
 BLOCK_SIZE = 64 << 10
 HEAD_SIZE = 64 << 10
@@ -51,6 +51,12 @@ _REOPEN_LOCK = threading.Lock()
 _HELD_BYTES = 64 << 20
 _REOPEN_FILES = 64
 _REOPEN_BLOCKS = 64  # per file: 4 MiB at most
+
+
+def clear_metadata_cache() -> None:
+    """Forget the metadata kept across opens (every URL)."""
+    with _REOPEN_LOCK:
+        _REOPEN.clear()
 
 
 @runtime_checkable
