@@ -17,6 +17,7 @@ This module is the boundary where imagecodecs' exceptions become tiffio errors.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,8 +347,6 @@ def _byte_decoders() -> dict[int, ByteCodec]:
     return table
 
 
-BYTE_DECODERS: dict[int, ByteCodec] = _byte_decoders()
-
 #: 33007: Bio-Formats' code for new-style JPEG streams (spec-notes/compression.md "Aliases")
 JPEG_COMPRESSIONS = frozenset({C.OJPEG, C.JPEG, C.LOSSY_JPEG, C.ALT_JPEG})
 CCITT_COMPRESSIONS = frozenset({C.CCITTRLE, C.CCITT_T4, C.CCITT_T6})
@@ -369,13 +368,8 @@ def _image_decoders() -> dict[int, Callable[..., Any]]:
     return table
 
 
-#: compressions that decode to pixels directly (no predictor, no FillOrder)
-IMAGE_DECODERS: dict[int, Callable[..., Any]] = _image_decoders()
-IMAGE_COMPRESSIONS = frozenset(IMAGE_DECODERS) | JPEG_COMPRESSIONS
-
-
 def require_byte_decoder(code: int, where: str) -> ByteCodec:
-    codec = BYTE_DECODERS.get(code)
+    codec = _table("BYTE_DECODERS").get(code)
     if codec is None:
         raise UnsupportedFeatureError(f"{where}: compression {compression_name(code)} cannot be decoded "
                                       "(no decoder in this imagecodecs build)")
@@ -422,11 +416,44 @@ def _encoders() -> dict[int, Callable[..., Any]]:
     return table
 
 
-ENCODERS: dict[int, Callable[..., Any]] = _encoders()
+# --- the tables, built on first use ---------------------------------------------------------
+# Each entry loads one of imagecodecs' codec extensions (and its shared libraries): ~15 ms of CPU
+# for all of them, which work that reads no pixels (`tiffio info`, dump, check without --decode)
+# never needs. Module attributes resolved by __getattr__ (PEP 562) the first time they are used;
+# then they are ordinary module globals (no cost on the decode path).
+
+BYTE_DECODERS: dict[int, ByteCodec]
+IMAGE_DECODERS: dict[int, Callable[..., Any]]
+#: compressions that decode to pixels directly (no predictor, no FillOrder)
+IMAGE_COMPRESSIONS: frozenset[int]
+ENCODERS: dict[int, Callable[..., Any]]
+
+_BUILDERS: dict[str, Callable[[], Any]] = {
+    "BYTE_DECODERS": _byte_decoders,
+    "IMAGE_DECODERS": _image_decoders,
+    "IMAGE_COMPRESSIONS": lambda: frozenset(_table("IMAGE_DECODERS")) | JPEG_COMPRESSIONS,
+    "ENCODERS": _encoders,
+}
+_BUILD_LOCK = threading.RLock()
+
+
+def __getattr__(name: str) -> Any:
+    build = _BUILDERS.get(name)
+    if build is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _BUILD_LOCK:
+        if name not in globals():
+            globals()[name] = build()
+    return globals()[name]
+
+
+def _table(name: str) -> Any:
+    value = globals().get(name)
+    return value if value is not None else __getattr__(name)
 
 
 def require_encoder(code: int) -> Callable[..., Any]:
-    func = ENCODERS.get(code)
+    func = _table("ENCODERS").get(code)
     if func is None:
         raise UnsupportedFeatureError(f"compression {compression_name(code)} cannot be encoded "
                                       "(not supported by tiffio or this imagecodecs build)")

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import numpy
 
-from .codecs import IMAGE_DECODERS, JPEG_COMPRESSIONS
+from . import codecs as _codecs  # _codecs.IMAGE_DECODERS: built on first use
+from .codecs import JPEG_COMPRESSIONS
 from .enums import Compression, Photometric, PlanarConfiguration, enum_or_int
 from .errors import TiffFormatError, TiffFormatWarning, UnsupportedFeatureError
 from .grid import SegmentGrid
@@ -413,7 +414,7 @@ class IFDTags:
                 # each plane is a one-component stream (spec-notes/jpeg.md)
                 colorspace, outcolorspace = None, 1
         predictor = self.predictor
-        if compression in IMAGE_DECODERS or compression in JPEG_COMPRESSIONS:
+        if compression in _codecs.IMAGE_DECODERS or compression in JPEG_COMPRESSIONS:
             predictor = 1  # predictors do not apply to image codecs
         spec = SegmentSpec(
             compression=int(compression), dtype=dtype, bits=self.bits_per_sample, sampleformat=self.sample_format,

@@ -18,11 +18,10 @@ from typing import Any, Literal, cast
 import imagecodecs
 import numpy
 
+from . import codecs as _codecs  # _codecs.BYTE_DECODERS / _codecs.IMAGE_DECODERS: built on first use
 from .codecs import (
-    BYTE_DECODERS,
     CCITT_COMPRESSIONS,
     CODEC_SHAPE_LIMITS,
-    IMAGE_DECODERS,
     JPEG_COMPRESSIONS,
     call_codec,
     compression_name,
@@ -93,10 +92,10 @@ class SegmentSpec:
     def check_supported(self) -> None:
         """Raise UnsupportedFeatureError now if segments of this spec cannot be decoded."""
         code = self.compression
-        if code not in (1,) and code not in BYTE_DECODERS and code not in IMAGE_DECODERS \
+        if code not in (1,) and code not in _codecs.BYTE_DECODERS and code not in _codecs.IMAGE_DECODERS \
                 and code not in JPEG_COMPRESSIONS and code not in CCITT_COMPRESSIONS:
             raise UnsupportedFeatureError(f"{self.where}: compression {compression_name(code)} is not supported")
-        if self.predictor not in (1, 2, 3) and code not in IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
+        if self.predictor not in (1, 2, 3) and code not in _codecs.IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
             raise UnsupportedFeatureError(f"{self.where}: predictor {self.predictor} is not supported")
         self._check_codec_shape()
 
@@ -271,21 +270,21 @@ def decode_segment(spec: SegmentSpec, data: BytesLike | None, shape: tuple[int, 
         arr = _decode_jpeg_exact(spec, data, shape, out)
         if arr is not None:
             return arr
-    if (code in IMAGE_DECODERS or code in JPEG_COMPRESSIONS or code == C.LERC) and code != C.OJPEG:
+    if (code in _codecs.IMAGE_DECODERS or code in JPEG_COMPRESSIONS or code == C.LERC) and code != C.OJPEG:
         _check_stream_shape(spec, data, shape, where)
     if code in JPEG_COMPRESSIONS:
         arr = _decode_jpeg(spec, data, shape, out, where)
         if out is not None and arr is not None and numpy.shares_memory(arr, out):
             return out
-    elif code in IMAGE_DECODERS:
+    elif code in _codecs.IMAGE_DECODERS:
         if code == C.PNG:
             problem = png_stream_problem(data, require_end=spec.strict)
             if problem:
                 raise CorruptSegmentError(f"{where}: {problem}")
         if code in (C.WEBP, C.WEBP_OLD) and spec.webp_alpha:
-            arr = call_codec(IMAGE_DECODERS[code], where, data, hasalpha=True)
+            arr = call_codec(_codecs.IMAGE_DECODERS[code], where, data, hasalpha=True)
         else:
-            arr = call_codec(IMAGE_DECODERS[code], where, data)
+            arr = call_codec(_codecs.IMAGE_DECODERS[code], where, data)
     elif code in CCITT_COMPRESSIONS:
         if spec.fillorder == 2:
             data = _reverse_bit_order(data)
@@ -321,7 +320,7 @@ def decode_segment(spec: SegmentSpec, data: BytesLike | None, shape: tuple[int, 
             arr = arr.astype(bool)
         else:
             raise CorruptSegmentError(f"{where}: the codec returned {arr.dtype} samples, expected {spec.dtype}")
-    if spec.predictor != 1 and code not in IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
+    if spec.predictor != 1 and code not in _codecs.IMAGE_DECODERS and code not in JPEG_COMPRESSIONS:
         if not arr.flags.writeable or not arr.flags.c_contiguous:
             arr = arr.copy()
         arr = undo_predictor(spec.predictor, arr, where)

@@ -246,3 +246,32 @@ def test_info_metadata_summary_imagej_ome_geotiff(tmp_path):
     assert g["epsg"] == 32633 and g["nodata"] == 7 and g["transform"][:3] == [10.0, 0.0, 500000.0]
     text = run("info", geo).stdout
     assert "geotiff: {'epsg': 32633" in text
+
+
+def test_info_loads_no_codec(million):
+    """Metadata-only commands never load imagecodecs' codec extensions (tiffio.codecs builds its tables
+    on first use); the first decode does, and the tables are then plain module globals."""
+    import ast
+    import subprocess
+    import sys
+
+    from tests.cli.helpers import ENV
+    script = (
+        "import sys\n"
+        "from tiffio.cli import main\n"
+        "assert main(['info', '-q', sys.argv[1]]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith('imagecodecs.')))\n"
+        "import tiffio, tiffio.codecs as c\n"
+        "assert 'IMAGE_DECODERS' not in vars(c)\n"
+        "with tiffio.open(sys.argv[2]) as t: t.ifds[0].read_segment(0)\n"
+        "assert 'IMAGE_DECODERS' in vars(c) and c.IMAGE_DECODERS is vars(c)['IMAGE_DECODERS']\n"
+        "print(len([m for m in sys.modules if m.startswith('imagecodecs._')]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(million), str(FIXTURES / "tifffile" / "comp_webp_rgb_tiles.tif")],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded, after = proc.stdout.splitlines()[-2:]
+    # the package, and libdeflate's CRC-32 that tiffio.writer picks at import (with its zlib companion)
+    assert set(ast.literal_eval(loaded)) <= {"imagecodecs.imagecodecs", "imagecodecs._shared", "imagecodecs._shared_cython",
+                                 "imagecodecs._deflate", "imagecodecs._zlib"}, loaded
+    assert int(after) >= 8  # decoding built the tables: every available codec's extension
