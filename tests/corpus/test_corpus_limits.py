@@ -24,7 +24,12 @@ sys.path.insert(0, str(ROOT))
 import tiffio  # noqa: E402
 from fuzz.driver import run_files  # noqa: E402
 
-TIME_BOUND = 10.0
+#: CPU seconds (user + system, all threads, measured in the worker) one decode of a file may take:
+#: the bound against decode blow-ups, independent of the machine's load
+CPU_BOUND = 10.0
+#: wall seconds per file (both decodes) before the watchdog kills the worker: a hang detector only,
+#: far above what a loaded machine needs for CPU_BOUND of work
+HANG_TIMEOUT = 120.0
 RSS_BOUND = 2 << 30
 TIFF_ERRORS = {name for name in dir(tiffio) if isinstance(getattr(tiffio, name), type)
                and issubclass(getattr(tiffio, name), tiffio.TiffError)}
@@ -37,8 +42,7 @@ pytestmark = pytest.mark.skipif(not (CORPUS / "manifest.tsv").exists(),
 def results() -> list[dict]:
     with open(CORPUS / "manifest.tsv", newline="") as fh:
         paths = [CORPUS / row["path"] for row in csv.DictReader(fh, delimiter="\t")]
-    # a file's two decodes get 2.5 x the bound before the watchdog kills the worker
-    return run_files(paths, timeout=2.5 * TIME_BOUND, procs=2)
+    return run_files(paths, timeout=HANG_TIMEOUT, procs=2)
 
 
 def test_every_file_reported(results):
@@ -54,8 +58,11 @@ def test_only_tiff_errors(results):
 
 
 def test_time_bound(results):
-    slow = [(r["path"], r.get("seconds_strict"), r.get("seconds_lenient")) for r in results
-            if r.get("timeout") or max(r.get("seconds_strict", 0), r.get("seconds_lenient", 0)) > TIME_BOUND]
+    """No file hangs the decoder (watchdog) and none needs more than CPU_BOUND CPU seconds per decode."""
+    hung = [r["path"] for r in results if r.get("timeout")]
+    assert not hung, f"killed after {HANG_TIMEOUT} s wall: {hung}"
+    slow = [(r["path"], r["cpu_strict"], r["cpu_lenient"]) for r in results
+            if "cpu_strict" in r and max(r["cpu_strict"], r["cpu_lenient"]) > CPU_BOUND]
     assert not slow, slow
 
 
