@@ -169,7 +169,7 @@ def test_tiles_index_to_stdout_and_errors(tmp_path):
 
     from tests.cli.helpers import ENV
     proc = subprocess.run([sys.executable, "-m", "tiffio", "tiles", str(path), "--index", "5", "--npy", "-o", "-"],
-                          capture_output=True, env=ENV, check=True)
+                          capture_output=True, env=ENV, check=True, timeout=120)
     with tiffio.open(path) as tif:
         ifd = tif.ifds[0]
         assert numpy.array_equal(numpy.load(io.BytesIO(proc.stdout)), ifd.read_segment(5, valid=True))

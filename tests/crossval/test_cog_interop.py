@@ -228,7 +228,7 @@ def test_gdal_cog_with_mask_relayout(tmp_path):
             ds.write_mask(mask)
     gcog = tmp_path / "gdal_cog.tif"
     sp.run(["gdal_translate", "-q", "-of", "COG", "-co", "BLOCKSIZE=256", "-co", "COMPRESS=DEFLATE", str(src),
-            str(gcog)], check=True)
+            str(gcog)], check=True, timeout=300)
     dst = tmp_path / "cog.tif"
     relayout(gcog, dst)
     ok, out = gdal_validate(dst)

@@ -250,7 +250,8 @@ def test_pickle_is_small_stable_and_equal():
     assert pickle.loads(pickle.dumps(nan)) == nan
     # a fresh interpreter produces the same bytes (no per-process state in the pickle)
     code = f"import pickle, sys; from tiffio.zarr import TiffStore; sys.stdout.buffer.write(pickle.dumps(TiffStore({str(PYRAMID)!r}, chunks=(256, 256), fill=3)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=str(FIXTURES.parent)).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=str(FIXTURES.parent),
+                         timeout=120).stdout
     assert out == data
 
 

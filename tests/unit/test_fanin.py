@@ -104,15 +104,18 @@ import tiffio
 from tests.unit.scale_workers import TILE, produce_tile
 path, shape = sys.argv[1], (160, 224)
 with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-    w = tiffio.TiffWriter(path, mode="resume" if len(sys.argv) > 2 else "w", missing="sparse", checkpoint_every=4, checkpoint_seconds=None, fsync=False)
+    w = tiffio.TiffWriter(path, mode="resume" if "resume" in sys.argv else "w", missing="sparse", checkpoint_every=4, checkpoint_seconds=None, fsync=False)
     im = w.images[0] if w.images else w.add_image(shape, "uint8", tile=(TILE, TILE), compression="deflate")
     keys = [(0, shape, r, c) for r, c in im.missing_tiles()]
     print("started", len(keys), flush=True)
     def slow(key):
         return key[2], key[3]
-    for k in keys:
+    stall = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "resume" else None
+    for n, k in enumerate(keys, 1):
         tiffio.fan_in(im, [k], produce_tile, pool, coords=slow)
-        time.sleep(0.03 if len(sys.argv) == 2 else 0)
+        if n == stall:  # wait here for the kill (the test sees the checkpoint published first)
+            print("stalled", n, flush=True)
+            sys.stdin.readline()
     w.close()
 print("done", flush=True)
 """
@@ -124,23 +127,33 @@ def test_kill9_coordinator_then_resume(tmp_path):
     data = _reference(tmp_path / "ref.tif")
     path = str(tmp_path / "out.tif")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-c", COORDINATOR, path], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         text=True)
-    assert p.stdout.readline().startswith("started")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and p.poll() is None:
-        if open(path, "rb").read(8)[4:8] not in (b"", b"\0\0\0\0"):
-            break
-        time.sleep(0.005)
-    time.sleep(numpy.random.default_rng().uniform(0, 0.2))
-    p.send_signal(signal.SIGKILL)
-    p.wait(30)
+    # the coordinator stalls after a random number of tiles (>= 5: the checkpoint of the first 4 is due);
+    # it runs in a process group of its own, killed whole (its spawned pool workers would outlive it)
+    stall = int(numpy.random.default_rng().integers(5, 35))
+    p = subprocess.Popen([sys.executable, "-c", COORDINATOR, path, str(stall)], cwd=ROOT, env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert p.stdout.readline().startswith("started")
+        assert p.stdout.readline().split() == ["stalled", str(stall)]
+        deadline = time.monotonic() + 120  # the checkpoint's header update runs in the background
+        while time.monotonic() < deadline and open(path, "rb").read(8)[4:8] in (b"", b"\0\0\0\0"):
+            time.sleep(0.005)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(30)
+        p.stdout.close()
+        p.stdin.close()
     with tiffio.open(path) as tif:
         before = {i for i, o in enumerate(tif.ifds[0].segment_offsets.to_numpy().tolist()) if o}
-    assert 0 < len(before) < 35
+    assert 4 <= len(before) <= stall < 35
     p = subprocess.Popen([sys.executable, "-c", COORDINATOR, path, "resume"], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, text=True)
-    out, _ = p.communicate(timeout=120)
+                         stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:  # pragma: no cover - hung
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(30)
     assert p.returncode == 0 and "done" in out
     remaining = int(out.split()[1])
     assert remaining <= 35 - len(before)

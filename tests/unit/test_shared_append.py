@@ -76,10 +76,14 @@ def test_three_processes_append_one_file(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "tests.unit.scale_workers", "append", path, str(w), "3", "0.005"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for w in range(3)]
     checkpoints = 0
-    while any(p.poll() is None for p in procs):
+    deadline = time.monotonic() + 300  # a hang detector only
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         sw.checkpoint()  # absorbs while the producers append
         checkpoints += 1
         time.sleep(0.02)
+    for p in procs:
+        if p.poll() is None:  # pragma: no cover - hung
+            p.kill()
     assert all(p.wait(60) == 0 for p in procs)
     sw.checkpoint()
     assert sw.missing_tiles() == [] and sw.skipped == []
