@@ -28,28 +28,13 @@ import subprocess
 import sys
 import time
 
-import numpy
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 
+from bench_pyramid import TILE, make_tiles  # noqa: E402  (the same synthetic RGB tiles)
+
 import tiffio  # noqa: E402
-
-TILE = 512
-
-
-def make_tiles(n: int = 16) -> list[numpy.ndarray]:
-    rng = numpy.random.default_rng(0)
-    y, x = numpy.mgrid[0:TILE, 0:TILE]
-    tiles = []
-    for k in range(n):
-        base = (numpy.sin((x + 13 * k) / 17.0) + numpy.cos((y - 7 * k) / 23.0)) * 0.25 + 0.5
-        arr = (base * 200 + rng.integers(0, 40, base.shape)).astype(numpy.uint8)
-        arr = numpy.ascontiguousarray(numpy.stack([arr, arr[::-1], arr[:, ::-1]], -1))
-        arr.setflags(write=False)
-        tiles.append(arr)
-    return tiles
 
 
 def plan_for(size: int, workers: int, shard_fsync: bool = True) -> tiffio.Plan:

@@ -25,6 +25,8 @@ import tifffile
 
 import tiffio
 
+from .writer_helpers import FullDisk
+
 SHAPE = (150, 170, 3)
 TILE = (32, 32)
 
@@ -192,17 +194,6 @@ def test_reader_sees_last_checkpoint_while_writing(tmp_path):
                     expected[r2 * th:(r2 + 1) * th, c2 * tw:(c2 + 1) * tw] = 0
                 assert out.stdout == str(int(expected.astype("int64").sum())), out.stderr
     numpy.testing.assert_array_equal(tifffile.imread(path), data)
-
-
-class FullDisk(io.BytesIO):
-    def __init__(self, limit):
-        super().__init__()
-        self.limit = limit
-
-    def write(self, data):
-        if self.tell() + len(data) > self.limit:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return super().write(data)
 
 
 @pytest.mark.parametrize("limit", [60, 700, 1500, 3000, 4500, 6000, 8000, 10000, 14000, 20000])

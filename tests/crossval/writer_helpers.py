@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import random
 import shutil
 import subprocess
@@ -121,3 +123,16 @@ def run_tifftools(path, tmp_path, *, data=True, copy=True):
     assert r.returncode == 0, r.stderr
     assert "rror" not in r.stderr, r.stderr
     return out
+
+
+class FullDisk(io.BytesIO):
+    """A file object that fails with ENOSPC once its size would pass ``limit`` bytes."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data):
+        if self.tell() + len(data) > self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)

@@ -17,6 +17,7 @@ import pytest
 import tifffile
 
 import tiffio
+from tests.crossval.writer_helpers import FullDisk
 from tiffio.encoding import split_jpeg_tables
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -336,19 +337,6 @@ def test_file_object_target():
         im = w.add_image(data.shape, data.dtype, tile=(16, 16), compression="zstd", predictor=2)
         write_all(im, data)
     numpy.testing.assert_array_equal(tifffile.imread(io.BytesIO(buf.getvalue())), data)
-
-
-class FullDisk(io.BytesIO):
-    """A file object that fails with ENOSPC once its size would pass ``limit`` bytes."""
-
-    def __init__(self, limit):
-        super().__init__()
-        self.limit = limit
-
-    def write(self, data):
-        if self.tell() + len(data) > self.limit:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return super().write(data)
 
 
 @pytest.mark.parametrize("limit", [3000, 9000])
