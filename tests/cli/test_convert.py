@@ -135,7 +135,8 @@ def test_ctrl_c_removes_the_partial_output(tmp_path):
     dst = tmp_path / "out.tif"
     proc = subprocess.Popen([sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--tile", "16",
                              "--compression", "deflate"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # (a shell's background job inherits SIGINT ignored; Python then installs no KeyboardInterrupt handler)
     partial = tmp_path / "out.tif.partial"
     for _ in range(600):  # bounded: up to 60 s for the writer to start on a loaded machine
         if partial.exists() and partial.stat().st_size > 100_000:
