@@ -32,9 +32,12 @@ def tile_of(arr, row, col, tile=TILE):
     return arr[row * tile:(row + 1) * tile, col * tile:(col + 1) * tile]
 
 
-def write_shard(plan, path, worker, seed=0, delay=0.0, checkpoint_every=None, skip=()):
-    """Write ``worker``'s tiles of every level into its shard (resuming one that exists)."""
+def write_shard(plan, path, worker, seed=0, delay=0.0, checkpoint_every=None, skip=(), stall_after=None):
+    """Write ``worker``'s tiles of every level into its shard (resuming one that exists).
+
+    With ``stall_after=N``: after N tiles, print "stalled N" and wait on stdin (for a kill)."""
     levels = level_arrays(plan, seed)
+    written = 0
     with plan.open_shard(path, checkpoint_every=checkpoint_every, checkpoint_seconds=None, fsync=False) as w:
         for k, im in enumerate(w.images):
             done = set(im.missing_tiles())
@@ -42,8 +45,12 @@ def write_shard(plan, path, worker, seed=0, delay=0.0, checkpoint_every=None, sk
                 if (k, r, c) in skip or (r, c) not in done:
                     continue
                 im.write_tile(r, c, tile_of(levels[k], r, c, plan.tile[0]))
+                written += 1
                 if delay:
                     time.sleep(delay)
+                if written == stall_after:
+                    print("stalled", written, flush=True)
+                    sys.stdin.readline()
     return path
 
 
@@ -84,12 +91,12 @@ if __name__ == "__main__" and sys.argv[1] == "append":  # ... append PATH W N DE
     append_tiles(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), (192, 160), float(sys.argv[5]),
                  stall_after=int(sys.argv[6]) if len(sys.argv) > 6 else None)
     print("done", flush=True)
-elif __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY
+elif __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY [STALL_AFTER]
     import ast
     args = ast.literal_eval(sys.argv[1])
     plan = tiffio.Plan.create(args["shape"], "uint8", workers=args["workers"], levels=args.get("levels", 1),
                               tile=(TILE, TILE), compression=args.get("compression", "deflate"))
     print("started", flush=True)
     write_shard(plan, sys.argv[2], int(sys.argv[3]), delay=float(sys.argv[4]),
-                checkpoint_every=int(sys.argv[5]) or None)
+                checkpoint_every=int(sys.argv[5]) or None, stall_after=int(sys.argv[6]) if len(sys.argv) > 6 else None)
     print("done", os.getpid(), flush=True)

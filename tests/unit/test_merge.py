@@ -173,10 +173,11 @@ def test_torn_shard_is_recovered_first(tmp_path):
     numpy.testing.assert_array_equal(_read_levels(tmp_path / "m2.tif")[0], levels[0])
 
 
-def _spawn_worker(plan_args, path, worker, delay, every):
+def _spawn_worker(plan_args, path, worker, delay, every, *stall_after):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "tests.unit.scale_workers", repr(plan_args), path, str(worker),
-                             str(delay), str(every)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+                             str(delay), str(every), *map(str, stall_after)], cwd=ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 def test_kill9_workers_then_resume_equals_uninterrupted(tmp_path):
@@ -188,19 +189,23 @@ def test_kill9_workers_then_resume_equals_uninterrupted(tmp_path):
     dst = tmp_path / "merged.tif"
     shards = [plan.shard_path(dst, w) for w in range(2)]
     rng = random.Random(1234)
-    procs = [_spawn_worker(args, shards[w], w, 0.08, 3) for w in range(2)]
-    for p in procs:
-        assert p.stdout.readline().strip() == "started"
-    # each worker is killed at a random moment after its first checkpoint was published
-    for s, p in zip(shards, procs):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None:
-            if os.path.exists(s) and open(s, "rb").read(8)[4:8] not in (b"", b"\0\0\0\0"):
-                break
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.2))
-        p.send_signal(signal.SIGKILL)
-        p.wait(30)
+    # each worker stalls after a random 4..14 of its 15 tiles (its first checkpoint, of 3 tiles, is due at
+    # the 4th) and is killed there once that checkpoint is published (in the background)
+    stalls = [rng.randint(4, 14) for _ in range(2)]
+    procs = [_spawn_worker(args, shards[w], w, 0.0, 3, stalls[w]) for w in range(2)]
+    try:
+        for s, p, stall in zip(shards, procs, stalls):
+            assert p.stdout.readline().strip() == "started"
+            assert p.stdout.readline().split() == ["stalled", str(stall)]
+            deadline = time.monotonic() + 120  # a hang detector only
+            while time.monotonic() < deadline and open(s, "rb").read(8)[4:8] in (b"", b"\0\0\0\0"):
+                time.sleep(0.005)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+            assert p.wait(30) == -signal.SIGKILL
+            p.stdout.close()
+            p.stdin.close()
     checkpointed = []
     for s in shards:
         if os.path.getsize(s) >= 16:
@@ -210,8 +215,8 @@ def test_kill9_workers_then_resume_equals_uninterrupted(tmp_path):
                 with tiffio.open(s) as tif:
                     offs = tif.ifds[0].segment_offsets.to_numpy()
                     checkpointed.append((s, {i for i, o in enumerate(offs.tolist()) if o}))
-    assert checkpointed and all(before for _, before in checkpointed)
-    assert all(len(before) < len(plan.tiles(0)) for _, before in checkpointed)  # killed mid-way
+    assert len(checkpointed) == 2  # killed mid-way, after their first checkpoint
+    assert all(3 <= len(before) <= stall for (_, before), stall in zip(checkpointed, stalls)), checkpointed
     levels = level_arrays(plan)
     # resume: rerun both tasks; they continue their shards (tiles already there are not rewritten)
     for w in range(2):
