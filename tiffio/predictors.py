@@ -17,6 +17,25 @@ from .errors import UnsupportedFeatureError
 
 __all__ = ["undo_predictor", "apply_predictor"]
 
+#: from this many samples per pixel on, predictor 2 is undone a column at a time with numpy
+#: (each step adds two contiguous rows of samples); imagecodecs' element loop is ~35 x slower
+#: there (97 x 65535 uint8 per row: 405 ms vs 11.5 ms), and faster for ordinary images
+_COLUMN_LOOP_SAMPLES = 64
+
+
+def _delta_decode_columns(array: numpy.ndarray) -> numpy.ndarray:
+    """Undo horizontal differencing along axis -2 in place, one column of pixels per step
+    (integer addition wraps, as the predictor's modular arithmetic requires)."""
+    for x in range(1, array.shape[-2]):
+        numpy.add(array[..., x, :], array[..., x - 1, :], out=array[..., x, :])
+    return array
+
+
+def _delta_decode(array: numpy.ndarray) -> numpy.ndarray:
+    if array.shape[-1] >= _COLUMN_LOOP_SAMPLES:
+        return _delta_decode_columns(array)
+    return imagecodecs.delta_decode(array, axis=-2, out=array)
+
 
 def undo_predictor(predictor: int, array: numpy.ndarray, where: str) -> numpy.ndarray:
     """Reverse ``predictor`` in place where possible; returns the decoded array."""
@@ -25,12 +44,11 @@ def undo_predictor(predictor: int, array: numpy.ndarray, where: str) -> numpy.nd
             # libtiff differences the sample *bits* as unsigned integers of the sample's size
             if array.dtype.itemsize not in (1, 2, 4, 8):
                 raise UnsupportedFeatureError(f"{where}: predictor 2 on {array.dtype} samples")
-            as_int = array.view(f"u{array.dtype.itemsize}")
-            imagecodecs.delta_decode(as_int, axis=-2, out=as_int)
+            _delta_decode(array.view(f"u{array.dtype.itemsize}"))
             return array
         if array.dtype.kind not in "ui":  # not bool: libtiff refuses predictor 2 on 1-bit samples too
             raise UnsupportedFeatureError(f"{where}: predictor 2 on {array.dtype} samples")
-        return imagecodecs.delta_decode(array, axis=-2, out=array)
+        return _delta_decode(array)
     if predictor == 3:
         if array.dtype.kind != "f":
             raise UnsupportedFeatureError(f"{where}: predictor 3 needs floating-point samples, not {array.dtype}")

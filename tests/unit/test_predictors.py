@@ -45,3 +45,29 @@ def test_unsupported_predictors():
         undo_predictor(3, numpy.zeros((1, 1, 2, 1), "u2"), "here")
     with pytest.raises(tiffio.UnsupportedFeatureError):
         undo_predictor(2, numpy.zeros((1, 1, 2, 1), bool), "here")
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "u2", "i4", "u8", "f4", "f8"])
+def test_many_samples_take_the_column_path_with_the_same_result(dtype):
+    """From 64 samples per pixel on, predictor 2 is undone a column at a time (imagecodecs'
+    loop took 15 s on a fuzzed 833 MB image of 65,535 samples); the result is bit-identical."""
+    from tiffio import predictors
+    shape = (2, 3, 7, predictors._COLUMN_LOOP_SAMPLES + 1)
+    bits = RNG.integers(0, 256, size=(*shape[:-1], shape[-1] * numpy.dtype(dtype).itemsize), dtype="u1")
+    a = bits.view(dtype)
+    enc = apply_predictor(2, a.view(f"u{a.dtype.itemsize}")).view(dtype)
+    got = undo_predictor(2, enc.copy(), "test")
+    assert got.tobytes() == a.tobytes()
+    reference = enc.view(f"u{a.dtype.itemsize}").cumsum(axis=-2, dtype=f"u{a.dtype.itemsize}")
+    assert got.view(f"u{a.dtype.itemsize}").tobytes() == reference.tobytes()
+
+
+def test_many_samples_file_equals_tifffile(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    data = RNG.integers(0, 65535, size=(16, 12, 100), dtype="u2")
+    path = tmp_path / "samples100.tif"
+    tifffile.imwrite(path, data, photometric="minisblack", planarconfig="contig", compression="zlib",
+                     predictor=True, rowsperstrip=5)
+    with tiffio.open(path) as tif:
+        assert tif.ifds[0].predictor == 2 and tif.ifds[0].samples_per_pixel == 100
+        assert numpy.array_equal(tif.ifds[0].asarray(), tifffile.imread(path))
