@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import signal
 import warnings
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 import tiffio
 
 from ..conftest import CORPUS, FIXTURES
+from ..timebound import BoundExceeded, cpu_bound
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -53,14 +53,6 @@ MAX_PAGES = 16
 MAX_REFERENCE_BYTES = 512 << 20
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(*_):
-    raise _Timeout()
 
 
 def _reference(path):
@@ -98,10 +90,8 @@ def test_corpus_page0(row):
             ref = _reference(path)
         except Exception:  # tifffile may fail where its manifest run did not; then no reference
             ref = None
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(30)
     try:
-        with warnings.catch_warnings():
+        with cpu_bound(30), warnings.catch_warnings():  # 30 CPU seconds; a wall-clock hang detector far above
             warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
             for strict in (None, True):
                 try:
@@ -115,11 +105,8 @@ def test_corpus_page0(row):
                 if ref is not None and ref.size:
                     assert _equal(got, ref), (
                         f"strict={strict}: tiffio {got.shape} {got.dtype} != tifffile {ref.shape} {ref.dtype}")
-    except _Timeout:
-        pytest.fail("tiffio took more than 30 s")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    except BoundExceeded as exc:
+        pytest.fail(f"tiffio took more than 30 s ({exc.args[0]})")
 
 
 @pytest.mark.skipif(not ROWS, reason=f"shared corpus not found at {CORPUS}")

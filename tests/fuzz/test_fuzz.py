@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
 import sys
 import tracemalloc
@@ -39,9 +38,10 @@ from fuzz.harness import (  # noqa: E402
     mutate,
     scan_structure,
 )
+from tests.timebound import BoundExceeded, cpu_bound  # noqa: E402
 
 SEEDS = load_seeds(max_size=8192)
-TIME_BOUND = 5  # seconds per example (both modes); a typical example takes milliseconds
+TIME_BOUND = 5  # CPU seconds per example (both modes); a typical example takes milliseconds
 #: bytes a decode may allocate: the fuzz limits bound one output and one segment
 ALLOC_BOUND = FUZZ_LIMITS.max_output_bytes + 2 * FUZZ_LIMITS.max_segment_bytes + (16 << 20)
 
@@ -49,27 +49,16 @@ SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-class _Timeout(BaseException):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout()
-
-
 def check(data: bytes) -> None:
     """Decode ``data`` strict and lenient within the time and allocation bounds."""
-    old = signal.signal(signal.SIGALRM, _alarm)
     tracemalloc.start()
-    signal.setitimer(signal.ITIMER_REAL, TIME_BOUND)
     try:
-        for strict in (True, False):
-            exercise(data, strict)  # raises anything that is not a TiffError
-    except _Timeout:
-        pytest.fail(f"decoding took over {TIME_BOUND} s: {data[:64].hex()}... ({len(data)} bytes)")
+        with cpu_bound(TIME_BOUND):
+            for strict in (True, False):
+                exercise(data, strict)  # raises anything that is not a TiffError
+    except BoundExceeded as exc:
+        pytest.fail(f"decoding took over {TIME_BOUND} s ({exc.args[0]}): {data[:64].hex()}... ({len(data)} bytes)")
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < ALLOC_BOUND, f"{peak} bytes allocated for a {len(data)}-byte input"
