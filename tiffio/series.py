@@ -26,6 +26,7 @@ import numpy
 from .errors import LimitExceededError, TiffError, TiffFormatError, TiffIndexError, TiffValueError
 from .metadata.imagej import is_imagej_description
 from .metadata.ome import is_ome_xml, parse_ome_xml
+from .regions import default_workers
 from .tagmeta import read_imagej_metadata
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio-series")
         return pool
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 16))
 
 
 def run_parallel(func: Callable[[Any], None], items: Sequence[Any], workers: int | None) -> None:
