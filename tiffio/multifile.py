@@ -23,7 +23,8 @@ from .errors import LimitExceededError, TiffError, TiffFormatError, TiffValueErr
 from .filesequence import FileSequence
 from .limits import DEFAULT_LIMITS
 from .reader import TiffFile
-from .series import Series, find_series, page_key, run_parallel
+from .series import Series, page_key, run_parallel
+from .series_detect import find_series
 
 __all__ = ["imread"]
 

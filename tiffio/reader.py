@@ -23,7 +23,8 @@ from .levels import Level, find_associated, find_levels, find_masks
 from .limits import DEFAULT_LIMITS, Limits
 from .metadata import ImageJMetadata, OmeMetadata
 from .regions import RegionWindow, default_workers
-from .series import Series, find_series
+from .series import Series
+from .series_detect import find_series
 from .sources import open_source
 from .tagmeta import read_imagej_metadata, read_ome_metadata
 

@@ -205,7 +205,7 @@ def write_imagej_plane(path: str | os.PathLike[str], index: int, array: Any) -> 
     """Write plane ``index`` into an ImageJ file created by :class:`ImageJWriter` (from any
     process): the plane's offset is read from the file's first IFD."""
     from ..reader import TiffFile
-    from ..series import find_series
+    from ..series_detect import find_series
     with TiffFile(path) as tif:
         series = find_series(tif)[0]
         if series.kind != "imagej" or not series.is_contiguous:
