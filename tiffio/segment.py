@@ -174,7 +174,8 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
                 full = numpy.zeros(shape, arr.dtype)
                 full[: cropped[0], : cropped[1], : cropped[2]] = arr.reshape(cropped)
                 return full
-    if not spec.tiled and arr.size > size and arr.size % (d * w * s) == 0:
+    row = d * w * s
+    if not spec.tiled and row and arr.size > size and arr.size % row == 0:
         return arr.reshape(d, -1, w, s)[:, :h]
     message = f"{where}: decoded {arr.size} samples, expected {size} for a segment of shape {shape}"
     if spec.strict or arr.size > size:
@@ -256,9 +257,13 @@ def decode_segment(spec: SegmentSpec, data: BytesLike | None, shape: tuple[int, 
     ``shape`` is the stored shape (grid.SegmentGrid.stored_shape); ``valid`` the part
     inside the image (used to accept edge tiles stored cropped). ``data`` None means
     a sparse segment, returned filled with ``fill``. With ``out`` (an array of
-    ``shape`` and ``spec.dtype``), the result is written there and returned.
+    ``shape`` and ``spec.dtype``), the result is written there and returned. A segment of
+    an image with a width, length or depth of 0 holds no samples: it is returned empty,
+    whatever its bytes (nothing is decoded).
     """
     where = f"{spec.where}: segment {index}" if index is not None else spec.where
+    if 0 in shape:
+        return out if out is not None else numpy.empty(shape, spec.dtype)
     if data is None:
         if out is None:
             return numpy.full(shape, fill, spec.dtype)

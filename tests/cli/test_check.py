@@ -47,6 +47,8 @@ OVERRIDES = {
     "declared_strips_unbacked/strips_16m_counts_past_eof.tif": "offset-outside-file",
     # Compression of field type 0 and a RATIONAL RowsPerStrip of 15 values
     "zero_dimension/image-tiff_divide_by_zero_000035.tif": "tag-value",
+    # ImageWidth stored as a DOUBLE (field type 12) of value 0: the type is the violation named
+    "zero_dimension/fuzz_jpeg_strips_width_0.tif": "tag-value",
 }
 #: files that cannot be opened at all (status "unreadable", exit status 2)
 UNREADABLE = {"not_a_tiff/bigtiff_bad_offset_size.tif", "not_a_tiff/png_signature.tif",

@@ -345,3 +345,17 @@ def test_sparse_parts_of_a_large_zero_filled_result_are_not_written():
         assert not arr[::512, ::512].any()  # zeros (touches 256 of its 16,384 pages)
         filled = ifd.asarray(fill=3, workers=1)  # another fill value is written
         assert (filled[::512, ::512] == 3).all()
+
+
+def test_width_0_jpeg_strips_are_empty_not_decoded():
+    """Fuzz run 10: a width-0 image whose strips hold a real JPEG stream (a mutant of a YCbCr JPEG
+    file) raised ZeroDivisionError while the decoded samples were fitted to the empty strip."""
+    path = Path(__file__).resolve().parents[2] / "fixtures/malformed/zero_dimension/fuzz_jpeg_strips_width_0.tif"
+    for strict in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tiffio.TiffFormatWarning)
+            with tiffio.open(path, strict=strict) as tif:
+                ifd = tif.ifds[0]
+                assert ifd.width == 0 and ifd.compression == 6 and ifd.read_segment_bytes(0)
+                assert ifd.read_segment(0).shape == (32, 0, 3)
+                assert ifd.asarray().shape == (130, 0, 3) and ifd.asarray().dtype == numpy.uint8
