@@ -208,6 +208,34 @@ def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
     assert proc.stdout == "" and proc.stderr == ""  # not a terminal: no bar
 
 
+def test_relayout_and_merge_show_a_byte_progress_bar_on_a_terminal(tmp_path):
+    """convert --cog (relayout: tile bytes copied) draws a byte bar under a pseudo-terminal and erases it."""
+    pty = pytest.importorskip("pty")
+    pytest.importorskip("tqdm")
+    src = FIXTURES / "gdal" / "rgb_ycbcr_jpeg_tiled_ovr.tif"
+    dst = tmp_path / "relaid.tif"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(ENV)
+        os.execv(sys.executable, [sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--cog"])
+    chunks = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "cog relaid.tif" in text and "B/s" in text, text[-2000:]
+    assert "cog layout" in text  # the report printed after the bar
+
+
 def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):
     from tests.crossval.cog_helpers import gdal_validate, have_validator
     src = FIXTURES / "gdal" / "rgb_ycbcr_jpeg_tiled_ovr.tif"     # tiled, 2 overviews, not a COG

@@ -117,8 +117,10 @@ def test_missing_tiles_error_or_sparse(tmp_path):
     with pytest.raises(tiffio.TiffValueError, match=r"1 tiles are in no shard.*\(6, 1\)"):
         tiffio.merge(tmp_path / "m.tif", [a, b])
     assert not os.path.exists(tmp_path / "m.tif")
-    report = tiffio.merge(tmp_path / "m.tif", [a, b], missing="sparse")
+    calls: list[tuple[int, int]] = []
+    report = tiffio.merge(tmp_path / "m.tif", [a, b], missing="sparse", progress=lambda *c: calls.append(c))
     assert report.sparse_tiles == 1
+    assert calls[0] == (0, report.data_bytes) and calls[-1] == (report.data_bytes, report.data_bytes)
     with tiffio.open(tmp_path / "m.tif") as tif:
         assert tif.ifds[0].is_sparse(6 * 6 + 1)
 

@@ -306,3 +306,15 @@ def test_bigtiff_only_when_needed(tmp_path, monkeypatch):
         relayout(src, tmp_path / "no.tif", bigtiff=False)
     for a, b in zip(_levels_of(tmp_path / "big.tif"), levels):
         numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["plain", "cog"])  # plain: in-kernel copy runs; cog: the buffered copy
+def test_progress_reports_every_tile_byte(tmp_path, layout):
+    levels = _pyramid_levels()
+    src = write_pyramid(tmp_path / "work.tif", levels, compression="zstd", skip={(0, 1, 2)}, missing="sparse")
+    calls = []
+    report = relayout(src, tmp_path / "out.tif", layout=layout, progress=lambda done, total: calls.append((done, total)))
+    assert report.data_bytes > 0 and report.sparse_tiles == 1
+    assert calls[0] == (0, report.data_bytes) and calls[-1] == (report.data_bytes, report.data_bytes)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and len(set(done)) == len(done) and len(calls) >= 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Progress", "progress"]
@@ -30,7 +31,7 @@ class Progress:
                 sized = size.columns > 0 and size.lines > 0
             except (OSError, ValueError):
                 sized = False
-            self._bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr,
+            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=False, file=sys.stderr,
                              dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24,
                              smoothing=0.1, mininterval=0.1)
 
@@ -42,6 +43,11 @@ class Progress:
         self.count += n
         if self._bar is not None:
             self._bar.update(n)
+
+    def set_total(self, total: int) -> None:
+        if self._bar is not None and self._bar.total != total:
+            self._bar.total = total
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:
@@ -64,3 +70,11 @@ def terminal() -> bool:
 
 def progress(total: int | None, desc: str, *, quiet: bool, unit: str = "tile") -> Progress:
     return Progress(total, desc, unit, enabled=not quiet and terminal())
+
+
+def copy_callback(bar: Progress) -> Callable[[int, int], None]:
+    """A ``progress(copied, total)`` callback for tiffio.merge / tiffio.relayout that drives ``bar``."""
+    def report(copied: int, total: int) -> None:
+        bar.set_total(total)
+        bar.update(copied - bar.count)
+    return report

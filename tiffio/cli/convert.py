@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from ._common import CLIError, current, dump_json, open_tiff
-from ._progress import progress
+from ._progress import copy_callback, progress
 
 __all__ = ["register"]
 
@@ -145,7 +145,8 @@ def _relayout(relayout: Any, src: str, dst: str, args: argparse.Namespace) -> in
     """tiffio.relayout to COG: the stored tiles copied, nothing re-encoded (it writes a temporary
     name and renames it when complete)."""
     current(src)
-    report = relayout(src, dst, layout="cog")
+    with progress(None, f"cog {os.path.basename(dst)}", quiet=args.quiet, unit="B") as bar:
+        report = relayout(src, dst, layout="cog", progress=copy_callback(bar))
     if not args.quiet and report is not None:
         print(report)
     return 0
@@ -324,7 +325,8 @@ def run_merge(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"missing": args.missing}
     if args.cog:
         kwargs["layout"] = "cog"
-    report = merge(args.dst, args.shards, **kwargs)
+    with progress(None, f"merge {os.path.basename(args.dst)}", quiet=args.quiet, unit="B") as bar:
+        report = merge(args.dst, args.shards, progress=copy_callback(bar), **kwargs)
     if args.json:
         dump_json(_report_dict(report))
     elif report is not None:

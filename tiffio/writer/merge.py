@@ -22,7 +22,7 @@ import numpy
 
 from ..errors import SourceError, TiffValueError
 from ..layout import get_layout
-from .relayout import OutImage, RawTag, RelayoutReport, write_images
+from .relayout import OutImage, Progress, RawTag, RelayoutReport, write_images
 from .tiffwriter import TiffWriter
 
 __all__ = ["merge"]
@@ -84,7 +84,8 @@ def _check_same(first: _Shard, shard: _Shard) -> None:
 
 
 def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout: str = "plain",
-          missing: str = "error", bigtiff: bool | None = None, fsync: bool = True) -> RelayoutReport:
+          missing: str = "error", bigtiff: bool | None = None, fsync: bool = True,
+          progress: Progress | None = None) -> RelayoutReport:
     """Build one TIFF at ``dst`` from ``shards`` (tiffio working files holding parts of the same
     images, e.g. written with :class:`tiffio.Plan`), copying their tile bytes.
 
@@ -93,6 +94,7 @@ def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout
     tile is in no shard (nothing is written); ``'sparse'`` stores it sparse. Returns a
     :class:`~tiffio.writer.relayout.RelayoutReport` whose ``duplicates`` lists (image, tile index,
     shards holding it, newest first) for the tiles found in several shards.
+    ``progress(copied, total)``, if given, is called as tile bytes are copied.
     """
     if missing not in ("error", "sparse"):
         raise TiffValueError(f"missing must be 'error' or 'sparse', not {missing!r}")
@@ -150,7 +152,7 @@ def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout
             except OSError as exc:
                 raise SourceError(exc.errno or 5, f"cannot open shard {p!r}: {exc.strerror}") from None
         report = write_images(dst, fds, images, byteorder=first.byteorder, layout=layout, bigtiff=bigtiff,
-                              fsync=fsync)
+                              fsync=fsync, progress=progress)
     finally:
         for fd in fds:
             os.close(fd)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,18 +339,20 @@ def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, first:
 # --- writing ----------------------------------------------------------------------------------
 
 def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kind: str,
-                tile_offsets: list[numpy.ndarray]) -> None:
+                tile_offsets: list[numpy.ndarray], progress: Progress | None = None) -> None:
     """Copy every tile's bytes to its output offset: in the plain layout with os.copy_file_range
     (in-kernel, reflinks where the filesystem can), source runs that are contiguous in both files
     as one call; in the COG layout through one reused buffer (each tile gets its leader and
     trailer around it) written in big writes."""
     cog = kind == "cog"
+    total = sum(int(image.count.sum()) for image in images)
+    report = _ProgressCounter(progress, total)
     if not cog and _COPY_FILE_RANGE:
-        _copy_tiles_in_kernel(out_fd, fds, images, tile_offsets)
+        _copy_tiles_in_kernel(out_fd, fds, images, tile_offsets, report)
         return
     buf = bytearray(_BUFFER)
     view = memoryview(buf)
-    used = 0
+    used = pending = 0  # bytes in the buffer; tile bytes among them (for progress)
     buf_start = -1
     present = [numpy.flatnonzero(image.count > 0) for image in images]
     dest_all = numpy.concatenate([tile_offsets[k][p] for k, p in enumerate(present)])
@@ -365,7 +367,8 @@ def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kin
         start = dest - 4 if cog else dest
         if buf_start >= 0 and (start != buf_start + used or used + size > _BUFFER):
             _pwrite_all(out_fd, view[:used], buf_start)
-            used = 0
+            report.add(pending)
+            used = pending = 0
             buf_start = -1
         if size > _BUFFER:  # a huge tile: straight through
             _copy_range(fds[src], off, n, out_fd, dest)
@@ -373,6 +376,7 @@ def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kin
                 tail = os.pread(fds[src], 4, off + n - 4) if n >= 4 else b""
                 os.pwrite(out_fd, _LEADER.pack(n), dest - 4)
                 os.pwrite(out_fd, tail.rjust(4, b"\0"), dest + n)
+            report.add(n)
             continue
         if buf_start < 0:
             buf_start = start
@@ -384,12 +388,14 @@ def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kin
             _LEADER.pack_into(buf, used, n)
             buf[p + n: p + n + 4] = bytes(buf[p + n - 4: p + n]) if n >= 4 else bytes(buf[p: p + n]).rjust(4, b"\0")
         used += size
+        pending += n
     if used:
         _pwrite_all(out_fd, view[:used], buf_start)
+        report.add(pending)
 
 
 def _copy_tiles_in_kernel(out_fd: int, fds: Sequence[int], images: Sequence[OutImage],
-                          tile_offsets: list[numpy.ndarray]) -> None:
+                          tile_offsets: list[numpy.ndarray], report: _ProgressCounter) -> None:
     for k, image in enumerate(images):
         present = numpy.flatnonzero(image.count > 0)
         if not present.size:
@@ -407,6 +413,25 @@ def _copy_tiles_in_kernel(out_fd: int, fds: Sequence[int], images: Sequence[OutI
         srcs_l, offs_l, dests_l = srcs.tolist(), offs.tolist(), dests.tolist()
         for a, b in zip(starts, ends):
             _copy_range(fds[srcs_l[a]], offs_l[a], cum[b] - cum[a], out_fd, dests_l[a])
+            report.add(cum[b] - cum[a])
+
+
+#: ``progress(copied, total)``: tile bytes copied so far and in all
+Progress = Callable[[int, int], None]
+
+
+class _ProgressCounter:
+    """Calls ``progress(copied, total)`` as tile bytes reach the output (once at 0 first)."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.copied = progress, total, 0
+        if progress is not None:
+            progress(0, total)
+
+    def add(self, nbytes: int) -> None:
+        if self.progress is not None and nbytes:
+            self.copied += nbytes
+            self.progress(self.copied, self.total)
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -442,9 +467,11 @@ def _copy_range(src: int, offset: int, count: int, dst: int, dest: int) -> None:
 
 
 def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[OutImage], *, byteorder: str,
-                 layout: str = "cog", bigtiff: bool | None = None, fsync: bool = True) -> RelayoutReport:
+                 layout: str = "cog", bigtiff: bool | None = None, fsync: bool = True,
+                 progress: Progress | None = None) -> RelayoutReport:
     """Write ``images`` (IFD0 first, then the reduced levels largest first) to ``dst`` in
-    ``layout``, copying tile bytes from ``fds``; atomically (temporary name + rename)."""
+    ``layout``, copying tile bytes from ``fds``; atomically (temporary name + rename).
+    ``progress(copied, total)`` is called as tile bytes are copied."""
     if layout not in LAYOUTS:
         raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if not images:
@@ -487,7 +514,7 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         try:
             os.ftruncate(out, end)
             _pwrite_all(out, memoryview(metadata), 0)
-            _copy_tiles(out, fds, todo, layout, tile_offsets)
+            _copy_tiles(out, fds, todo, layout, tile_offsets, progress)
             if fsync:
                 os.fsync(out)
         finally:
@@ -531,7 +558,7 @@ def _sync_dir(path: str) -> None:
 
 
 def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: bool | None = None,
-             fsync: bool = True) -> RelayoutReport:
+             fsync: bool = True, progress: Progress | None = None) -> RelayoutReport:
     """Rewrite the tiled pyramid in ``src`` (a path or an open :class:`tiffio.TiffFile`) to ``dst``
     in ``layout`` (``"cog"`` or ``"plain"``) by copying the stored tiles.
 
@@ -541,7 +568,8 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
     and IFDs that are not levels are not copied (a warning names them). Masks (NewSubfileType 4,
     GDAL's internal masks) are kept: in the COG layout after their images' IFDs and each mask tile
     right after its image tile (``MASK_INTERLEAVED_WITH_IMAGERY=YES``), as GDAL writes them. Sparse
-    tiles stay sparse. Returns a :class:`RelayoutReport`.
+    tiles stay sparse. ``progress(copied, total)``, if given, is called as tile bytes are copied.
+    Returns a :class:`RelayoutReport`.
     """
     from ..reader import TiffFile
 
@@ -558,7 +586,7 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             report = write_images(dst, [fd], images, byteorder=tif.byteorder, layout=layout, bigtiff=bigtiff,
-                                  fsync=fsync)
+                                  fsync=fsync, progress=progress)
         finally:
             os.close(fd)
     finally:
