@@ -31,29 +31,29 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
-_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
-_EXECUTORS_LOCK = threading.Lock()
+_POOLS: dict[tuple[str, int], ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """A shared thread pool per worker count: region reads do not pay for thread start-up."""
-    with _EXECUTORS_LOCK:
-        pool = _EXECUTORS.get(workers)
+def shared_pool(workers: int, name: str = "tiffio") -> ThreadPoolExecutor:
+    """A process-wide thread pool per (name, worker count), started once: reads do not pay for
+    thread start-up. Separate names keep nested work apart (a page pool whose tasks wait on the
+    segment pool must not share its threads)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get((name, workers))
         if pool is None:
-            pool = _EXECUTORS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio")
+            pool = _POOLS[name, workers] = ThreadPoolExecutor(workers, thread_name_prefix=name)
         return pool
 
 
-_PREFETCH: ThreadPoolExecutor | None = None
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The segment pool of region reads."""
+    return shared_pool(workers)
 
 
 def _prefetch_pool() -> ThreadPoolExecutor:
     """Two threads that fetch iter_regions' next chunk from remote sources."""
-    global _PREFETCH
-    with _EXECUTORS_LOCK:
-        if _PREFETCH is None:
-            _PREFETCH = ThreadPoolExecutor(2, thread_name_prefix="tiffio-prefetch")
-        return _PREFETCH
+    return shared_pool(2, "tiffio-prefetch")
 
 
 class RegionWindow(NamedTuple):

@@ -16,34 +16,19 @@ stack parses one or two IFDs. Everything else falls back to walking the chain.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy
 
 from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
-from .regions import default_workers
+from .regions import default_workers, shared_pool
 
 if TYPE_CHECKING:
     from .directory import IFD
     from .reader import TiffFile
 
 __all__ = ["Series", "page_axes", "page_key", "run_parallel"]
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Page-level pools, apart from the segment pools of IFD.read_region (no nested waits)."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get(workers)
-        if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="tiffio-series")
-        return pool
-
 
 def run_parallel(func: Callable[[Any], None], items: Sequence[Any], workers: int | None) -> None:
     """Call ``func`` on every item in a thread pool; the first exception propagates
@@ -53,7 +38,9 @@ def run_parallel(func: Callable[[Any], None], items: Sequence[Any], workers: int
         for item in items:
             func(item)
         return
-    futures = [_pool(min(workers, 64)).submit(func, item) for item in items]
+    # page-level pool, apart from the segment pool of IFD.read_region (no nested waits)
+    pool = shared_pool(min(workers, 64), "tiffio-series")
+    futures = [pool.submit(func, item) for item in items]
     error: BaseException | None = None
     for future in futures:
         if error is not None:

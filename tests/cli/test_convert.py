@@ -174,17 +174,8 @@ os._exit(0)  # a crash: no close()
     assert "not a file written by tiffio" in proc.stderr and proc.stderr.count("\n") == 1
 
 
-def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
-    """Under a pseudo-terminal the bar shows tiles/s and is erased at the end; piped, nothing is drawn."""
-    pty = pytest.importorskip("pty")
-    pytest.importorskip("tqdm")
-    src = tmp_path / "src.tif"
-    _big_source(src, 1024)
-    dst = tmp_path / "out.tif"
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdout and stderr are the terminal
-        os.environ.update(ENV)
-        os.execv(sys.executable, [sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--tile", "16"])
+def _terminal_output(pid: int, fd: int) -> str:
+    """Everything the pty child wrote, once it exits (bounded: 120 s); asserts it exited 0."""
     chunks = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -198,7 +189,21 @@ def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
-    text = b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_renders_on_a_terminal_and_disappears(tmp_path):
+    """Under a pseudo-terminal the bar shows tiles/s and is erased at the end; piped, nothing is drawn."""
+    pty = pytest.importorskip("pty")
+    pytest.importorskip("tqdm")
+    src = tmp_path / "src.tif"
+    _big_source(src, 1024)
+    dst = tmp_path / "out.tif"
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout and stderr are the terminal
+        os.environ.update(ENV)
+        os.execv(sys.executable, [sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--tile", "16"])
+    text = _terminal_output(pid, fd)
     assert "convert out.tif" in text and "tile/s" in text, text[-2000:]
     assert "4096/4096" in text or "%" in text
     last = text.split("\r")[-1]
@@ -218,20 +223,7 @@ def test_relayout_and_merge_show_a_byte_progress_bar_on_a_terminal(tmp_path):
     if pid == 0:
         os.environ.update(ENV)
         os.execv(sys.executable, [sys.executable, "-m", "tiffio", "convert", str(src), str(dst), "--cog"])
-    chunks = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
-    text = b"".join(chunks).decode("utf-8", "replace")
+    text = _terminal_output(pid, fd)
     assert "cog relaid.tif" in text and "B/s" in text, text[-2000:]
     assert "cog layout" in text  # the report printed after the bar
 
