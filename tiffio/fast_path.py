@@ -1,7 +1,8 @@
 """The prepared hot path of ``IFD.read_segment``: one closure per IFD for the common
-cases - an 8-bit JPEG tile, or an uncompressed byte-aligned tile, of a local file whose
-strile blocks are loaded - with as few layers as possible (tifffile prepares one decode
-closure per page the same way).
+cases - an 8-bit JPEG tile, an uncompressed byte-aligned tile, or a Deflate / Zstd / LZW
+tile of byte-aligned samples (any predictor) - of a local file whose strile blocks are
+loaded, with as few layers as possible (tifffile prepares one decode closure per page the
+same way).
 
 A closure returns None for anything else (strile block not loaded, sparse, outside the
 file, a stream of another size, too few bytes, any codec error); the general path
@@ -17,10 +18,11 @@ from typing import Any
 
 import numpy
 
-from .codecs import jpeg_frame, jpeg_frame_prefix
+from .codecs import jpeg_frame, jpeg_frame_prefix, require_byte_decoder
 from .enums import Compression
 from .errors import TiffError
 from .ifd import StrileArray
+from .predictors import undo_predictor
 from .segment import SegmentSpec
 from .sources import FileSource
 
@@ -44,9 +46,10 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
     ``read_buffer(n)`` a view of n bytes of the calling thread's reusable buffer.
     """
     jpeg = spec.compression == Compression.JPEG and spec.bits <= 8 and spec.dtype == numpy.uint8
-    raw = (spec.compression == 1 and spec.predictor == 1 and spec.fillorder == 1
-           and spec.bits in (8, 16, 32, 64) and spec.sampleformat != 5 and hasattr(os, "preadv"))
-    if not (jpeg or raw):
+    aligned = spec.fillorder == 1 and spec.bits in (8, 16, 32, 64) and spec.sampleformat != 5
+    raw = spec.compression == 1 and spec.predictor == 1 and aligned and hasattr(os, "preadv")
+    coded = spec.compression in _CODED and spec.predictor in (1, 2, 3) and aligned and spec.dtype.kind in "uif"
+    if not (jpeg or raw or coded):
         return None
     import imagecodecs
     fd, size = source.fileno(), source.size
@@ -93,6 +96,9 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
 
         return read_raw
 
+    if coded:
+        return _coded_reader(spec, source, locate, stored, shape, max_bytes, read_buffer)
+
     decode = imagecodecs.jpeg8_decode
     tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
     auto_rgb = colorspace == "auto-rgb"
@@ -127,5 +133,79 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
         except Exception:
             return None
         return out if out.shape == shape and out.dtype == dtype else None
+
+    return read
+
+
+#: byte codecs the fast path calls directly: Deflate (both codes, PixTIFF's alias), Zstd, LZW
+_CODED = frozenset({Compression.ADOBE_DEFLATE, Compression.DEFLATE, Compression.PIXTIFF, Compression.ZSTD,
+                    Compression.LZW})
+
+
+def _coded_reader(spec: SegmentSpec, source: FileSource, locate: Callable[[int], tuple[int, int]],
+                  stored: tuple[int, int, int, int], shape: tuple[int, ...], max_bytes: int,
+                  read_buffer: Callable[[int], memoryview]) -> FastReader | None:
+    """A Deflate / Zstd / LZW tile decoded straight into a new array of exactly its size.
+
+    The codec is given an output of the tile's size, so it never allocates more; any
+    stream that does not decode to exactly that size, or fails, goes to the general path
+    (which reads libtiff's way and reports the problem). For Deflate, libdeflate is used
+    where imagecodecs has it: on success it returns the same bytes as zlib (both inflate
+    the same stream); trailing bytes or a checksum it rejects send the tile to the
+    general path, which uses zlib.
+    """
+    import imagecodecs
+
+    try:
+        codec = require_byte_decoder(spec.compression, spec.where)
+    except TiffError:
+        return None
+    decode = codec.decode
+    if spec.compression in (Compression.ADOBE_DEFLATE, Compression.DEFLATE, Compression.PIXTIFF) \
+            and hasattr(imagecodecs, "deflate_decode"):
+        try:
+            if imagecodecs.DEFLATE.available:
+                decode = imagecodecs.deflate_decode
+        except AttributeError:
+            pass
+    # Deflate and Zstd decode into a bytearray of the tile's size; the LZW codec (libtiff
+    # through codecs.lzw_decode_checked) takes the size as an int and returns an array
+    into = spec.compression != Compression.LZW
+    if not (into or codec.sized):
+        return None
+    d, h, w, s = stored
+    dtype = spec.dtype
+    file_dtype = dtype.newbyteorder("<" if spec.byteorder == "<" else ">")
+    native = file_dtype == dtype or dtype.itemsize == 1
+    if spec.predictor == 3 and not native:
+        return None  # the floating-point predictor works on the file's byte order: the general path
+    need = d * h * w * s * dtype.itemsize
+    predictor = spec.predictor
+    where = spec.where
+    size = source.size
+
+    def read(index: int) -> numpy.ndarray | None:
+        offset, nbytes = locate(index)
+        if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
+            return None
+        try:
+            data: bytes | memoryview = (source.read_into(offset, read_buffer(nbytes)) if nbytes <= READ_BUFFER_MAX
+                                        else source.read_range(offset, nbytes))
+            if len(data) != nbytes:
+                return None
+            out = decode(data, out=bytearray(need)) if into else decode(bytes(data), out=need)
+            arr = numpy.frombuffer(out, file_dtype)
+            if arr.nbytes != need:
+                return None
+            arr = arr.reshape(d, h, w, s)
+            if not native:
+                arr = arr.astype(dtype)
+            if predictor != 1:
+                if not arr.flags.writeable:
+                    arr = arr.copy()
+                arr = undo_predictor(predictor, arr, where)
+        except Exception:
+            return None  # the general path reads it again and reports what is wrong
+        return arr.reshape(shape)
 
     return read

@@ -146,3 +146,75 @@ def test_fast_path_never_decodes_a_frame_of_another_shape(tmp_path, monkeypatch,
         with pytest.raises(tiffio.TiffError):
             ifd.read_segment(1)  # the general path: the stream is not the tile's shape
         assert fast(2) is not None and numpy.array_equal(fast(2), ifd.read_segment(2, fill=0))
+
+
+CODED = [("zlib", 1, "u1"), ("zlib", 2, "u2"), ("zlib", 2, "i2"), ("zlib", 3, "f4"), ("zlib", 1, "f8"),
+         ("zstd", 1, "u2"), ("zstd", 2, "u1"), ("lzw", 1, "u2"), ("lzw", 2, "u1"), ("lzw", 3, "f4")]
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize(("compression", "predictor", "dtype"), CODED)
+def test_coded_fast_path_equals_general_path_and_tifffile(tmp_path, compression, predictor, dtype, byteorder):
+    """Deflate / Zstd / LZW tiles with every predictor decode on the fast path to exactly what
+    the general path and tifffile give, reading each tile's bytes once."""
+    import imagecodecs
+    if not getattr(imagecodecs, compression.upper()).available:
+        pytest.skip(f"imagecodecs has no {compression}")
+    rng = numpy.random.default_rng(1)
+    data = (rng.random((70, 90, 2)) * 1000 - (500 if dtype[0] in "if" else 0)).astype(dtype)
+    path = tmp_path / "coded.tif"
+    tifffile.imwrite(path, data, tile=(32, 48), compression=compression, predictor=predictor,
+                     byteorder=byteorder, photometric="minisblack", planarconfig="contig")
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        assert ifd.predictor == predictor
+        ifd.read_segment(0)
+        fast_reader = ifd._fast_reader
+        if predictor == 3 and byteorder == ">":
+            # the floating-point predictor works on the file's byte order: the general path's case
+            assert fast_reader is None
+        for i in range(ifd.segment_count if fast_reader is not None else 0):
+            general = ifd.read_segment(i, fill=0)  # fill= forces the general path
+            before = tif.source.bytes_read
+            fast = fast_reader(i)
+            assert fast is not None, f"tile {i} left the fast path"
+            assert tif.source.bytes_read - before == ifd.segment_location(i)[1]
+            assert fast.dtype == general.dtype == numpy.dtype(dtype) and fast.shape == general.shape
+            assert numpy.array_equal(fast, general, equal_nan=True)
+        assert numpy.array_equal(ifd.asarray(), data)
+        assert numpy.array_equal(ifd.asarray(), tifffile.imread(path))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "short", "long"])
+def test_coded_fast_path_leaves_bad_streams_to_the_general_path(tmp_path, damage):
+    """A Deflate tile that fails, or inflates to fewer or more bytes than the tile holds, is
+    refused by the fast path (never a partial array from it); read_segment then gives
+    exactly what the general path gives, error included."""
+    import imagecodecs
+    data = (numpy.arange(64 * 64).reshape(64, 64) * 7 % 60000).astype(numpy.uint16)  # compressible
+    path = tmp_path / "bad.tif"
+    tifffile.imwrite(path, data, tile=(32, 32), compression="zlib")
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        offset, count = tif.ifds[0].segment_location(3)
+    if damage == "garbage":
+        stream = b"\x78\x9c" + b"\xff" * (count - 2)
+    elif damage == "short":
+        stream = imagecodecs.zlib_encode(data[32:, 32:48].tobytes())  # half the tile's bytes
+    else:
+        stream = imagecodecs.zlib_encode(bytes(2 * 32 * 32 * 2))  # twice the tile's bytes
+    assert len(stream) <= count  # the rest of the tile's bytes stays: trailing bytes after the stream
+    raw[offset: offset + len(stream)] = stream
+    path.write_bytes(bytes(raw))
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        ifd.read_segment(0)
+        assert ifd._fast_reader is not None and ifd._fast_reader(3) is None
+        assert numpy.array_equal(ifd._fast_reader(2), data[32:, :32])
+        try:
+            general = ifd.read_segment(3, fill=0)
+        except tiffio.TiffError as exc:
+            with pytest.raises(type(exc), match="segment 3"):
+                ifd.read_segment(3)
+        else:
+            assert numpy.array_equal(ifd.read_segment(3), general)
