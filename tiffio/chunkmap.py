@@ -222,6 +222,21 @@ class ArrayMap:
         return any(not ifd.is_sparse(part.index) for p in planes
                    for part in ifd.grid.region(z * cd, row * ch, col * cw, cd, ch, cw, p))
 
+    def read_stored(self, coords: tuple[int, ...]) -> numpy.ndarray | None:
+        """A segment chunk (not a window) as :meth:`read` gives it, or None if the segment is
+        not stored: the read finds out, so a stored tile costs one strile lookup."""
+        ifd = self.ifd
+        if not self.region:
+            fast = ifd._fast_reader
+            if fast is not None:
+                plane, z, row, col = self._pzyx(coords)
+                arr = fast(ifd.grid.index(plane, z, row, col))
+                if arr is not None and arr.dtype == self.dtype and arr.size == self.chunk_nbytes // self.dtype.itemsize:
+                    return arr.reshape(self.chunk_shape)
+        if not self.is_stored(coords):
+            return None
+        return self.read(coords)
+
     def read(self, coords: tuple[int, ...]) -> numpy.ndarray:
         """The decoded chunk as a C-contiguous little-endian array of the chunk shape."""
         ifd = self.ifd

@@ -122,7 +122,12 @@ class _ReadOnlyStore(Store):
         """Bytes ``_read`` decodes (0: no decoding), to choose between inline and a thread."""
         return self._chunk_nbytes(handle)
 
-    def _read(self, handle: Any) -> numpy.ndarray:
+    def _locate_for_read(self, key: str) -> Any:
+        """A chunk handle for ``get``: may skip the stored check when ``_read`` makes it."""
+        return self._locate(key)
+
+    def _read(self, handle: Any) -> numpy.ndarray | None:
+        """The chunk's array; None if it is not stored (only for ``_locate_for_read`` handles)."""
         raise NotImplementedError
 
     async def _before_read(self, handle: Any) -> None:
@@ -138,11 +143,13 @@ class _ReadOnlyStore(Store):
         meta = self._meta().get(key)
         if meta is not None:
             return _to_buffer(prototype, _slice(meta, byte_range))
-        handle = self._locate(key)
+        handle = self._locate_for_read(key)
         if handle is None:
             return None
-        data = self._read(handle).reshape(-1).view(numpy.uint8)
-        return _to_buffer(prototype, _slice(data, byte_range))
+        arr = self._read(handle)
+        if arr is None:
+            return None
+        return _to_buffer(prototype, _slice(arr.reshape(-1).view(numpy.uint8), byte_range))
 
     async def get(self, key: str, prototype: BufferPrototype | None = None,
                   byte_range: ByteRequest | None = None) -> Buffer | None:
@@ -152,7 +159,7 @@ class _ReadOnlyStore(Store):
         meta = self._meta().get(key)
         if meta is not None:
             return _to_buffer(prototype, _slice(meta, byte_range))
-        handle = self._locate(key)
+        handle = self._locate_for_read(key)
         if handle is None:
             return None
         await self._before_read(handle)
@@ -168,6 +175,8 @@ class _ReadOnlyStore(Store):
                 self._inflight -= 1
         else:
             arr = self._read(handle)
+        if arr is None:
+            return None
         return _to_buffer(prototype, _slice(arr.reshape(-1).view(numpy.uint8), byte_range))
 
     async def get_partial_values(self, prototype: BufferPrototype,
@@ -313,6 +322,12 @@ class TiffStore(_ReadOnlyStore):
             return None
         return found
 
+    def _locate_for_read(self, key: str) -> Any:
+        found = self.layout.chunk(key)
+        if found is None or found[0].raw or found[0].region:
+            return self._locate(key)
+        return found  # a segment chunk: ArrayMap.read_stored finds out whether it is stored
+
     def _chunk_nbytes(self, handle: Any) -> int:
         arr, coords = handle
         return arr.location(coords)[1] if arr.raw else arr.chunk_nbytes
@@ -343,10 +358,12 @@ class TiffStore(_ReadOnlyStore):
         finally:
             batch[0].set_result(None)
 
-    def _read(self, handle: Any) -> numpy.ndarray:
+    def _read(self, handle: Any) -> numpy.ndarray | None:
         arr, coords = handle
         if arr.raw:
             return numpy.frombuffer(arr.read_raw(coords), numpy.uint8)
+        if not arr.region:
+            return arr.read_stored(coords)
         return arr.read(coords)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
