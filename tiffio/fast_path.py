@@ -96,8 +96,22 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
 
         return read_raw
 
+    def fetch(index: int) -> bytes | memoryview | None:
+        """The stored bytes of a tile, or None (the general path reads it again and reports)."""
+        offset, nbytes = locate(index)
+        if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
+            return None
+        try:
+            # into this thread's reusable buffer, which stays in cache: a fresh bytes object
+            # per tile cost ~4 % of the decode time (benchmarks/RESULTS.md, reader section)
+            data = (source.read_into(offset, read_buffer(nbytes)) if nbytes <= READ_BUFFER_MAX
+                    else source.read_range(offset, nbytes))
+        except TiffError:
+            return None
+        return data if len(data) == nbytes else None
+
     if coded:
-        return _coded_reader(spec, source, locate, stored, shape, max_bytes, read_buffer)
+        return _coded_reader(spec, fetch, stored, shape)
 
     decode = imagecodecs.jpeg8_decode
     tables, colorspace, outcolorspace = spec.jpegtables, spec.jpeg_colorspace, spec.jpeg_outcolorspace
@@ -107,17 +121,8 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
 
     def read(index: int) -> numpy.ndarray | None:
         nonlocal known
-        offset, nbytes = locate(index)
-        if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
-            return None
-        try:
-            # into this thread's reusable buffer, which stays in cache: a fresh bytes object
-            # per tile cost ~4 % of the decode time (benchmarks/RESULTS.md, reader section)
-            data: bytes | memoryview = (source.read_into(offset, read_buffer(nbytes)) if nbytes <= READ_BUFFER_MAX
-                                        else source.read_range(offset, nbytes))
-        except TiffError:
-            return None  # the general path reads it again and reports the error
-        if len(data) != nbytes:
+        data = fetch(index)
+        if data is None:
             return None
         # the stream must be an 8-bit frame of exactly the tile's shape: that bounds what the
         # codec allocates (no decompression bomb). Tiles of one image share the header bytes
@@ -142,9 +147,8 @@ _CODED = frozenset({Compression.ADOBE_DEFLATE, Compression.DEFLATE, Compression.
                     Compression.LZW})
 
 
-def _coded_reader(spec: SegmentSpec, source: FileSource, locate: Callable[[int], tuple[int, int]],
-                  stored: tuple[int, int, int, int], shape: tuple[int, ...], max_bytes: int,
-                  read_buffer: Callable[[int], memoryview]) -> FastReader | None:
+def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview | None],
+                  stored: tuple[int, int, int, int], shape: tuple[int, ...]) -> FastReader | None:
     """A Deflate / Zstd / LZW tile decoded straight into a new array of exactly its size.
 
     The codec is given an output of the tile's size, so it never allocates more; any
@@ -182,17 +186,12 @@ def _coded_reader(spec: SegmentSpec, source: FileSource, locate: Callable[[int],
     need = d * h * w * s * dtype.itemsize
     predictor = spec.predictor
     where = spec.where
-    size = source.size
 
     def read(index: int) -> numpy.ndarray | None:
-        offset, nbytes = locate(index)
-        if not offset or not nbytes or offset + nbytes > size or nbytes > max_bytes:
+        data = fetch(index)
+        if data is None:
             return None
         try:
-            data: bytes | memoryview = (source.read_into(offset, read_buffer(nbytes)) if nbytes <= READ_BUFFER_MAX
-                                        else source.read_range(offset, nbytes))
-            if len(data) != nbytes:
-                return None
             out = decode(data, out=bytearray(need)) if into else decode(bytes(data), out=need)
             arr = numpy.frombuffer(out, file_dtype)
             if arr.nbytes != need:

@@ -68,6 +68,13 @@ def _to_buffer(prototype: BufferPrototype, data: numpy.ndarray | bytes) -> Buffe
     return prototype.buffer.from_bytes(data)
 
 
+def _chunk_buffer(prototype: BufferPrototype, arr: numpy.ndarray | None, byte_range: ByteRequest | None) -> Buffer | None:
+    """A decoded chunk's bytes (None: the chunk is not stored)."""
+    if arr is None:
+        return None
+    return _to_buffer(prototype, _slice(arr.reshape(-1).view(numpy.uint8), byte_range))
+
+
 class _ReadOnlyStore(Store):
     """What every tiffio store shares: read-only, listable, lazy, picklable by its arguments."""
 
@@ -144,12 +151,7 @@ class _ReadOnlyStore(Store):
         if meta is not None:
             return _to_buffer(prototype, _slice(meta, byte_range))
         handle = self._locate_for_read(key)
-        if handle is None:
-            return None
-        arr = self._read(handle)
-        if arr is None:
-            return None
-        return _to_buffer(prototype, _slice(arr.reshape(-1).view(numpy.uint8), byte_range))
+        return None if handle is None else _chunk_buffer(prototype, self._read(handle), byte_range)
 
     async def get(self, key: str, prototype: BufferPrototype | None = None,
                   byte_range: ByteRequest | None = None) -> Buffer | None:
@@ -175,9 +177,7 @@ class _ReadOnlyStore(Store):
                 self._inflight -= 1
         else:
             arr = self._read(handle)
-        if arr is None:
-            return None
-        return _to_buffer(prototype, _slice(arr.reshape(-1).view(numpy.uint8), byte_range))
+        return _chunk_buffer(prototype, arr, byte_range)
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
