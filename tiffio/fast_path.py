@@ -153,25 +153,14 @@ def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview |
 
     The codec is given an output of the tile's size, so it never allocates more; any
     stream that does not decode to exactly that size, or fails, goes to the general path
-    (which reads libtiff's way and reports the problem). For Deflate, libdeflate is used
-    where imagecodecs has it: on success it returns the same bytes as zlib (both inflate
-    the same stream); trailing bytes or a checksum it rejects send the tile to the
-    general path, which uses zlib.
+    (which reads libtiff's way and reports the problem). The codec is the general path's own
+    (codecs.BYTE_DECODERS), so both give the same bytes.
     """
-    import imagecodecs
-
     try:
         codec = require_byte_decoder(spec.compression, spec.where)
     except TiffError:
         return None
-    decode = codec.decode
-    if spec.compression in (Compression.ADOBE_DEFLATE, Compression.DEFLATE, Compression.PIXTIFF) \
-            and hasattr(imagecodecs, "deflate_decode"):
-        try:
-            if imagecodecs.DEFLATE.available:
-                decode = imagecodecs.deflate_decode
-        except AttributeError:
-            pass
+    decode = codec.decode  # Deflate: codecs.deflate_decode_fast (libdeflate, zlib when it refuses)
     # Deflate and Zstd decode into a bytearray of the tile's size; the LZW codec (libtiff
     # through codecs.lzw_decode_checked) takes the size as an int and returns an array
     into = spec.compression != Compression.LZW
