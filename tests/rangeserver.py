@@ -10,8 +10,12 @@ and per new connection (``conn_rtt``), and misbehave on demand:
   ``"short"`` (declare the full length, send half, close);
 * ``ignore_range = True``: answer 200 with the whole object (and record how much was sent);
 * ``/redirect/NAME`` answers 302 to ``/NAME``;
-* ``put(name, data)`` replaces an object (new ETag): the object changes under the client.
+* ``put(name, data)`` replaces an object (new ETag): the object changes under the client;
+* ``hold_until_connections = n``: answer nothing until n connections have been accepted
+  (bounded by ``hold_timeout``; ``hold_timed_out`` says it ran out): shows whether a client
+  opens connections while its first requests are still unanswered.
 
+``conn_log`` records every accepted connection (id, client port, accepted, ready).
 ``round_trips()`` counts sequential round trips from the log: the longest chain of
 requests each of which started after the previous one ended.
 """
@@ -25,6 +29,16 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+
+
+class Connection(NamedTuple):
+    """One accepted TCP connection: its id (``Request.conn``), the client's port, when the
+    server accepted it and when it was ready (after ``conn_rtt``)."""
+
+    conn: int
+    client_port: int
+    accepted: float
+    ready: float
 
 
 class Request(NamedTuple):
@@ -41,6 +55,9 @@ class Request(NamedTuple):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a client opening 8 connections at once then
+    # loses a SYN and waits a second for its retransmission. Real servers use 128 or more.
+    request_queue_size = 128
     owner: RangeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -57,11 +74,14 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         owner = self.server.owner
+        accepted = time.perf_counter()
         with owner.lock:
             owner.connections += 1
             self.conn_id = owner.connections
         if owner.conn_rtt:
             time.sleep(owner.conn_rtt)
+        with owner.lock:
+            owner.conn_log.append(Connection(self.conn_id, self.client_address[1], accepted, time.perf_counter()))
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -78,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._range = self.headers.get("Range")
         self._logged = False
         try:
+            if owner.hold_until_connections:
+                owner._hold()
             if owner.rtt:
                 time.sleep(owner.rtt)
             self._respond(owner, head, self._range)
@@ -189,7 +211,13 @@ class RangeServer:
         self.conn_rtt = conn_rtt
         self.faults: list[str] = []
         self.ignore_range = False
+        #: hold every answer until this many connections have been accepted (at most
+        #: ``hold_timeout`` seconds; then ``hold_timed_out`` is set and the answer goes out)
+        self.hold_until_connections = 0
+        self.hold_timeout = 5.0
+        self.hold_timed_out = False
         self.log: list[Request] = []
+        self.conn_log: list[Connection] = []  # every accepted connection (reset_log clears it)
         self.connections = 0
         self.lock = threading.Lock()
         self._server: _Server | None = None
@@ -228,6 +256,16 @@ class RangeServer:
         assert self._server is not None
         return self._server.server_address[1]
 
+    def _hold(self) -> None:
+        deadline = time.monotonic() + self.hold_timeout
+        while time.monotonic() < deadline:  # bounded
+            with self.lock:
+                if self.connections >= self.hold_until_connections:
+                    return
+            time.sleep(0.002)
+        with self.lock:
+            self.hold_timed_out = True
+
     def _next_fault(self) -> str | None:
         with self.lock:
             return self.faults.pop(0) if self.faults else None
@@ -239,6 +277,7 @@ class RangeServer:
     def reset_log(self) -> None:
         with self.lock:
             self.log = []
+            self.conn_log = []
 
     def requests(self, method: str | None = "GET") -> list[Request]:
         with self.lock:
