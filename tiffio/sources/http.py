@@ -1,9 +1,11 @@
 """HTTP(S) range fetcher on the standard library (``http.client``): no new dependency.
 
 * Keep-alive connections, pooled per host and bounded (``max_connections``): a request takes
-  an idle connection of its host or opens one, and gives it back. A pool rather than one
-  connection per thread, so that a warm connection is reused whichever I/O thread runs the
-  next request (a new connection costs a round trip of its own, two with TLS).
+  an idle connection of its host (one that has already carried an answer first) or opens
+  one, and gives it back. A pool rather than one connection per thread, so that a warm
+  connection is reused whichever thread runs the next request (a new connection costs a
+  round trip of its own, two with TLS). While the open's first request travels, the other
+  connections are opened in the background (once per host).
 * ``fetch_open`` asks for ``bytes=0-65535`` and ``bytes=-262144`` at once; the object's size
   comes from ``Content-Range``, so no HEAD request (presigned URLs refuse HEAD).
 * The first ETag is pinned: later requests send ``If-Match``; a 412, another ETag or another
@@ -18,6 +20,10 @@ from __future__ import annotations
 
 import atexit
 import email.utils
+
+# socket.getaddrinfo imports encodings.idna at the first connection (~3 ms, under the import
+# lock, so every thread opening a connection waits for it): paid here, when the module is imported
+import encodings.idna  # noqa: F401
 import http.client
 import socket
 import ssl
@@ -47,15 +53,27 @@ def _io_pool() -> ThreadPoolExecutor:
 
 
 def run_concurrently(func: Any, items: Sequence[Any]) -> list[Any]:
-    """``[func(item) for item in items]`` on tiffio's I/O threads (the first error is raised)."""
+    """``[func(item) for item in items]`` concurrently: the first item in the calling thread
+    (no hand-off for it, and none at all for a single item), the others on tiffio's I/O
+    threads. The first error is raised."""
     if len(items) == 1:
         return [func(items[0])]
-    futures = [_io_pool().submit(func, item) for item in items]
-    return [f.result() for f in futures]
+    futures = [_io_pool().submit(func, item) for item in items[1:]]
+    first = func(items[0])
+    return [first, *(f.result() for f in futures)]
 
 
 class _HostPool:
-    """Idle keep-alive connections of one (scheme, host, port), at most ``limit`` in use."""
+    """Keep-alive connections of one (scheme, host, port), at most ``limit`` in use.
+
+    Two idle lists: ``idle`` holds connections that have carried an answer (warm: the server
+    has finished its side of the handshake and TCP's window has grown), ``fresh`` the ones
+    pre-connected in the background and never used. A request takes the most recently used
+    warm connection first, then the oldest fresh one, and opens a new one only when both lists
+    are empty: a just pre-connected socket may still be in the server's accept queue or
+    handshake (TLS), so handing it to the next request would make that request wait while a
+    warm connection sits idle.
+    """
 
     def __init__(self, scheme: str, host: str, port: int, limit: int, timeout: float,
                  context: ssl.SSLContext | None) -> None:
@@ -64,39 +82,51 @@ class _HostPool:
         self.context = context
         self.slots = threading.BoundedSemaphore(limit)
         self.idle: list[http.client.HTTPConnection] = []
+        self.fresh: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
         self.opened = 0
 
-    def acquire(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
-        """A connection (and whether it was used before); the caller holds a slot."""
+    def acquire(self, fresh: bool = False, preconnected: bool = True) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection (and whether it was connected before); the caller holds a slot.
+        ``fresh``: a new connection (a retry after the server closed an idle one);
+        ``preconnected=False``: a warm one or a new one, never a pre-connected one (the open's
+        own requests, counted by :meth:`claim_prewarm`: the host gets exactly ``want``)."""
         if not fresh:
             with self.lock:
                 if self.idle:
                     return self.idle.pop(), True
-        conn: http.client.HTTPConnection
-        if self.scheme == "https":
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                               context=self.context or ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                if self.fresh and preconnected:
+                    return self.fresh.pop(0), True
+        conn = self._new()
         with self.lock:
             self.opened += 1
         return conn, False
 
-    def prewarm(self, want: int) -> None:
-        """Open connections in the background, once per host, until ``want`` have been opened:
-        the TCP (and TLS) handshakes then overlap the open's round trip instead of adding one
-        to the first wide read (a region's rows on several connections)."""
+    def _new(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                               context=self.context or ssl.create_default_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def claim_prewarm(self, want: int, own: int) -> int:
+        """How many connections to open in the background so that the host has ``want`` once
+        the caller's ``own`` requests (about to start) have their connections; counted now,
+        so this happens once per host however many opens run."""
         with self.lock:
-            missing = want - self.opened
-            self.opened = max(self.opened, want)
-        for _ in range(max(0, missing)):
+            own_new = max(0, own - len(self.idle))
+            missing = max(0, want - self.opened - own_new)
+            self.opened += missing
+        return missing
+
+    def start_prewarm(self, count: int) -> None:
+        """Open ``count`` connections (claimed by :meth:`claim_prewarm`) on the I/O threads: their
+        TCP (and TLS) handshakes overlap the open's round trip instead of adding one to the
+        first wide read (a region's rows on several connections)."""
+        for _ in range(count):
             _io_pool().submit(self._connect_idle)
 
     def _connect_idle(self) -> None:
-        conn, _ = self.acquire(fresh=True)
-        with self.lock:
-            self.opened -= 1  # counted by prewarm already
+        conn = self._new()  # counted by claim_prewarm
         try:
             conn.connect()
             if conn.sock is not None:
@@ -104,7 +134,8 @@ class _HostPool:
         except OSError:
             conn.close()
             return
-        self.release(conn, True)
+        with self.lock:
+            self.fresh.append(conn)
 
     def release(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
         if reusable:
@@ -115,7 +146,7 @@ class _HostPool:
 
     def close(self) -> None:
         with self.lock:
-            idle, self.idle = self.idle, []
+            idle, self.idle, self.fresh = self.idle + self.fresh, [], []
         for conn in idle:
             conn.close()
 
@@ -139,9 +170,11 @@ def _pool_for(url: str, limit: int, timeout: float, context: ssl.SSLContext | No
 
 
 def close_idle_connections() -> None:
-    """Close every pooled idle connection (also done at exit). Connections in use stay open."""
+    """Close every pooled idle connection (also done at exit) and forget the hosts, so that the
+    next open of a host connects (and pre-connects) afresh. Connections in use stay open."""
     with _POOLS_LOCK:
         pools = list(_POOLS.values())
+        _POOLS.clear()
     for pool in pools:
         pool.close()
 
@@ -194,8 +227,8 @@ class HTTPFetcher:
     ``headers`` are sent with every request (for example ``Authorization``; dropped when a
     redirect leaves the host). ``max_retries`` bounds the retries of one request (429/5xx,
     resets, short reads); ``retry_backoff`` is the first wait in seconds, doubled each time,
-    at most ``max_retry_wait`` (also the cap on ``Retry-After``). After the first answers,
-    connections to the host are opened in the background up to ``prewarm`` (once per host).
+    at most ``max_retry_wait`` (also the cap on ``Retry-After``). While the open's requests
+    travel, connections to the host are opened in the background up to ``prewarm`` (once per host).
     """
 
     def __init__(self, url: str, *, headers: Mapping[str, str] | None = None, max_connections: int = 8,
@@ -226,10 +259,12 @@ class HTTPFetcher:
     def fetch_open(self, head: int, tail: int) -> tuple[int, bytes, bytes]:
         """The first ``head`` and last ``tail`` bytes and the size, in one round trip."""
         pool = _pool_for(self._current, self.max_connections, self.timeout, self.ssl_context)
-        first, last = run_concurrently(self._open_part, [("head", head), ("tail", tail)])
-        pool.prewarm(min(self.max_connections, self.prewarm))
-        size_a, data_a = first
-        size_b, data_b = last
+        extra = pool.claim_prewarm(min(self.max_connections, self.prewarm), own=2)
+        tail_part = _io_pool().submit(self._open_part, ("tail", tail))
+        if extra:  # while the open's two requests travel; started by an I/O thread, not this one
+            _io_pool().submit(pool.start_prewarm, extra)
+        size_a, data_a = self._open_part(("head", head))
+        size_b, data_b = tail_part.result()
         if size_a != size_b:
             raise SourceError(f"{self.url}: the object changed while opening ({size_a} then {size_b} bytes)")
         size = size_a
@@ -246,10 +281,11 @@ class HTTPFetcher:
     # --- one request -----------------------------------------------------------------------------
     def _open_part(self, part: tuple[str, int]) -> tuple[int, bytes]:
         kind, n = part
-        return self._get(0, n, suffix=kind == "tail")
+        return self._get(0, n, suffix=kind == "tail", preconnected=False)
 
-    def _get(self, offset: int, length: int, suffix: bool = False) -> tuple[int, bytes]:
-        """GET bytes [offset, offset+length) (or the last ``length`` bytes): (size, data)."""
+    def _get(self, offset: int, length: int, suffix: bool = False, preconnected: bool = True) -> tuple[int, bytes]:
+        """GET bytes [offset, offset+length) (or the last ``length`` bytes): (size, data).
+        ``preconnected``: may use a connection opened in the background (see _HostPool.acquire)."""
         what = f"bytes -{length} (the last {length})" if suffix else f"bytes {offset}-{offset + length - 1}"
         redirects = 0
         attempt = 0
@@ -260,7 +296,7 @@ class HTTPFetcher:
             pool = _pool_for(url, self.max_connections, self.timeout, self.ssl_context)
             try:
                 with pool.slots:
-                    conn, reused = pool.acquire(fresh)
+                    conn, reused = pool.acquire(fresh, preconnected)
                     keep = False
                     try:
                         status, result, location, keep = self._attempt(conn, url, offset, length, suffix, what)

@@ -1,0 +1,52 @@
+"""Which connection each request uses, and what the first remote read costs besides its round
+trips: counted from the range server's connection and request logs (never timed)."""
+
+from __future__ import annotations
+
+import numpy
+
+import tiffio
+from tests.rangeserver import RangeServer
+from tiffio.sources.http import close_idle_connections
+from tiffio.sources.remote import clear_metadata_cache
+
+
+def test_open_and_tile_use_only_the_opens_connections(writer_tif):
+    """The tile request takes a connection that carried one of the open's answers, not one of
+    the connections pre-connected in the background (which the server may still be setting
+    up: here each new connection costs it 50 ms before it reads a request)."""
+    clear_metadata_cache()
+    with RangeServer(rtt=0.05, conn_rtt=0.05) as server:
+        server.put("a.tif", writer_tif.read_bytes())
+        try:
+            with tiffio.open(server.url("a.tif")) as tif, tiffio.open(writer_tif) as local:
+                opening = server.requests()
+                assert len(opening) == 2 and len({r.conn for r in opening}) == 2  # head and tail together
+                for index in (5, 17, 40):
+                    server.reset_log()
+                    numpy.testing.assert_array_equal(tif.ifds[0].read_segment(index), local.ifds[0].read_segment(index))
+                    (request,) = server.requests()
+                    assert request.conn in {r.conn for r in opening}
+        finally:
+            close_idle_connections()
+            clear_metadata_cache()
+        assert server.connections == 8  # the six pre-connected ones stay idle until a wide read needs them
+
+
+def test_connections_are_opened_while_the_open_is_in_flight(writer_tif):
+    """The background connections start with the open's requests, not after their answers: the
+    server holds its answers until it has accepted all eight connections (five seconds at most;
+    a client that pre-connects only after the open's answers makes it give up waiting)."""
+    clear_metadata_cache()
+    with RangeServer() as server:
+        server.put("a.tif", writer_tif.read_bytes())
+        server.hold_until_connections = 8
+        try:
+            with tiffio.open(server.url("a.tif")) as tif:
+                assert tif.ifds[0].shape == (2048, 2048, 3)
+            assert not server.hold_timed_out
+            assert server.connections == 8
+            assert len(server.requests()) == 2
+        finally:
+            close_idle_connections()
+            clear_metadata_cache()
