@@ -414,7 +414,7 @@ class IFDTags:
                 # each plane is a one-component stream (spec-notes/jpeg.md)
                 colorspace, outcolorspace = None, 1
         predictor = self.predictor
-        if compression in _codecs.IMAGE_DECODERS or compression in JPEG_COMPRESSIONS:
+        if compression in JPEG_COMPRESSIONS or compression in _codecs.IMAGE_DECODERS:  # JPEG: no codec table
             predictor = 1  # predictors do not apply to image codecs
         spec = SegmentSpec(
             compression=int(compression), dtype=dtype, bits=self.bits_per_sample, sampleformat=self.sample_format,

@@ -3,12 +3,19 @@ trips: counted from the range server's connection and request logs (never timed)
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 
 import tiffio
 from tests.rangeserver import RangeServer
 from tiffio.sources.http import close_idle_connections
 from tiffio.sources.remote import clear_metadata_cache
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_open_and_tile_use_only_the_opens_connections(writer_tif):
@@ -50,3 +57,35 @@ def test_connections_are_opened_while_the_open_is_in_flight(writer_tif):
         finally:
             close_idle_connections()
             clear_metadata_cache()
+
+
+_FIRST_READ = r"""
+import json, sys
+sys.path.insert(0, sys.argv[2])
+import tiffio, tiffio.sources.http, tiffio.codecs
+before = set(sys.modules)
+with tiffio.open(sys.argv[1]) as tif:
+    during_open = sorted(set(sys.modules) - before)
+    tile = tif.ifds[0].read_segment(3)
+during_read = sorted(set(sys.modules) - before - set(during_open))
+tables = sorted(n for n in ("BYTE_DECODERS", "IMAGE_DECODERS", "ENCODERS") if n in vars(tiffio.codecs))
+print(json.dumps({"open": during_open, "read": during_read, "tables": tables, "shape": list(tile.shape)}))
+"""
+
+
+def test_first_remote_read_imports_only_its_codec(writer_tif):
+    """In a fresh process that has imported tiffio: opening a URL imports nothing (the first
+    connection's host-name codec comes with tiffio.sources.http), and reading a JPEG tile loads
+    only the JPEG extension, not imagecodecs' other codecs (~10 ms of CPU the read would wait for)."""
+    clear_metadata_cache()
+    with RangeServer() as server:
+        server.put("a.tif", writer_tif.read_bytes())
+        out = subprocess.run([sys.executable, "-c", _FIRST_READ, server.url("a.tif"), str(REPO)],
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [256, 256, 3]
+    assert result["open"] == []
+    codec_modules = [m for m in result["read"] if m.startswith("imagecodecs.")]
+    assert codec_modules and all("jpeg8" in m for m in codec_modules), result["read"]
+    assert result["tables"] == []
