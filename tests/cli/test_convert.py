@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,6 +227,44 @@ def test_relayout_and_merge_show_a_byte_progress_bar_on_a_terminal(tmp_path):
     text = _terminal_output(pid, fd)
     assert "cog relaid.tif" in text and "B/s" in text, text[-2000:]
     assert "cog layout" in text  # the report printed after the bar
+
+
+def test_recover_shows_a_byte_progress_bar_on_a_terminal_only(tmp_path):
+    """recover under a pseudo-terminal draws a byte bar (the scan after the checkpoint) and erases it
+    before its report; with --quiet, or piped, nothing but the report is written."""
+    pty = pytest.importorskip("pty")
+    pytest.importorskip("tqdm")
+    from tests.crossval.writer_helpers import crash_writer
+
+    pristine = tmp_path / "pristine.tif"
+    data = crash_writer(pristine, side=2048, tile=64, checkpoint_after=20)  # ~4 MiB of tiles to scan
+    expected = data.copy()
+    expected[-64:, -64:] = 0  # the torn last tile
+    outputs = {}
+    for mode in ("bar", "quiet", "piped"):
+        path = tmp_path / f"{mode}.tif"
+        shutil.copyfile(pristine, path)
+        if mode == "piped":
+            proc = run("recover", path)
+            assert proc.stderr == ""
+            outputs[mode] = proc.stdout
+        else:
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.environ.update(ENV)
+                os.execv(sys.executable, [sys.executable, "-m", "tiffio", "recover", str(path)]
+                         + (["--quiet"] if mode == "quiet" else []))
+            outputs[mode] = _terminal_output(pid, fd)
+        assert numpy.array_equal(tifffile.imread(path), expected), mode
+        assert f"{mode}.tif: checkpoint at " in outputs[mode] and "1003 recovered after it" in outputs[mode]
+    text = outputs["bar"]
+    assert "recover bar.tif" in text and "B/s" in text, text[-2000:]
+    assert "/4.14M" in text  # the total reached the bar: 1,003 records of 28 + 4,096 bytes and a torn half one
+    pieces = text.split("\r")
+    at = next(k for k, piece in enumerate(pieces) if "checkpoint at" in piece)
+    assert pieces[at - 1].strip() == "" and "recover bar.tif" not in "".join(pieces[at:])  # erased first
+    assert outputs["quiet"].replace("\r\n", "\n") == outputs["piped"].replace("piped.tif", "quiet.tif")
+    assert "B/s" not in outputs["quiet"] and "\r" not in outputs["quiet"].replace("\r\n", "")
 
 
 def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):

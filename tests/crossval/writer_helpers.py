@@ -1,12 +1,15 @@
-"""Shared helpers of the writer tests: write an image tile by tile, read it with every reader."""
+"""Shared helpers of the writer tests: write an image tile by tile, read it with every reader, crash a writer."""
 
 from __future__ import annotations
 
 import errno
 import io
+import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
 import warnings
 
 import imagecodecs
@@ -136,3 +139,45 @@ class FullDisk(io.BytesIO):
         if self.tell() + len(data) > self.limit:
             raise OSError(errno.ENOSPC, "No space left on device")
         return super().write(data)
+
+
+CRASH_CHILD = """
+import os, signal, sys
+import numpy
+sys.path.insert(0, {repo!r})
+import tiffio
+from tiffio.writer.sink import Sink
+
+path, side, tile, checkpoint_after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+data = numpy.random.default_rng(side).integers(0, 256, (side, side), dtype=numpy.uint8)
+w = tiffio.TiffWriter(path, checkpoint_every=None, checkpoint_seconds=None, fsync=False, workers=1)
+im = w.add_image(data.shape, "uint8", tile=(tile, tile))
+coords = [(r, c) for r in range(im.tiles_down) for c in range(im.tiles_across)]
+for k, (r, c) in enumerate(coords[:-1]):
+    if k == checkpoint_after:
+        w.checkpoint()
+    im.write_tile(r, c, data[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile])
+w.flush()
+real = Sink.pwrite
+
+def torn(self, offset, *parts):  # the last tile's record: half of its bytes reach the file, then SIGKILL
+    whole = b"".join(bytes(p) for p in parts)
+    real(self, offset, whole[: len(whole) // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+Sink.pwrite = torn
+r, c = coords[-1]
+im.write_tile(r, c, data[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile])
+"""
+
+
+def crash_writer(path, *, side=2048, tile=64, checkpoint_after=20):
+    """A file a writer left unfinished: a real child process writes a ``side`` x ``side`` uint8 image of
+    random (incompressible) ``tile`` x ``tile`` tiles, uncompressed, makes a checkpoint after
+    ``checkpoint_after`` tiles (-1: none), writes every other tile but the last, and is killed by
+    SIGKILL halfway through the last tile's record. Returns the image the writer was given."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-c", CRASH_CHILD.format(repo=repo), str(path), str(side), str(tile),
+                           str(checkpoint_after)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    return numpy.random.default_rng(side).integers(0, 256, (side, side), dtype=numpy.uint8)

@@ -73,7 +73,7 @@ def progress(total: int | None, desc: str, *, quiet: bool, unit: str = "tile") -
 
 
 def copy_callback(bar: Progress) -> Callable[[int, int], None]:
-    """A ``progress(copied, total)`` callback for tiffio.merge / tiffio.relayout that drives ``bar``."""
+    """A ``progress(done, total)`` callback for tiffio.merge / relayout / recover that drives ``bar``."""
     def report(copied: int, total: int) -> None:
         bar.set_total(total)
         bar.update(copied - bar.count)

@@ -82,7 +82,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("recover", parents=[common], help="recover a file a tiffio writer left unfinished",
                        description="Recover a file tiffio's writer left unfinished (crash, kill, power loss): "
                                    "keep the last checkpoint, add every complete tile written after it, drop torn "
-                                   "bytes, and write a new checkpoint. Prints what was found.",
+                                   "bytes, and write a new checkpoint. Prints what was found. On a terminal a bar "
+                                   "shows the scan of the records written after the last checkpoint.",
                        epilog=RECOVER_EXAMPLES, formatter_class=fmt)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -342,7 +343,8 @@ def run_recover(args: argparse.Namespace) -> int:
         current(path)
         if not os.path.exists(path):
             raise CLIError(f"{path}: no such file", 2)
-        report = tiffio.recover(path)
+        with progress(None, f"recover {os.path.basename(path)}", quiet=args.quiet, unit="B") as bar:
+            report = tiffio.recover(path, progress=copy_callback(bar))
         reports.append(_report_dict(report))
         if not args.json:
             print(report)

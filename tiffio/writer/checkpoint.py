@@ -38,7 +38,7 @@ from .records import (
 from .sink import Sink
 from .tagpack import Entry, ifd_size, pack_ifd
 
-__all__ = ["RecoveryReport", "build_checkpoint", "read_state", "resume", "image_tree"]
+__all__ = ["RecoveryReport", "ScanProgress", "build_checkpoint", "read_state", "resume", "image_tree"]
 
 
 @dataclass
@@ -151,14 +151,26 @@ def read_state(sink: Sink, first: int) -> dict[str, Any]:
     return state
 
 
+#: ``progress(done, total)``: bytes of the record log scanned so far, and to scan in all
+ScanProgress = Callable[[int, int], None]
+
+#: resume reports its scan at most once per this many bytes (and at its start and end)
+PROGRESS_STEP = 1 << 20
+
+
 def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str, Any]], ImageWriter],
-           set_format: Callable[[str, bool | None], None], shared: bool = False) -> tuple[RecoveryReport, int]:
+           set_format: Callable[[str, bool | None], None], shared: bool = False,
+           progress: ScanProgress | None = None) -> tuple[RecoveryReport, int]:
     """Rebuild the images of a file tiffio wrote: from its last checkpoint, then from the records after
     it. ``make_image(params)`` creates the next ImageWriter (appended here to ``images``);
     ``set_format(byteorder, bigtiff)`` is called before the first one. Torn bytes at the end are
     truncated. Returns the report and the end of the valid records (where appending goes on).
     ``shared=True`` (a file several processes append to, tiffio.writer.shared): the scan passes over
-    torn records in the middle of the file, nothing is truncated, and appending goes on at the end."""
+    torn records in the middle of the file, nothing is truncated, and appending goes on at the end.
+    ``progress(done, total)``, if given, is called as the records after the checkpoint are scanned:
+    bytes scanned and bytes to scan (file size minus where the scan starts); first with 0, then at
+    most once per PROGRESS_STEP bytes, last with done == total once the scan is over, before
+    anything is truncated (an exception it raises leaves the file as it was)."""
     size = sink.size()
     report = RecoveryReport(path=sink.name)
     head = sink.pread(0, DATA_START)
@@ -188,6 +200,10 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
     valid_end = scan_from
     skipped: list[tuple[int, int]] = []
     records = iter_records_resync(sink, scan_from, size, skipped) if shared else iter_records(sink, scan_from, size)
+    total = max(0, size - scan_from)
+    reported = 0
+    if progress is not None:
+        progress(0, total)
     for magic, img, index, offset, payload in records:
         length = len(payload)
         if magic == MAGIC_IMAGE:
@@ -210,6 +226,11 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
         # MAGIC_STATE: the state record of an unfinished checkpoint: harmless, skipped
         report.records_scanned += 1
         valid_end = offset + length
+        if progress is not None and valid_end - scan_from - reported >= PROGRESS_STEP:
+            reported = valid_end - scan_from
+            progress(reported, total)
+    if progress is not None and reported != total:
+        progress(total, total)
     if shared:
         report.bytes_dropped = sum(n for _, n in skipped)
         valid_end = size

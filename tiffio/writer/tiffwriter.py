@@ -20,7 +20,7 @@ from ..encoding import encode_segment_parts
 from ..errors import LimitExceededError, SourceError, TiffError, TiffUsageError, TiffValueError
 from ..header import pack_header
 from ..layout import Layout
-from .checkpoint import RecoveryReport, build_checkpoint, resume
+from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
 from .image import ImageWriter
 from .params import MISSING, normalize_params
 from .pipeline import EncoderThreads
@@ -50,7 +50,8 @@ class TiffWriter:
 
     def __init__(self, target: Any, *, bigtiff: bool | None = None, byteorder: str = "<", mode: str = "w",
                  missing: str = "blank", software: str | None = "tiffio", checkpoint_every: Any = "auto",
-                 checkpoint_seconds: float | None = 60.0, fsync: bool = True, workers: int | None = None) -> None:
+                 checkpoint_seconds: float | None = 60.0, fsync: bool = True, workers: int | None = None,
+                 _progress: ScanProgress | None = None) -> None:
         if mode not in ("w", "resume"):
             raise TiffValueError(f"mode must be 'w' or 'resume', not {mode!r}")
         if byteorder not in ("<", ">"):
@@ -96,7 +97,7 @@ class TiffWriter:
             if mode == "w":
                 self._sink.pwrite(0, b"\0" * DATA_START)
             else:
-                self.report = self._resume()
+                self.report = self._resume(_progress)
         except BaseException:
             self._sink.close()
             raise
@@ -528,7 +529,9 @@ class TiffWriter:
                                              f"(first: {missing[0]}); they are stored sparse")
 
     # -- resume / recover ------------------------------------------------------------------------
-    def _resume(self) -> RecoveryReport:
+    def _resume(self, progress: ScanProgress | None = None) -> RecoveryReport:
+        """Rebuild the images from the file (checkpoint.resume); ``progress(done, total)`` follows its
+        scan of the records after the last checkpoint (tiffio.recover's callback)."""
         def set_format(byteorder: str, bigtiff: bool | None) -> None:
             self.byteorder = byteorder
             self.bigtiff = bigtiff
@@ -536,7 +539,8 @@ class TiffWriter:
         def make_image(params: dict[str, Any]) -> ImageWriter:
             return self._make_image(params, max(1, int(self.default_workers or 1)))
 
-        report, self._end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append)
+        report, self._end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append,
+                                    progress=progress)
         self._since_checkpoint = report.tiles_recovered
         for image in list(self.images):
             if image.params.get("pyramid"):
