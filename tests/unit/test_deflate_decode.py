@@ -57,5 +57,5 @@ def test_a_corrupt_deflate_strip_is_still_a_corrupt_segment_error(tmp_path):
         offset, count = tif.ifds[0].segment_location(0)
     raw[offset + 2: offset + count] = b"\xff" * (count - 2)
     path.write_bytes(bytes(raw))
-    with tiffio.open(path) as tif, pytest.raises(tiffio.CorruptSegmentError, match="segment 0.*ZlibError"):
+    with tiffio.open(path) as tif, pytest.raises(tiffio.CorruptSegmentError, match=r"segment 0.*ZlibError"):
         tif.ifds[0].asarray()
