@@ -22,6 +22,11 @@ makes the bytes themselves nearly free here). ``floor RTs`` = those request roun
 
 One untimed warm-up round (``--warmup``) runs every tool first, so that no tool pays for
 the server's disk reads (the data files are larger than the page cache may keep).
+``--tools ...,async-tiff`` adds async-tiff (obstore's HTTP client), run by the python of a venv
+of its own (``--async-tiff-python``; it is no dependency of tiffio or its tests)::
+
+    python -m venv /tmp/async-tiff-venv && /tmp/async-tiff-venv/bin/pip install async-tiff obstore numpy
+
 ``--baseline PATH`` adds ``tiffio-base``: tiffio imported from another checkout (e.g. a
 ``git worktree`` of main), run interleaved with the current one for a before/after.
 """
@@ -113,12 +118,48 @@ elif tool == "tifffile":
 print(json.dumps({"wall": wall}))
 '''
 
+# async-tiff (Rust, object_store's HTTP client) in its own venv: not a dependency of tiffio or its tests
+ASYNC_TIFF_CHILD = r'''
+import asyncio, json, sys, time
+import numpy
+from async_tiff import TIFF
+from async_tiff.store import HTTPStore
+scenario, url = sys.argv[1:3]
+TILE = (40, 40)
+REGION = (20100, 20100, 2048, 2048)
+base, name = url.rsplit("/", 1)
 
-def run_child(tool: str, scenario: str, url: str, path: str, repo: str = REPO) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, tool, scenario, url, path, repo], capture_output=True,
-                         text=True, timeout=300)
+async def main():
+    t0 = time.perf_counter()
+    store = HTTPStore.from_url(base + "/", client_options={"allow_http": True})
+    tiff = await TIFF.open(name, store=store)
+    if scenario == "tile":
+        tiles = [await tiff.fetch_tile(TILE[1], TILE[0], 0)]
+    else:
+        y, x, h, w = REGION
+        xy = [(c, r) for r in range(y // 512, (y + h - 1) // 512 + 1) for c in range(x // 512, (x + w - 1) // 512 + 1)]
+        tiles = await tiff.fetch_tiles(xy, 0)
+    arrays = [numpy.asarray(a) for a in await asyncio.gather(*(t.decode() for t in tiles))]
+    return time.perf_counter() - t0
+
+print(json.dumps({"wall": asyncio.run(main())}), flush=True)
+import os
+os._exit(0)  # async-tiff 0.7.2 sometimes aborts at interpreter exit (PyGILState_Release while finalizing)
+'''
+ASYNC_TIFF_VENV = "/tmp/async-tiff-venv"
+ASYNC_TIFF_SETUP = (f"python -m venv {ASYNC_TIFF_VENV} && "
+                    f"{ASYNC_TIFF_VENV}/bin/pip install async-tiff obstore numpy")
+
+
+def run_child(tool: str, scenario: str, url: str, path: str, repo: str = REPO,
+              async_python: str = f"{ASYNC_TIFF_VENV}/bin/python") -> float:
+    if tool == "async-tiff":
+        cmd = [async_python, "-c", ASYNC_TIFF_CHILD, scenario, url]
+    else:
+        cmd = [sys.executable, "-c", CHILD, tool, scenario, url, path, repo]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if out.returncode:
-        raise RuntimeError(f"{tool} {scenario} {url}: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{tool} {scenario} {url}: exit {out.returncode}: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["wall"]
 
 
@@ -166,11 +207,16 @@ def main() -> None:
     parser.add_argument("--json", help="write the raw results here")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (server page cache)")
     parser.add_argument("--baseline", help="a tiffio checkout to compare with (tool tiffio-base)")
+    parser.add_argument("--async-tiff-python", default=f"{ASYNC_TIFF_VENV}/bin/python",
+                        help=f"the python of a venv with async-tiff and obstore (tool async-tiff); make it with: "
+                             f"{ASYNC_TIFF_SETUP}")
     args = parser.parse_args()
     rtt = args.rtt / 1000
     tools = args.tools.split(",")
     if args.baseline:
         tools.insert(tools.index("tiffio") + 1 if "tiffio" in tools else 0, "tiffio-base")
+    if "async-tiff" in tools and not os.path.exists(args.async_tiff_python):
+        sys.exit(f"--tools async-tiff needs {args.async_tiff_python}: {ASYNC_TIFF_SETUP}")
     files = args.files.split(",")
     scenarios = args.scenarios.split(",")
     server = RangeServer(rtt=rtt, conn_rtt=rtt).start()
@@ -188,7 +234,7 @@ def main() -> None:
                         with server.lock:
                             server.connections = 0
                         repo = args.baseline if tool == "tiffio-base" else REPO
-                        wall = run_child(tool, scenario, url, path, repo)
+                        wall = run_child(tool, scenario, url, path, repo, args.async_tiff_python)
                         if run < 0:
                             continue
                         time.sleep(0.05)  # let the server log the last answers
