@@ -20,6 +20,7 @@ from .errors import TiffTypeError, TiffValueError
 from .filecache import open_cached, source_path
 from .filesequence import FileSequence
 from .reader import IFD
+from .reader import open as _tiff_open
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
 
@@ -204,17 +205,25 @@ class FileSequenceArray:
         image_key = key[n:]
         image_shape = tuple(len(range(*k.indices(s))) for k, s in zip(image_key, self.image_shape))
         out = numpy.empty(tuple(len(r) for r in seq_ranges) + image_shape, self.dtype)
+        # a chunk of whole images reads each file once: opened and closed here, not kept in the
+        # process's file cache (which serves chunks that read a file window by window)
+        whole = image_shape == self.image_shape
         for pos_out, pos in zip(numpy.ndindex(*out.shape[:n]), _product(seq_ranges)):
             path = self.sequence.file_at(pos)
             if path is None:
                 out[pos_out] = self.fill_value
-                continue
-            ifd = self._ifd(path)
-            if tuple(ifd.shape) != self.image_shape or ifd.dtype != self.dtype:
-                raise TiffValueError(f"{path}: image {ifd.shape} {ifd.dtype} differs from the first file's "
-                                     f"{self.image_shape} {self.dtype}")
-            out[pos_out] = _read_window(ifd, image_key, self.fill, self.workers)
+            elif whole and "://" not in path:
+                with (_tiff_open(path) if self.strict is None else _tiff_open(path, strict=self.strict)) as tif:
+                    out[pos_out] = self._read(path, tif.ifds[self.ifd], image_key)
+            else:
+                out[pos_out] = self._read(path, self._ifd(path), image_key)
         return out
+
+    def _read(self, path: str, ifd: IFD, image_key: tuple[slice, ...]) -> numpy.ndarray:
+        if tuple(ifd.shape) != self.image_shape or ifd.dtype != self.dtype:
+            raise TiffValueError(f"{path}: image {ifd.shape} {ifd.dtype} differs from the first file's "
+                                 f"{self.image_shape} {self.dtype}")
+        return _read_window(ifd, image_key, self.fill, self.workers)
 
     def __repr__(self) -> str:
         return f"FileSequenceArray({len(self.sequence)} files, shape={self.shape}, dtype={self.dtype})"

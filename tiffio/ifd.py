@@ -99,6 +99,12 @@ class ParseContext:
         warnings.warn(message, TiffFormatWarning, stacklevel=3)
 
 
+#: one value of each integer / floating-point field type, per byte order
+_SCALARS: dict[tuple[str, int], struct.Struct] = {
+    (bo, code): struct.Struct(bo + char) for bo in "<>" for code, char in FIELD_TYPE_CHAR.items()
+    if code not in (FieldType.ASCII, FieldType.UNDEFINED, FieldType.RATIONAL, FieldType.SRATIONAL)}
+
+
 def decode_value(layout: Layout, field_type: int, count: int, raw: bytes) -> Any:
     """Decode ``count`` values of ``field_type`` from ``raw`` (spec-notes/structure.md
     "Field types"): scalars for count 1, tuples otherwise; ASCII to str (the first
@@ -111,10 +117,14 @@ def decode_value(layout: Layout, field_type: int, count: int, raw: bytes) -> Any
             return text.decode("latin-1")
     if field_type == FieldType.UNDEFINED:
         return bytes(raw[:count])
+    bo = layout.byteorder
+    if count == 1:  # the common case (ImageWidth, Compression...): one precompiled struct
+        scalar = _SCALARS.get((bo, field_type))
+        if scalar is not None and len(raw) >= scalar.size:
+            return scalar.unpack_from(raw)[0]
     char = FIELD_TYPE_CHAR.get(field_type)
     if char is None:
         return bytes(raw)  # unknown type: kept raw
-    bo = layout.byteorder
     if field_type in (FieldType.RATIONAL, FieldType.SRATIONAL):
         flat = struct.unpack(f"{bo}{2 * count}{char}", raw[: 8 * count])
         pairs = tuple(zip(flat[0::2], flat[1::2]))

@@ -102,6 +102,21 @@ def test_imread_sequence_and_missing_file(sequence):
         assert arr.name == tdask.imread(str(root / "img_t*_c*.tif"), pattern=r"(t)(\d+)_(c)(\d+)").name
 
 
+def test_whole_file_chunks_open_each_file_once_and_keep_none_open(sequence):
+    """chunks="file": each file is opened, read and closed by its task; the process's file cache
+    (for window chunks, which read one file many times) keeps none of them."""
+    from tiffio import filecache
+    root, data = sequence
+    filecache.clear_cache()
+    arr = tdask.imread(str(root / "img_t*_c*.tif"), pattern=r"(t)(\d+)_(c)(\d+)")
+    cached = set(filecache._cache)
+    assert numpy.array_equal(arr.compute(scheduler="threads"), data)
+    assert set(filecache._cache) == cached  # only what building the array opened (the first file)
+    tiles = tdask.imread(str(root / "img_t*_c*.tif"), pattern=r"(t)(\d+)_(c)(\d+)", chunks=(16, 32))
+    assert numpy.array_equal(tiles.compute(scheduler="sync"), data)
+    assert len(filecache._cache) == 8  # window chunks share one open file per path (8 files, 1 missing)
+
+
 @pytest.mark.parametrize("chunks", ["file", "segment"])
 def test_file_sequence_store(sequence, chunks):
     root, data = sequence
