@@ -151,21 +151,22 @@ def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview |
                   stored: tuple[int, int, int, int], shape: tuple[int, ...]) -> FastReader | None:
     """A Deflate / Zstd / LZW tile decoded straight into a new array of exactly its size.
 
-    The codec is given an output of the tile's size, so it never allocates more; any
-    stream that does not decode to exactly that size, or fails, goes to the general path
-    (which reads libtiff's way and reports the problem). The codec is the general path's own
-    (codecs.BYTE_DECODERS), so both give the same bytes.
+    The codec is called exactly as the general path calls it (codecs.BYTE_DECODERS, the
+    tile's size as the output bound), so it never allocates more than the general path and
+    both give the same bytes; an untouched bytes object, not a zero-filled buffer, so a tiny
+    hostile stream declaring a huge tile makes no resident memory either. Any stream that
+    does not decode to exactly the tile's size, or fails, goes to the general path (which
+    reads libtiff's way and reports the problem). Like the general path's, the array returned
+    for predictor 1 is read-only (it is the codec's bytes).
     """
     try:
         codec = require_byte_decoder(spec.compression, spec.where)
     except TiffError:
         return None
-    decode = codec.decode  # Deflate: codecs.deflate_decode_fast (libdeflate, zlib when it refuses)
-    # Deflate and Zstd decode into a bytearray of the tile's size; the LZW codec (libtiff
-    # through codecs.lzw_decode_checked) takes the size as an int and returns an array
-    into = spec.compression != Compression.LZW
-    if not (into or codec.sized):
+    if not codec.sized:
         return None
+    decode = codec.decode  # Deflate: codecs.deflate_decode_fast (libdeflate, zlib when it refuses)
+    lzw = spec.compression == Compression.LZW  # codecs.lzw_decode_checked wants bytes
     d, h, w, s = stored
     dtype = spec.dtype
     file_dtype = dtype.newbyteorder("<" if spec.byteorder == "<" else ">")
@@ -181,7 +182,7 @@ def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview |
         if data is None:
             return None
         try:
-            out = decode(data, out=bytearray(need)) if into else decode(bytes(data), out=need)
+            out = decode(bytes(data) if lzw else data, out=need)
             arr = numpy.frombuffer(out, file_dtype)
             if arr.nbytes != need:
                 return None
