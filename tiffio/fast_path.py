@@ -149,7 +149,8 @@ _CODED = frozenset({Compression.ADOBE_DEFLATE, Compression.DEFLATE, Compression.
 
 def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview | None],
                   stored: tuple[int, int, int, int], shape: tuple[int, ...]) -> FastReader | None:
-    """A Deflate / Zstd / LZW tile decoded straight into a new array of exactly its size.
+    """A Deflate / Zstd / LZW tile: fetched, decoded and returned as an array, with as few
+    layers as possible.
 
     The codec is called exactly as the general path calls it (codecs.BYTE_DECODERS, the
     tile's size as the output bound), so it never allocates more than the general path and
