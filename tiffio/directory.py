@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator, Sequence
-from functools import cached_property
 from typing import overload
 
 import numpy
 
+from ._cached import cached_property
 from .codecs import compression_name
 from .errors import LimitExceededError, TiffFormatError, TiffIndexError, TiffUsageError
 from .ifd import IFDEntries, walk_chain

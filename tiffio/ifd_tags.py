@@ -13,12 +13,12 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from functools import cached_property
 from typing import Any, Protocol
 
 import numpy
 
 from . import codecs as _codecs  # _codecs.IMAGE_DECODERS: built on first use
+from ._cached import cached_property
 from .codecs import JPEG_COMPRESSIONS
 from .enums import Compression, Photometric, PlanarConfiguration, enum_or_int
 from .errors import TiffFormatError, TiffFormatWarning, UnsupportedFeatureError

@@ -9,11 +9,11 @@ in fast_path), regions (read_region, thread pool), directory (IFD, chains).
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 import numpy
 
+from ._cached import cached_property
 from .directory import IFD, IFDSequence
 from .errors import TiffFormatError, TiffIndexError, TiffUsageError
 from .header import HEADER_READ_SIZE, parse_header

@@ -9,11 +9,11 @@ import math
 import threading
 import warnings
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 import numpy
 
+from ._cached import cached_property
 from .alloc import is_allocation_failure, out_of_memory
 from .enums import Compression
 from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
