@@ -23,7 +23,19 @@ from .errors import TiffValueError, UnsupportedFeatureError
 from .reader import IFD, TiffFile
 from .segment import SegmentSpec
 
-__all__ = ["ArrayMap", "StoreLayout", "dumps_json", "zarr_dtype", "spec_to_json", "spec_from_json"]
+__all__ = ["ArrayMap", "StoreLayout", "dumps_json", "zarr_dtype", "spec_to_json", "spec_from_json", "window_shape"]
+
+
+def window_shape(chunks: Any, accepted: str) -> tuple[int, int]:
+    """``(height, width)`` of a window-chunks argument, both positive; TiffValueError naming
+    what is ``accepted`` otherwise (the zarr store and the dask arrays parse ``chunks=`` alike)."""
+    try:
+        h, w = (int(n) for n in chunks)
+    except (TypeError, ValueError):
+        raise TiffValueError(f"chunks must be {accepted}, not {chunks!r}") from None
+    if h <= 0 or w <= 0:
+        raise TiffValueError(f"chunks {chunks!r} must be positive")
+    return h, w
 
 
 def zarr_dtype(dtype: numpy.dtype, where: str) -> tuple[str, numpy.dtype]:

@@ -69,7 +69,7 @@ def _lzw_wrapper_tiff(data: bytes, nbytes: int) -> bytes:
     return b"".join(parts)
 
 
-def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
+def lzw_decode_checked(data: bytes | bytearray | memoryview, out: int | None = None) -> Any:
     """TIFF LZW decoding that is safe on hostile streams.
 
     ``imagecodecs.lzw_decode`` reads and writes out of bounds (a segfault) on some
@@ -83,7 +83,7 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
     """
     tiff = getattr(imagecodecs, "TIFF", None)
     if out is None or not getattr(tiff, "available", False):
-        return imagecodecs.lzw_decode(data, out=out)
+        return imagecodecs.lzw_decode(data, out=out)  # type: ignore[arg-type]  # stub: no memoryview
     if len(data) < 2:
         raise CorruptSegmentError(f"LZW stream of {len(data)} bytes")
     if not 0 < out < 1 << 32:
@@ -95,7 +95,7 @@ def lzw_decode_checked(data: bytes, out: int | None = None) -> Any:
     except imagecodecs.TiffError as exc:
         message = str(exc)
         if "not terminated with EOI" in message or "Not enough data" in message:
-            return imagecodecs.lzw_decode(data, out=out)  # every code was valid: a short stream
+            return imagecodecs.lzw_decode(data, out=out)  # type: ignore[arg-type]  # valid codes: a short stream
         raise CorruptSegmentError(f"LZW: {message}") from None
 
 

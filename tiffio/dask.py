@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy
 
+from .chunkmap import window_shape
 from .errors import TiffTypeError, TiffValueError
 from .filecache import open_cached, source_path
 from .filesequence import FileSequence
@@ -130,12 +131,7 @@ def _chunk_grid(ifd: IFD, chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...
         side = max(1, math.isqrt(tiles))
         h, w = side * sh, side * sw
     else:
-        try:
-            h, w = (int(n) for n in chunks)
-        except (TypeError, ValueError):
-            raise TiffValueError(f"chunks must be (height, width) or 'auto', not {chunks!r}") from None
-        if h <= 0 or w <= 0:
-            raise TiffValueError(f"chunks {chunks!r} must be positive")
+        h, w = window_shape(chunks, "(height, width) or 'auto'")
     h = min(-(-h // sh) * sh, -(-ifd.length // sh) * sh)
     w = min(-(-w // sw) * sw, -(-ifd.width // sw) * sw)
     out: list[int] = []

@@ -167,7 +167,6 @@ def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview |
     if not codec.sized:
         return None
     decode = codec.decode  # Deflate: codecs.deflate_decode_fast (libdeflate, zlib when it refuses)
-    lzw = spec.compression == Compression.LZW  # codecs.lzw_decode_checked wants bytes
     d, h, w, s = stored
     dtype = spec.dtype
     file_dtype = dtype.newbyteorder("<" if spec.byteorder == "<" else ">")
@@ -183,7 +182,7 @@ def _coded_reader(spec: SegmentSpec, fetch: Callable[[int], bytes | memoryview |
         if data is None:
             return None
         try:
-            out = decode(bytes(data) if lzw else data, out=need)
+            out = decode(data, out=need)
             arr = numpy.frombuffer(out, file_dtype)
             if arr.nbytes != need:
                 return None

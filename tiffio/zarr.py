@@ -38,7 +38,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
-from .chunkmap import ArrayMap, StoreLayout, dumps_json
+from .chunkmap import ArrayMap, StoreLayout, dumps_json, window_shape
 from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
@@ -250,13 +250,7 @@ class TiffStore(_ReadOnlyStore):
             if chunks not in ("segment", "image"):
                 raise TiffValueError(f"chunks must be 'segment', 'image' or (height, width), not {chunks!r}")
         else:
-            try:
-                h, w = (int(n) for n in chunks)
-            except (TypeError, ValueError):
-                raise TiffValueError(f"chunks must be 'segment', 'image' or (height, width), not {chunks!r}") from None
-            if h <= 0 or w <= 0:
-                raise TiffValueError(f"chunks {chunks!r} must be positive")
-            chunks = (h, w)
+            chunks = window_shape(chunks, "'segment', 'image' or (height, width)")
         if level is not None:
             level = int(level)
         if decode not in ("store", "codec"):
