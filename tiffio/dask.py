@@ -200,25 +200,36 @@ class FileSequenceArray:
         seq_ranges = [range(*k.indices(s)) for k, s in zip(key[:n], self.sequence.shape)]
         image_key = key[n:]
         image_shape = tuple(len(range(*k.indices(s))) for k, s in zip(image_key, self.image_shape))
-        out = numpy.empty(tuple(len(r) for r in seq_ranges) + image_shape, self.dtype)
+        out_shape = tuple(len(r) for r in seq_ranges) + image_shape
         # a chunk of whole images reads each file once: opened and closed here, not kept in the
         # process's file cache (which serves chunks that read a file window by window)
         whole = image_shape == self.image_shape
+        if whole and math.prod(out_shape[:n]) == 1:  # one file per chunk (imread's default)
+            path = self.sequence.file_at(tuple(r[0] for r in seq_ranges))
+            if path is not None and "://" not in path:
+                return self._read_file(path, image_key).reshape(out_shape)
+        out = numpy.empty(out_shape, self.dtype)
         for pos_out, pos in zip(numpy.ndindex(*out.shape[:n]), _product(seq_ranges)):
             path = self.sequence.file_at(pos)
             if path is None:
                 out[pos_out] = self.fill_value
             elif whole and "://" not in path:
-                with (_tiff_open(path) if self.strict is None else _tiff_open(path, strict=self.strict)) as tif:
-                    out[pos_out] = self._read(path, tif.ifds[self.ifd], image_key)
+                out[pos_out] = self._read_file(path, image_key)
             else:
                 out[pos_out] = self._read(path, self._ifd(path), image_key)
         return out
+
+    def _read_file(self, path: str, image_key: tuple[slice, ...]) -> numpy.ndarray:
+        """One whole image of a local file, opened and closed here."""
+        with (_tiff_open(path) if self.strict is None else _tiff_open(path, strict=self.strict)) as tif:
+            return self._read(path, tif.ifds[self.ifd], image_key)
 
     def _read(self, path: str, ifd: IFD, image_key: tuple[slice, ...]) -> numpy.ndarray:
         if tuple(ifd.shape) != self.image_shape or ifd.dtype != self.dtype:
             raise TiffValueError(f"{path}: image {ifd.shape} {ifd.dtype} differs from the first file's "
                                  f"{self.image_shape} {self.dtype}")
+        if all(k.indices(n)[:2] == (0, n) for k, n in zip(image_key, self.image_shape)):
+            return ifd.asarray(fill=self.fill, workers=self.workers)
         return _read_window(ifd, image_key, self.fill, self.workers)
 
     def __repr__(self) -> str:

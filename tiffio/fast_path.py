@@ -56,6 +56,7 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
     entries = StrileArray.block_entries
     d, h, w, s = stored
     dtype = spec.dtype
+    inline = offsets.inline and counts.inline
 
     def locate(index: int) -> tuple[int, int]:
         """(offset, byte count) from loaded strile blocks; (0, 0) sends to the general path."""
@@ -64,7 +65,12 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
         block, pos = divmod(index, entries)
         offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
         if offs is None or cnts is None:
-            return 0, 0
+            if not inline:
+                return 0, 0
+            try:  # inline arrays (a one-segment image's) load without I/O: no general-path detour
+                return offsets[index], counts[index]
+            except (TiffError, IndexError):
+                return 0, 0
         return offs[pos], cnts[pos]
 
     if raw:

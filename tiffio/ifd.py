@@ -221,6 +221,11 @@ class StrileArray:
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def inline(self) -> bool:
+        """True when the values sit in the IFD entry itself (reading them needs no I/O)."""
+        return self._all is not None
+
     def _read(self, first: int, n: int) -> numpy.ndarray:
         tag = self._tag
         offset = tag.value_offset + first * self._itemsize  # type: ignore[operator]

@@ -28,7 +28,12 @@ T = TypeVar("T")
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 16))
+    """Threads of a read when the caller does not say: the CPU count, at most 16."""
+    return _DEFAULT_WORKERS
+
+
+# os.cpu_count() costs ~15 us per call on Linux (it reads /sys): asked once
+_DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 16))
 
 
 _POOLS: dict[tuple[str, int], ThreadPoolExecutor] = {}
@@ -95,8 +100,29 @@ class IFDRegions(IFDSegments):
             return self._empty_result(out)
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
         self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
+        if out is None and fill is None and self.grid.count == 1:
+            # an image stored as one segment of exactly its shape (a small file's one strip or
+            # tile): read_segment's prepared path returns the result itself, without planning
+            arr = self._whole_segment()
+            if arr is not None:
+                return arr
         return self.read_region(0, 0, self.length, self.width, z=0, depth=self.depth, fill=fill,
                                 workers=workers, out=out)
+
+    def _whole_segment(self) -> numpy.ndarray | None:
+        """The image of a one-segment IFD through the fast reader, or None (the general path)."""
+        fast = self._fast_reader
+        if fast is None:
+            return None
+        shape = self.shape
+        self._ctx.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
+                               f"{self.where}: asarray")
+        arr = fast(0)
+        if arr is None or arr.size != math.prod(shape):  # a tile padded past the image, say
+            return None
+        if not arr.flags.writeable:  # the codec's bytes (read_segment's arrays may be read-only)
+            arr = arr.copy()
+        return arr.reshape(shape)
 
     def _empty_result(self, out: numpy.ndarray | None) -> numpy.ndarray:
         dtype = self.dtype

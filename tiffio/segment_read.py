@@ -421,10 +421,11 @@ class IFDSegments(IFDTags):
     @cached_property
     def _fast_reader(self) -> FastReader | None:
         """The prepared hot path of read_segment (fast_path.py), or None where it does not apply:
-        tiled flat images of a local file with byte counts."""
+        tiled flat images, and images stored as one strip, of a local file with byte counts."""
         source = self._tiff.source
         spec = self.spec
-        if not (isinstance(source, FileSource) and self.is_tiled and self.depth == 1 and self.grid.count):
+        if not (isinstance(source, FileSource) and (self.is_tiled or self.grid.count == 1) and self.depth == 1
+                and self.grid.count):
             return None
         counts = self.segment_byte_counts
         if counts is None:
