@@ -73,7 +73,7 @@ class RegionWindow(NamedTuple):
     core: tuple[slice, slice]
 
 
-#: segments decoded in one thread when the caller gives no ``workers`` (IFDRegions._auto_workers)
+#: segments decoded in one thread when the caller gives no ``workers`` (IFDRegions.read_workers)
 _SMALL_SEGMENT = 16 << 10
 _SMALL_RAW_SEGMENT = 1 << 20
 
@@ -280,12 +280,12 @@ class IFDRegions(IFDSegments):
                   list(range(len(parts))), workers)
 
     @cached_property
-    def _auto_workers(self) -> int:
-        """Threads of a read whose caller gave no ``workers``: one where a segment decodes faster
-        than two threads can hand the GIL back and forth (compressed segments under 16 KiB,
-        uncompressed ones under 1 MiB: a 64² uint16 Deflate level read 2.3 x slower on two
-        threads than on one, benchmarks/RESULTS.md "Threads and small segments"), else
-        default_workers()."""
+    def read_workers(self) -> int:
+        """Threads a read of this image uses when the caller gives no ``workers``: 1 where a
+        segment decodes faster than threads can hand the GIL back and forth (compressed
+        segments under 16 KiB, uncompressed ones under 1 MiB: a 4096² level of 64² uint16
+        Deflate tiles read 2.3 x slower on two threads than on one; benchmarks/RESULTS.md
+        "Threads and small segments"), else the CPU count up to 16."""
         if not self.grid.count:
             return 1
         d, h, w, s = self.grid.stored_shape(0)
@@ -294,7 +294,7 @@ class IFDRegions(IFDSegments):
         return 1 if nbytes < small else default_workers()
 
     def _workers(self, workers: int | None) -> int:
-        return self._auto_workers if workers is None else max(1, int(workers))
+        return self.read_workers if workers is None else max(1, int(workers))
 
     def _map(self, func: Callable[[T], Any], items: list[T], workers: int | None) -> list[Any]:
         """[func(item) for item in items] in the shared thread pool."""

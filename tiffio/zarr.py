@@ -327,7 +327,12 @@ class TiffStore(_ReadOnlyStore):
         return arr.location(coords)[1] if arr.raw else arr.chunk_nbytes
 
     def _decode_nbytes(self, handle: Any) -> int:
-        return 0 if handle[0].raw else handle[0].chunk_nbytes
+        arr = handle[0]
+        if arr.raw or arr.ifd.read_workers == 1:
+            # segments too small for threads to pay (IFD.read_workers): a 4096² level of 64²
+            # Deflate tiles in 1024² chunks read 2 x faster inline than in zarr's 10 threads
+            return 0
+        return arr.chunk_nbytes
 
     async def _before_read(self, handle: Any) -> None:
         """Remote files: the gets zarr issues together (one event-loop tick) share one planned

@@ -88,3 +88,21 @@ def test_same_pixels_and_same_first_error_for_any_thread_count(tmp_path, workers
     with tiffio.open(path) as tif:
         with pytest.raises(tiffio.CorruptSegmentError, match=r"segment 5\b"):
             tif.ifds[0].read_region(0, 0, 300, 500, fill=0, workers=workers)
+
+
+@pytest.mark.parametrize(("tile", "compression", "inline"), [((64, 64), "zlib", True), ((256, 256), "lzw", False)])
+def test_zarr_window_chunks_of_small_segments_decode_inline(tmp_path, decode_threads, tile, compression, inline):
+    """TiffStore's window chunks of small segments are decoded in zarr's event-loop thread,
+    not in zarr's pool of threads (which contend for the GIL over tiny tiles)."""
+    zarr = pytest.importorskip("zarr")
+    from tiffio.zarr import TiffStore
+    if not inline and default_workers() == 1:
+        pytest.skip("one CPU")
+    data = _image((1024, 1024))
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, data, tile=tile, compression=compression)
+    z = zarr.open_array(TiffStore(path, level=0, chunks=(512, 512)), mode="r")
+    assert numpy.array_equal(z[:], data)
+    names = set(decode_threads)
+    assert len(decode_threads) == (1024 // tile[0]) ** 2
+    assert all(not name.startswith("asyncio") for name in names) is inline
