@@ -10,23 +10,51 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.regions import _batches, default_workers
+from tiffio.regions import _parallel, default_workers
 from tiffio.segment_read import IFDSegments
 
 tifffile = pytest.importorskip("tifffile")
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 64, 1001])
-@pytest.mark.parametrize("workers", [1, 2, 3, 16])
-def test_batches_cover_every_item_once_in_order(n, workers):
-    items = list(range(n))
-    runs = _batches(items, workers)
-    if workers == 1 or n < 2:
-        assert runs is None
-        return
-    assert [i for run in runs for i in run] == items
-    assert len(runs) <= workers * 4 and all(runs)
-    assert max(map(len, runs)) - min(map(len, runs)) <= max(map(len, runs)) // 2 + 1
+@pytest.mark.parametrize("n", [2, 3, 7, 64, 1001])
+@pytest.mark.parametrize("workers", [2, 3, 16])
+def test_parallel_returns_every_result_in_order(n, workers):
+    threads = set()
+
+    def square(i):
+        threads.add(threading.current_thread().name)
+        return i * i
+    assert _parallel(square, list(range(n)), workers) == [i * i for i in range(n)]
+    assert len(threads) <= min(n, workers)
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_parallel_raises_the_first_failing_item_and_starts_none_after_it(workers):
+    """Item 10 fails first in time, item 3 (slower) fails later: the error is item 3's, as a
+    loop would raise it; no item after 10 is started once it failed."""
+    started = []
+    failed_10 = threading.Event()
+
+    def func(i):
+        started.append(i)
+        if i == 3:
+            assert failed_10.wait(10)
+            raise ValueError(3)
+        if i == 10:
+            failed_10.set()
+            raise KeyError(10)
+        return i
+    with pytest.raises(ValueError, match="3"):
+        _parallel(func, list(range(200)), workers)
+    assert max(started) <= 10 + workers  # only what other threads had already taken
+
+
+def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
+    """A read made from a task of the same pool (every thread busy) finishes on its own."""
+    from tiffio.regions import _executor
+    pool = _executor(2)
+    inner = [pool.submit(_parallel, lambda i: i + 1, list(range(50)), 2) for _ in range(4)]
+    assert [f.result(timeout=20) for f in inner] == [list(range(1, 51))] * 4
 
 
 @pytest.fixture
