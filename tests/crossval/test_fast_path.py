@@ -218,3 +218,74 @@ def test_coded_fast_path_leaves_bad_streams_to_the_general_path(tmp_path, damage
                 ifd.read_segment(3)
         else:
             assert numpy.array_equal(ifd.read_segment(3), general)
+
+
+def _region_outcome(path, fast, window, fill, strict):
+    """(result or (error class, message), warning texts) of read_region, through the prepared
+    reader (fast=True) or with it switched off for this IFD (the general path)."""
+    import warnings
+    with tiffio.open(path, strict=strict) as tif:
+        ifd = tif.ifds[0]
+        if not fast:
+            ifd.__dict__["_region_fast_reader"] = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = ifd.read_region(*window, fill=fill)
+            except tiffio.TiffError as exc:
+                result = (type(exc), str(exc))
+        if fast:
+            assert ifd._region_fast_reader is not None
+    return result, sorted({str(w.message) for w in caught})
+
+
+@pytest.mark.parametrize("damage", ["none", "garbage", "short", "sparse"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_regions_through_the_prepared_reader_equal_the_general_path(tmp_path, damage, strict):
+    """read_region places tiles from read_segment's prepared reader; a tile it refuses (sparse,
+    a stream that fails or decodes short) takes the general path: same pixels, same warnings,
+    same error as a read without the prepared reader."""
+    import imagecodecs
+    data = (numpy.arange(200 * 150).reshape(200, 150) * 7 % 60000).astype(numpy.uint16)
+    path = tmp_path / "r.tif"
+    tifffile.imwrite(path, data, tile=(32, 32), compression="zlib")
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        offset, count = ifd.segment_location(7)
+        offsets_at = ifd.segment_offsets._tag.value_offset
+    if damage == "garbage":
+        raw[offset: offset + count] = b"\x78\x9c" + b"\xff" * (count - 2)
+    elif damage == "short":
+        stream = imagecodecs.zlib_encode(bytes(1024))  # half a tile
+        raw[offset: offset + len(stream)] = stream
+    elif damage == "sparse":  # TileOffsets[7] = 0: a sparse tile, read as fill
+        raw[offsets_at + 4 * 7: offsets_at + 4 * 8] = b"\0\0\0\0"
+    path.write_bytes(bytes(raw))
+    for window in [(0, 0, 200, 150), (13, 150 - 140, 120, 140), (40, 200 - 5, 30, 20)]:
+        fast = _region_outcome(path, True, window, 9, strict)
+        general = _region_outcome(path, False, window, 9, strict)
+        if isinstance(general[0], tuple):
+            assert fast == general
+        else:
+            assert isinstance(fast[0], numpy.ndarray) and numpy.array_equal(fast[0], general[0])
+            assert fast[1] == general[1]
+    if damage == "none":
+        with tiffio.open(path) as tif:
+            assert numpy.array_equal(tif.ifds[0].read_region(13, 10, 120, 140), data[13:133, 10:150])
+    if damage == "sparse":
+        with tiffio.open(path) as tif:
+            got = tif.ifds[0].asarray(fill=9)
+        expected = data.copy()
+        expected[32:64, 32 * 2: 32 * 3] = 9  # tile 7: row 1, column 2 of 5 columns
+        assert numpy.array_equal(got, expected)
+
+
+def test_large_predicted_tiles_keep_the_general_region_path(tmp_path):
+    data = (numpy.arange(600 * 600).reshape(600, 600) % 4000).astype(numpy.uint16)
+    path = tmp_path / "p.tif"
+    tifffile.imwrite(path, data, tile=(512, 512), compression="zlib", predictor=2)
+    with tiffio.open(path) as tif:
+        ifd = tif.ifds[0]
+        assert numpy.array_equal(ifd.asarray(), data)
+        assert ifd._fast_reader is not None and ifd._region_fast_reader is None

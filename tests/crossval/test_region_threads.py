@@ -10,8 +10,7 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.regions import _parallel, default_workers
-from tiffio.segment_read import IFDSegments
+from tiffio.regions import IFDRegions, _parallel, default_workers
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -58,15 +57,29 @@ def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
 
 
 @pytest.fixture
-def decode_threads(monkeypatch):
-    """Records the thread each segment is decoded in (the real decoder still runs)."""
+def pool_calls(monkeypatch):
+    """Records the thread count of every _parallel call a read makes (the real one runs)."""
+    import tiffio.regions as regions
+    calls: list[int] = []
+    parallel = regions._parallel
+
+    def recording(func, items, workers):
+        calls.append(workers)
+        return parallel(func, items, workers)
+    monkeypatch.setattr(regions, "_parallel", recording)
+    return calls
+
+
+@pytest.fixture
+def region_threads(monkeypatch):
+    """Records the thread each read_region runs in (the real one runs)."""
     seen: list[str] = []
-    decode = IFDSegments._decode
+    read_region = IFDRegions.read_region
 
     def recording(self, *args, **kwargs):
         seen.append(threading.current_thread().name)
-        return decode(self, *args, **kwargs)
-    monkeypatch.setattr(IFDSegments, "_decode", recording)
+        return read_region(self, *args, **kwargs)
+    monkeypatch.setattr(IFDRegions, "read_region", recording)
     return seen
 
 
@@ -81,7 +94,7 @@ def _image(shape, dtype=numpy.uint16):
     ((128, 128), "zlib", numpy.uint16, True),    # 32 KiB compressed: the pool
     ((256, 256), "lzw", numpy.uint16, True),
 ])
-def test_small_segments_stay_in_the_calling_thread(tmp_path, decode_threads, tile, compression, dtype, threads):
+def test_small_segments_stay_in_the_calling_thread(tmp_path, pool_calls, tile, compression, dtype, threads):
     if threads and default_workers() == 1:
         pytest.skip("one CPU: every read stays in the calling thread")
     data = _image((512, 768), dtype)
@@ -89,14 +102,13 @@ def test_small_segments_stay_in_the_calling_thread(tmp_path, decode_threads, til
     tifffile.imwrite(path, data, tile=tile, compression=compression)
     with tiffio.open(path) as tif:
         ifd = tif.ifds[0]
-        got = ifd.read_region(0, 0, 512, 768, fill=0)  # fill=: the general path for every segment
-        assert numpy.array_equal(got, data)
-        assert len(decode_threads) == ifd.segment_count
-        in_pool = {name for name in decode_threads if name != threading.current_thread().name}
-        assert bool(in_pool) is threads
-        decode_threads.clear()
-        assert numpy.array_equal(ifd.read_region(0, 0, 512, 768, fill=0, workers=2), data)
-        assert any(name != threading.current_thread().name for name in decode_threads)  # asked: threads
+        assert ifd.read_workers == (default_workers() if threads else 1)
+        assert numpy.array_equal(ifd.read_region(0, 0, 512, 768), data)
+        assert numpy.array_equal(ifd.asarray(), data)
+        assert pool_calls == ([default_workers()] * 2 if threads else [])
+        pool_calls.clear()
+        assert numpy.array_equal(ifd.read_region(0, 0, 512, 768, workers=2), data)
+        assert pool_calls == [2]  # asked for: threads whatever the segment size
 
 
 @pytest.mark.parametrize("workers", [None, 1, 2, 3, 5])
@@ -119,7 +131,7 @@ def test_same_pixels_and_same_first_error_for_any_thread_count(tmp_path, workers
 
 
 @pytest.mark.parametrize(("tile", "compression", "inline"), [((64, 64), "zlib", True), ((256, 256), "lzw", False)])
-def test_zarr_window_chunks_of_small_segments_decode_inline(tmp_path, decode_threads, tile, compression, inline):
+def test_zarr_window_chunks_of_small_segments_decode_inline(tmp_path, region_threads, tile, compression, inline):
     """TiffStore's window chunks of small segments are decoded in zarr's event-loop thread,
     not in zarr's pool of threads (which contend for the GIL over tiny tiles)."""
     zarr = pytest.importorskip("zarr")
@@ -131,6 +143,5 @@ def test_zarr_window_chunks_of_small_segments_decode_inline(tmp_path, decode_thr
     tifffile.imwrite(path, data, tile=tile, compression=compression)
     z = zarr.open_array(TiffStore(path, level=0, chunks=(512, 512)), mode="r")
     assert numpy.array_equal(z[:], data)
-    names = set(decode_threads)
-    assert len(decode_threads) == (1024 // tile[0]) ** 2
-    assert all(not name.startswith("asyncio") for name in names) is inline
+    assert len(region_threads) == 4  # one read_region per 512² chunk
+    assert all(not name.startswith("asyncio") for name in region_threads) is inline

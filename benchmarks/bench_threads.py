@@ -1,0 +1,128 @@
+"""Threads of a whole-image read: tiffio's default (``workers=None``), one thread, two threads,
+tifffile's default, and optionally another tiffio checkout, interleaved in one run.
+
+    python benchmarks/bench_threads.py [--repeat 7] [--baseline PATH] [--write-results]
+
+Files (benchmarks/data, made by bench_deflate.py, bench_zarr.py and make_data.py):
+  zarr_u16_4096.tif     4096² uint16 Deflate, 64² tiles (8 KiB segments)
+  deflate_u16_64.tif    2048² uint16 Deflate, 64² tiles
+  deflate_u16_8192.tif  8192² uint16 Deflate + predictor 2, 512² tiles
+  zarr_jpeg_8192.tif    8192² RGB JPEG, 256² tiles
+  wsi_40960_jpeg.tif    a 8192² window of a 40960² RGB JPEG, 512² tiles
+
+Per file: ``ifd.asarray()`` (or ``read_region`` for the window) with ``workers=None`` (what
+``IFD.read_workers`` picks), ``workers=1`` and ``workers=2``, against ``tifffile``'s
+``page.asarray()`` (its default threads) and, with ``--baseline``, the same default read of a
+tiffio checkout at PATH (``git worktree add --detach PATH <rev>``) imported under another name.
+Ratios are medians of per-run ratios of interleaved runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import tifffile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench_read import (  # noqa: E402
+    fmt_time,
+    loadavg,
+    machine_info,
+    machine_text,
+    med,
+    paired_ratio,
+    ratio_spread,
+    run_interleaved,
+    update_results,
+)
+
+import tiffio  # noqa: E402
+
+DATA = os.path.join(HERE, "data")
+CASES = [("zarr_u16_4096.tif", None), ("deflate_u16_64.tif", None), ("deflate_u16_8192.tif", None),
+         ("zarr_jpeg_8192.tif", None), ("wsi_40960_jpeg.tif", (7001, 9003, 8192, 8192))]
+
+
+def load_baseline(path: str) -> Any:
+    """The tiffio package under ``path``, imported as ``tiffio_baseline``."""
+    spec = importlib.util.spec_from_file_location("tiffio_baseline", os.path.join(path, "tiffio", "__init__.py"),
+                                                  submodule_search_locations=[os.path.join(path, "tiffio")])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiffio_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def reader(ifd: Any, window: tuple[int, int, int, int] | None, workers: Any) -> Any:
+    if window is None:
+        return lambda: ifd.asarray(workers=workers)
+    return lambda: ifd.read_region(*window, workers=workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--baseline", help="another tiffio checkout to time in the same runs")
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args(argv)
+    base = load_baseline(args.baseline) if args.baseline else None
+    info = machine_info()
+    load0 = loadavg()
+    rows = []
+    for name, window in CASES:
+        path = os.path.join(DATA, name)
+        if not os.path.exists(path):
+            print(f"skipping {name}: not in benchmarks/data (run the benchmark that makes it)")
+            continue
+        tif = tiffio.open(path)
+        ifd = tif.ifds[0]
+        funcs = {"default": reader(ifd, window, None), "1 thread": reader(ifd, window, 1),
+                 "2 threads": reader(ifd, window, 2)}
+        tf = tifffile.TiffFile(path)
+        page = tf.pages[0]
+        if window is None:
+            funcs["tifffile"] = page.asarray
+        if base is not None:
+            bifd = base.open(path).ifds[0]
+            funcs["baseline"] = reader(bifd, window, None)
+        for f in funcs.values():
+            f()  # warm the page cache and the codecs
+        t = run_interleaved(funcs, args.repeat)
+        seg = ifd.grid.stored_shape(0)
+        rows.append((name, window, ifd.read_workers, seg, t))
+        print(name, {k: fmt_time(med(v)) for k, v in t.items()}, flush=True)
+    cmd = f"python benchmarks/bench_threads.py --repeat {args.repeat}" + (" --baseline PATH" if base else "")
+    lines = [f"### Threads of a whole-image read: `{cmd}`", "",
+             (f"{machine_text(info)}; load average {load0} at the start, {loadavg()} at the end. Ratios: median of "
+              f"{args.repeat} per-run ratios of interleaved runs (spread in brackets)."), "",
+             "| file | read_workers | default | 1 thread | 2 threads | default / best of 1, 2 | default / tifffile |"
+             + (" default / baseline |" if base else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
+    for name, window, chosen, _seg, t in rows:
+        best = "1 thread" if med(t["1 thread"]) <= med(t["2 threads"]) else "2 threads"
+        label = name + (f" window {window[2]}²" if window else "")
+        row = (f"| {label} | {chosen} | {fmt_time(med(t['default']))} | {fmt_time(med(t['1 thread']))} | "
+               f"{fmt_time(med(t['2 threads']))} | {paired_ratio(t, 'default', best):.2f} "
+               f"({ratio_spread(t, 'default', best)}) | ")
+        row += (f"{paired_ratio(t, 'default', 'tifffile'):.2f} ({ratio_spread(t, 'default', 'tifffile')}) |"
+                if "tifffile" in t else "- |")
+        if base:
+            row += f" {paired_ratio(t, 'default', 'baseline'):.2f} ({ratio_spread(t, 'default', 'baseline')}) |"
+        lines.append(row)
+    text = "\n".join(lines)
+    print(text)
+    if args.write_results:
+        update_results("bench_threads", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
