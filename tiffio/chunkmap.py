@@ -113,6 +113,8 @@ class ArrayMap:
         sd, sh, sw = grid.segment
         if not grid.tiled:
             sh = min(sh, ifd.length)  # RowsPerStrip may be larger than the image
+        #: decoded bytes of one segment (a store's choice between decoding inline and in a thread)
+        self.segment_nbytes = sd * sh * sw * self.samples * ifd.dtype.itemsize
         if chunks == "segment":
             self.region = False
             cd, ch, cw = (sd if self.depth3 else 1), sh, sw

@@ -74,8 +74,8 @@ class RegionWindow(NamedTuple):
 
 
 #: segments decoded in one thread when the caller gives no ``workers`` (IFDRegions.read_workers)
-_SMALL_SEGMENT = 16 << 10
-_SMALL_RAW_SEGMENT = 1 << 20
+_SMALL_SEGMENT = 4 << 10
+_SMALL_RAW_SEGMENT = 64 << 10
 #: segments with a predictor up to this size are read through the prepared reader in regions
 _SMALL_PREDICTED_SEGMENT = 256 << 10
 
@@ -328,9 +328,9 @@ class IFDRegions(IFDSegments):
     def read_workers(self) -> int:
         """Threads a read of this image uses when the caller gives no ``workers``: 1 where a
         segment decodes faster than threads can hand the GIL back and forth (compressed
-        segments under 16 KiB, uncompressed ones under 1 MiB: a 4096² level of 64² uint16
-        Deflate tiles read 2.3 x slower on two threads than on one; benchmarks/RESULTS.md
-        "Threads and small segments"), else the CPU count up to 16."""
+        segments under 4 KiB, uncompressed ones under 64 KiB: a 4096² level of 32² uint16
+        Deflate tiles reads 1.36 x slower on two threads than on one, of 64² tiles 0.75 x;
+        benchmarks/RESULTS.md "Threads and small segments"), else the CPU count up to 16."""
         if not self.grid.count:
             return 1
         d, h, w, s = self.grid.stored_shape(0)

@@ -88,10 +88,11 @@ def _image(shape, dtype=numpy.uint16):
 
 
 @pytest.mark.parametrize(("tile", "compression", "dtype", "threads"), [
-    ((64, 64), "zlib", numpy.uint16, False),     # 8 KiB segments: the calling thread
+    ((32, 32), "zlib", numpy.uint16, False),     # 2 KiB compressed segments: the calling thread
+    ((64, 64), "zlib", numpy.uint16, True),      # 8 KiB: the pool
     ((64, 64), None, numpy.uint8, False),        # uncompressed, 4 KiB
-    ((256, 256), None, numpy.uint8, False),      # uncompressed under 1 MiB
-    ((128, 128), "zlib", numpy.uint16, True),    # 32 KiB compressed: the pool
+    ((128, 128), None, numpy.uint8, False),      # uncompressed, 16 KiB
+    ((256, 256), None, numpy.uint8, True),       # uncompressed, 64 KiB
     ((256, 256), "lzw", numpy.uint16, True),
 ])
 def test_small_segments_stay_in_the_calling_thread(tmp_path, pool_calls, tile, compression, dtype, threads):
