@@ -3,9 +3,13 @@ tifffile's default, and optionally another tiffio checkout, interleaved in one r
 
     python benchmarks/bench_threads.py [--repeat 7] [--baseline PATH] [--write-results]
 
-Files (benchmarks/data, made by bench_deflate.py, bench_zarr.py and make_data.py):
+Files (benchmarks/data, made by bench_deflate.py, bench_zarr.py and make_data.py; the three
+``threads_*`` files are made here from zarr_u16_4096.tif with tifffile):
+  threads_u16_32.tif    4096² uint16 Deflate, 32² tiles (2 KiB segments)
   zarr_u16_4096.tif     4096² uint16 Deflate, 64² tiles (8 KiB segments)
   deflate_u16_64.tif    2048² uint16 Deflate, 64² tiles
+  threads_u8_64_raw.tif 4096² uint8 uncompressed, 64² tiles (4 KiB)
+  threads_u8_256_raw.tif 4096² uint8 uncompressed, 256² tiles (64 KiB)
   deflate_u16_8192.tif  8192² uint16 Deflate + predictor 2, 512² tiles
   zarr_jpeg_8192.tif    8192² RGB JPEG, 256² tiles
   wsi_40960_jpeg.tif    a 8192² window of a 40960² RGB JPEG, 512² tiles
@@ -44,10 +48,26 @@ from bench_read import (  # noqa: E402
 )
 
 import tiffio  # noqa: E402
+from tiffio.enums import Compression  # noqa: E402
 
 DATA = os.path.join(HERE, "data")
-CASES = [("zarr_u16_4096.tif", None), ("deflate_u16_64.tif", None), ("deflate_u16_8192.tif", None),
+CASES = [("threads_u16_32.tif", None), ("zarr_u16_4096.tif", None), ("deflate_u16_64.tif", None),
+         ("threads_u8_64_raw.tif", None), ("threads_u8_256_raw.tif", None), ("deflate_u16_8192.tif", None),
          ("zarr_jpeg_8192.tif", None), ("wsi_40960_jpeg.tif", (7001, 9003, 8192, 8192))]
+
+
+def make_data() -> None:
+    """The three files of other tile sizes, from zarr_u16_4096.tif (when it exists)."""
+    source = os.path.join(DATA, "zarr_u16_4096.tif")
+    wanted = {"threads_u16_32.tif": ((32, 32), "zlib", False), "threads_u8_64_raw.tif": ((64, 64), None, True),
+              "threads_u8_256_raw.tif": ((256, 256), None, True)}
+    if not os.path.exists(source) or all(os.path.exists(os.path.join(DATA, k)) for k in wanted):
+        return
+    with tiffio.open(source) as tif:
+        image = tif.ifds[0].asarray()
+    for name, (tile, compression, to_u8) in wanted.items():
+        data = (image >> 8).astype("uint8") if to_u8 else image
+        tifffile.imwrite(os.path.join(DATA, name), data, tile=tile, compression=compression)
 
 
 def load_baseline(path: str) -> Any:
@@ -59,6 +79,13 @@ def load_baseline(path: str) -> Any:
     sys.modules["tiffio_baseline"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def codec_name(code: int) -> str:
+    try:
+        return {1: "raw", 7: "JPEG", 8: "Deflate", 5: "LZW"}.get(code) or Compression(code).name
+    except ValueError:
+        return str(code)
 
 
 def reader(ifd: Any, window: tuple[int, int, int, int] | None, workers: Any) -> Any:
@@ -73,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="another tiffio checkout to time in the same runs")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
+    make_data()
     base = load_baseline(args.baseline) if args.baseline else None
     info = machine_info()
     load0 = loadavg()
@@ -97,20 +125,24 @@ def main(argv: list[str] | None = None) -> int:
             f()  # warm the page cache and the codecs
         t = run_interleaved(funcs, args.repeat)
         seg = ifd.grid.stored_shape(0)
-        rows.append((name, window, ifd.read_workers, seg, t))
+        rows.append((name, window, ifd.read_workers, seg, t, ifd.dtype.itemsize, codec_name(ifd.compression)))
         print(name, {k: fmt_time(med(v)) for k, v in t.items()}, flush=True)
     cmd = f"python benchmarks/bench_threads.py --repeat {args.repeat}" + (" --baseline PATH" if base else "")
     lines = [f"### Threads of a whole-image read: `{cmd}`", "",
              (f"{machine_text(info)}; load average {load0} at the start, {loadavg()} at the end. Ratios: median of "
               f"{args.repeat} per-run ratios of interleaved runs (spread in brackets)."), "",
-             "| file | read_workers | default | 1 thread | 2 threads | default / best of 1, 2 | default / tifffile |"
+             "| file | segment | read_workers | default | 1 thread | 2 threads | 2 threads / 1 | default / best of 1, 2 "
+             "| default / tifffile |"
              + (" default / baseline |" if base else ""),
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
-    for name, window, chosen, _seg, t in rows:
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
+    for name, window, chosen, seg, t, itemsize, codec in rows:
         best = "1 thread" if med(t["1 thread"]) <= med(t["2 threads"]) else "2 threads"
         label = name + (f" window {window[2]}²" if window else "")
-        row = (f"| {label} | {chosen} | {fmt_time(med(t['default']))} | {fmt_time(med(t['1 thread']))} | "
-               f"{fmt_time(med(t['2 threads']))} | {paired_ratio(t, 'default', best):.2f} "
+        d, h, w, s = seg
+        size = f"{h}² {codec}, {d * h * w * s * itemsize // 1024} KiB"
+        row = (f"| {label} | {size} | {chosen} | {fmt_time(med(t['default']))} | {fmt_time(med(t['1 thread']))} | "
+               f"{fmt_time(med(t['2 threads']))} | {paired_ratio(t, '2 threads', '1 thread'):.2f} "
+               f"({ratio_spread(t, '2 threads', '1 thread')}) | {paired_ratio(t, 'default', best):.2f} "
                f"({ratio_spread(t, 'default', best)}) | ")
         row += (f"{paired_ratio(t, 'default', 'tifffile'):.2f} ({ratio_spread(t, 'default', 'tifffile')}) |"
                 if "tifffile" in t else "- |")
