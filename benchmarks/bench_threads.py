@@ -16,8 +16,9 @@ Files (benchmarks/data, made by bench_deflate.py, bench_zarr.py and make_data.py
 
 Per file: ``ifd.asarray()`` (or ``read_region`` for the window) with ``workers=None`` (what
 ``IFD.read_workers`` picks), ``workers=1`` and ``workers=2``, against ``tifffile``'s
-``page.asarray()`` (its default threads) and, with ``--baseline``, the same default read of a
-tiffio checkout at PATH (``git worktree add --detach PATH <rev>``) imported under another name.
+``page.asarray()`` (its default threads) and, with ``--baseline``, the same reads (default and
+one thread) of a tiffio checkout at PATH (``git worktree add --detach PATH <rev>``) imported under
+another name.
 Ratios are medians of per-run ratios of interleaved runs.
 """
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None:
             bifd = base.open(path).ifds[0]
             funcs["baseline"] = reader(bifd, window, None)
+            funcs["baseline 1 thread"] = reader(bifd, window, 1)
         for f in funcs.values():
             f()  # warm the page cache and the codecs
         t = run_interleaved(funcs, args.repeat)
@@ -133,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.repeat} per-run ratios of interleaved runs (spread in brackets)."), "",
              "| file | segment | read_workers | default | 1 thread | 2 threads | 2 threads / 1 | default / best of 1, 2 "
              "| default / tifffile |"
-             + (" default / baseline |" if base else ""),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
+             + (" default / baseline | 1 thread / baseline 1 thread |" if base else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if base else "")]
     for name, window, chosen, seg, t, itemsize, codec in rows:
         best = "1 thread" if med(t["1 thread"]) <= med(t["2 threads"]) else "2 threads"
         label = name + (f" window {window[2]}²" if window else "")
@@ -147,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         row += (f"{paired_ratio(t, 'default', 'tifffile'):.2f} ({ratio_spread(t, 'default', 'tifffile')}) |"
                 if "tifffile" in t else "- |")
         if base:
-            row += f" {paired_ratio(t, 'default', 'baseline'):.2f} ({ratio_spread(t, 'default', 'baseline')}) |"
+            row += (f" {paired_ratio(t, 'default', 'baseline'):.2f} ({ratio_spread(t, 'default', 'baseline')}) |"
+                    f" {paired_ratio(t, '1 thread', 'baseline 1 thread'):.2f}"
+                    f" ({ratio_spread(t, '1 thread', 'baseline 1 thread')}) |")
         lines.append(row)
     text = "\n".join(lines)
     print(text)
