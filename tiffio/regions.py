@@ -77,6 +77,7 @@ class RegionWindow(NamedTuple):
 _SMALL_SEGMENT = 4 << 10
 _SMALL_RAW_SEGMENT = 64 << 10
 #: segments with a predictor up to this size are read through the prepared reader in regions
+#: (and coded one-segment images up to this size through it in asarray)
 _SMALL_PREDICTED_SEGMENT = 256 << 10
 
 
@@ -167,8 +168,12 @@ class IFDRegions(IFDSegments):
         if fast is None:
             return None
         shape = self.shape
-        self._ctx.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
-                               f"{self.where}: asarray")
+        nbytes = math.prod(shape) * self.dtype.itemsize
+        if nbytes > _SMALL_PREDICTED_SEGMENT and self.compression not in (Compression.JPEG, Compression.NONE):
+            # a large Deflate/Zstd/LZW result would be the codec's read-only bytes plus a copy:
+            # twice the image in memory for a moment; the general path decodes into the result
+            return None
+        self._ctx.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")
         arr = fast(0)
         if arr is None or arr.size != math.prod(shape):  # a tile padded past the image, say
             return None

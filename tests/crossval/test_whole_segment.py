@@ -163,3 +163,23 @@ def test_uncompressed_one_strip_in_big_endian(tmp_path, no_region_path):
     with tiffio.open(path) as tif:
         got = tif.ifds[0].asarray()
     assert got.dtype == numpy.dtype("i4") and numpy.array_equal(got, data)
+
+
+def test_a_large_coded_single_strip_is_decoded_into_the_result(tmp_path, monkeypatch):
+    """Over 256 KiB, a Deflate one-strip image is not taken from the prepared reader (whose
+    read-only bytes would need a copy: twice the image in memory): the general path decodes it
+    into the result; JPEG and uncompressed images have no copy to make and keep the shortcut."""
+    data = (numpy.arange(600 * 500).reshape(600, 500) % 65521).astype(numpy.uint16)  # 600,000 bytes
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, data, rowsperstrip=600, compression="zlib")
+    calls = []
+    read_region = IFDRegions.read_region
+    monkeypatch.setattr(IFDRegions, "read_region", lambda self, *a, **k: calls.append(1) or read_region(self, *a, **k))
+    with tiffio.open(path) as tif:
+        assert numpy.array_equal(tif.ifds[0].asarray(), data)
+    assert calls == [1]
+    raw = tmp_path / "raw.tif"
+    tifffile.imwrite(raw, data, rowsperstrip=600)
+    with tiffio.open(raw) as tif:
+        assert numpy.array_equal(tif.ifds[0].asarray(), data)
+    assert calls == [1]
