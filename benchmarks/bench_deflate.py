@@ -22,7 +22,6 @@ of per-run ratios):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from bench_read import (  # noqa: E402
     fmt_time,
+    load_baseline,
     loadavg,
     machine_info,
     machine_text,
@@ -65,17 +65,6 @@ def make_data() -> None:
         img = (numpy.sin(x / 97.0) * numpy.cos(y / 131.0) + 1) * 1800 + rng.normal(0, 12, (size, size))
         tifffile.imwrite(path, img.astype(numpy.uint16), tile=(tile, tile), compression="zlib",
                          compressionargs={"level": 6}, predictor=predictor)
-
-
-def load_baseline(path: str) -> Any:
-    """The tiffio package under ``path``, imported as ``tiffio_baseline``."""
-    spec = importlib.util.spec_from_file_location("tiffio_baseline", os.path.join(path, "tiffio", "__init__.py"),
-                                                  submodule_search_locations=[os.path.join(path, "tiffio")])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tiffio_baseline"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def floor_tile(data: bytes, shape: tuple[int, int], predictor: int) -> numpy.ndarray:

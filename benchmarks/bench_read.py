@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import importlib.util
 import io
 import os
 import platform
@@ -228,6 +229,17 @@ def add_quiet_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet-limit", type=float, default=0.10,
                         help="before each section, wait until other processes use less than this share of the CPUs")
     parser.add_argument("--quiet-timeout", type=float, default=300.0, help="... but wait at most this many seconds")
+
+
+def load_baseline(path: str) -> Any:
+    """The tiffio package under ``path``, imported as ``tiffio_baseline``."""
+    spec = importlib.util.spec_from_file_location("tiffio_baseline", os.path.join(path, "tiffio", "__init__.py"),
+                                                  submodule_search_locations=[os.path.join(path, "tiffio")])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiffio_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def loadavg() -> str:

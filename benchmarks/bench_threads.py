@@ -25,7 +25,6 @@ Ratios are medians of per-run ratios of interleaved runs.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from typing import Any
@@ -38,6 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from bench_read import (  # noqa: E402
     fmt_time,
+    load_baseline,
     loadavg,
     machine_info,
     machine_text,
@@ -69,17 +69,6 @@ def make_data() -> None:
     for name, (tile, compression, to_u8) in wanted.items():
         data = (image >> 8).astype("uint8") if to_u8 else image
         tifffile.imwrite(os.path.join(DATA, name), data, tile=tile, compression=compression)
-
-
-def load_baseline(path: str) -> Any:
-    """The tiffio package under ``path``, imported as ``tiffio_baseline``."""
-    spec = importlib.util.spec_from_file_location("tiffio_baseline", os.path.join(path, "tiffio", "__init__.py"),
-                                                  submodule_search_locations=[os.path.join(path, "tiffio")])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tiffio_baseline"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def codec_name(code: int) -> str:

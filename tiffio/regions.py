@@ -338,10 +338,13 @@ class IFDRegions(IFDSegments):
         benchmarks/RESULTS.md "Threads and small segments"), else the CPU count up to 16."""
         if not self.grid.count:
             return 1
-        d, h, w, s = self.grid.stored_shape(0)
-        nbytes = d * h * w * s * self.dtype.itemsize
         small = _SMALL_RAW_SEGMENT if self.compression == Compression.NONE else _SMALL_SEGMENT
-        return 1 if nbytes < small else default_workers()
+        return 1 if self._segment_nbytes < small else default_workers()
+
+    @cached_property
+    def _segment_nbytes(self) -> int:
+        """Decoded bytes of the first segment as stored (every tile; the first strip)."""
+        return math.prod(self.grid.stored_shape(0)) * self.dtype.itemsize
 
     @cached_property
     def _region_fast_reader(self) -> Any:
@@ -353,8 +356,7 @@ class IFDRegions(IFDSegments):
         fast = self._fast_reader
         if fast is None or not self.grid.count:
             return None
-        d, h, w, s = self.grid.stored_shape(0)
-        if self.predictor != 1 and d * h * w * s * self.dtype.itemsize > _SMALL_PREDICTED_SEGMENT:
+        if self.predictor != 1 and self._segment_nbytes > _SMALL_PREDICTED_SEGMENT:
             return None
         return fast
 
