@@ -27,6 +27,7 @@ import imagecodecs
 
 from .enums import Compression as C
 from .errors import CorruptSegmentError, LimitExceededError, UnsupportedFeatureError
+from .jpeg import frame_fields, frame_prefix
 
 __all__ = [
     "ByteCodec", "BYTE_DECODERS", "IMAGE_COMPRESSIONS", "JPEG_COMPRESSIONS", "CCITT_COMPRESSIONS",
@@ -113,65 +114,23 @@ def deflate_decode_fast(data: bytes | bytearray | memoryview, out: int | None = 
     return imagecodecs.zlib_decode(data, out=out)  # type: ignore[arg-type]  # stub: no memoryview
 
 
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
 def jpeg_frame(data: bytes | bytearray | memoryview) -> tuple[int, int, int, int] | None:
     """(precision, height, width, components) of a JPEG stream's first frame header (SOFn),
-    None when there is none in the first 64 KiB.
+    None when there is none in the first 64 KiB (the walk is :func:`tiffio.jpeg.frame_fields`).
 
     imagecodecs (2026.3.6) leaks its whole libjpeg decompressor (14-63 KB) each time
     ``jpeg8_decode`` / ``jpeg_decode`` refuse an ``out=`` array whose shape or dtype is not
     the stream's (found by fuzzing: a reader of corrupt files grew by ~1 GB over 350,000
     decodes). Callers decode into ``out`` only when this matches.
     """
-    return _jpeg_frame(data, 65536)
-
-
-_JPEG_MARKER = struct.Struct(">BBH")
-_JPEG_SOF_FIELDS = struct.Struct(">BHHB")
+    return frame_fields(data, 65536)
 
 
 def jpeg_frame_prefix(data: bytes | bytearray | memoryview) -> bytes | None:
-    """The stream's bytes from SOI through the first frame header's size fields (SOFn marker
-    + 8 bytes), or None. Another stream that starts with exactly these bytes has the same
-    ``jpeg_frame``: the marker walk reads nothing past them. Tiles of one image share this
-    prefix, so comparing it (~0.3 us) replaces the walk (~2.5 us) per tile."""
-    i = _jpeg_sof_offset(data, 65536)
-    return None if i is None else bytes(data[: i + 10])
-
-
-def _jpeg_frame(head: bytes | bytearray | memoryview, limit: int | None = None) -> tuple[int, int, int, int] | None:
-    """Walk the markers from SOI to the first SOFn (at most ``limit`` bytes; runs per tile)."""
-    i = _jpeg_sof_offset(head, limit)
-    return None if i is None else _JPEG_SOF_FIELDS.unpack_from(head, i + 4)
-
-
-def _jpeg_sof_offset(head: bytes | bytearray | memoryview, limit: int | None = None) -> int | None:
-    """Offset of the first SOFn marker whose size fields lie within ``limit`` bytes, or None."""
-    if head[:2] != b"\xff\xd8":
-        return None
-    n = len(head) if limit is None else min(len(head), limit)
-    unpack = _JPEG_MARKER.unpack_from
-    i = 2
-    try:
-        while i + 4 <= n:
-            ff, marker, length = unpack(head, i)
-            if ff != 0xFF:
-                return None
-            if marker in _JPEG_SOF:
-                return i if i + 10 <= n else None
-            if marker == 0xFF:
-                i += 1
-            elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-            elif marker in (0xDA, 0xD9):
-                return None
-            else:
-                i += 2 + length
-    except struct.error:
-        return None
-    return None
+    """The stream's bytes from SOI through the first frame header's size fields, or None
+    (:func:`tiffio.jpeg.frame_prefix` within the first 64 KiB): streams that start with these
+    bytes have the same :func:`jpeg_frame`."""
+    return frame_prefix(data, 65536)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -257,7 +216,7 @@ def image_stream_shape(data: bytes | bytearray | memoryview) -> tuple[int, int] 
 def _stream_shape(head: bytes) -> tuple[int, int] | None:
     try:
         if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn
-            frame = _jpeg_frame(head)
+            frame = frame_fields(head)
             return None if frame is None else frame[1:3]
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             chunk = head[12:16]

@@ -20,7 +20,9 @@ import numpy
 
 from .codecs import call_codec, compression_name, require_encoder
 from .enums import Compression as C
-from .errors import TiffError, TiffTypeError, TiffValueError, UnsupportedFeatureError
+from .errors import TiffTypeError, TiffValueError, UnsupportedFeatureError
+from .jpeg import scan_offset
+from .jpeg import split_tables as split_jpeg_tables
 from .predictors import apply_predictor
 
 __all__ = ["EncodeSpec", "encode_segment", "encode_segment_parts", "split_jpeg_tables", "COMPRESSION_NAMES",
@@ -177,30 +179,6 @@ def _jpeg_full(spec: EncodeSpec, arr: numpy.ndarray, where: str) -> bytes:
     return bytes(call_codec(func, where, arr, **kwargs))
 
 
-def split_jpeg_tables(stream: bytes) -> tuple[bytes, bytes]:
-    """Split a complete JPEG stream into (tables, abbreviated stream): the tables are
-    SOI + every DQT and DHT before the scan + EOI; the stream keeps everything else."""
-    if stream[:2] != b"\xff\xd8":
-        raise TiffError("the JPEG encoder returned a stream without SOI")
-    tables = [b"\xff\xd8"]
-    rest = [b"\xff\xd8"]
-    i = 2
-    n = len(stream)
-    while i + 4 <= n:
-        if stream[i] != 0xFF:
-            raise TiffError(f"malformed JPEG stream from the encoder at byte {i}")
-        marker = stream[i + 1]
-        length = int.from_bytes(stream[i + 2: i + 4], "big")
-        segment = stream[i: i + 2 + length]
-        if marker == 0xDA:  # SOS: the rest is the scan
-            rest.append(stream[i:])
-            break
-        (tables if marker in (0xDB, 0xC4) else rest).append(segment)
-        i += 2 + length
-    tables.append(b"\xff\xd9")
-    return b"".join(tables), b"".join(rest)
-
-
 def make_jpegtables(spec: EncodeSpec) -> bytes:
     """The JPEGTables of ``spec`` (encode a blank tile and keep its tables)."""
     blank = numpy.zeros(spec.tile_shape, spec.dtype)
@@ -210,17 +188,6 @@ def make_jpegtables(spec: EncodeSpec) -> bytes:
 
 #: per encode spec: (header of a complete stream up to SOS, the abbreviated header that replaces it)
 _JPEG_HEADERS: dict[tuple[EncodeSpec, bytes | None], tuple[bytes, bytes]] = {}
-
-
-def _jpeg_split_point(stream: bytes) -> int:
-    """Offset of the SOS marker of a complete JPEG stream (-1 if not found by walking the segments)."""
-    i = 2
-    n = len(stream)
-    while i + 4 <= n and stream[i] == 0xFF:
-        if stream[i + 1] == 0xDA:
-            return i
-        i += 2 + int.from_bytes(stream[i + 2: i + 4], "big")
-    return -1
 
 
 def _encode_jpeg(spec: EncodeSpec, arr: numpy.ndarray, where: str) -> tuple[Any, ...]:
@@ -241,8 +208,8 @@ def _encode_jpeg(spec: EncodeSpec, arr: numpy.ndarray, where: str) -> tuple[Any,
     if spec.jpegtables is not None and tables != spec.jpegtables:
         # cannot happen with fixed quality and standard Huffman tables; keep the tile decodable
         return (stream,)
-    sos = _jpeg_split_point(stream)
-    if sos > 0 and spec.jpegtables is not None and len(_JPEG_HEADERS) < 256:
+    sos = scan_offset(stream)
+    if sos is not None and spec.jpegtables is not None and len(_JPEG_HEADERS) < 256:
         short = abbreviated[: len(abbreviated) - (len(stream) - sos)]
         if short + stream[sos:] == abbreviated:
             _JPEG_HEADERS[key] = (stream[:sos], short)

@@ -22,6 +22,7 @@ from .codecs import jpeg_frame, jpeg_frame_prefix, require_byte_decoder
 from .enums import Compression
 from .errors import TiffError
 from .ifd import StrileArray
+from .jpeg import starts_with_jfif
 from .predictors import undo_predictor
 from .segment import SegmentSpec
 from .sources import FileSource
@@ -137,7 +138,7 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
             if jpeg_frame(data) != stream:
                 return None  # the general path decodes it and reports what is wrong
             known = jpeg_frame_prefix(data) or b""
-        cs = (None if data[6:10] == b"JFIF" else 2) if auto_rgb else colorspace
+        cs = (None if starts_with_jfif(data) else 2) if auto_rgb else colorspace
         try:  # the codec allocates the array (the check above bounds it); slightly faster than out=
             out = decode(data, tables=tables, colorspace=cs,  # type: ignore[arg-type]  # stub: no memoryview
                          outcolorspace=outcolorspace, shape=(h, w))

@@ -169,6 +169,33 @@ def test_check_jpeg_tables_and_subsampling_against_the_streams(tmp_path):
                                                   "and chroma at 1x1")
 
 
+@pytest.mark.parametrize("sof", [0xC5, 0xCF])
+def test_check_reads_every_frame_marker_of_table_b1(tmp_path, sof):
+    """SOF5-SOF7 and SOF13-SOF15 are frame headers (differential frames of hierarchical JPEG, T.81
+    Table B.1). check's own marker walk used to know only SOF0-3 and SOF9-11 and reported "no
+    JPEG frame header" for them, where the decoder's probe saw the frame; the one walk of
+    tiffio.jpeg finds it, and check says what is wrong with it."""
+    import numpy
+
+    import tiffio
+    path = tmp_path / "hierarchical.tif"
+    with tiffio.TiffWriter(path) as w:
+        im = w.add_image((16, 16), "uint8", tile=(16, 16), compression="jpeg")
+        im.write_tile(0, 0, numpy.arange(256, dtype=numpy.uint8).reshape(16, 16))
+    raw = bytearray(path.read_bytes())
+    with tiffio.open(path) as tif:
+        offset, count = tif.ifds[0].segment_location(0)
+        where = tif.ifds[0].where
+    k = raw.index(b"\xff\xc0", offset, offset + count)
+    raw[k + 1] = sof
+    path.write_bytes(raw)
+    findings = run_json("check", "--json", path, check=1)["files"][0]["findings"]
+    assert [(f["code"], f["severity"], f["where"], f["message"]) for f in findings] == [
+        ("jpeg-stream", "error", f"{where}: segment 0",
+         (f"the JPEG frame is SOF{sof - 0xC0}, a differential frame of hierarchical JPEG: TIFF does not allow "
+          "hierarchical JPEG and libjpeg cannot decode it"))]
+
+
 def test_check_overlapping_shared_and_bigtiff(tmp_path):
     import numpy
 
