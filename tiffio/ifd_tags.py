@@ -398,21 +398,7 @@ class IFDTags:
         if self.subsampling not in (None, (1, 1)) and (compression not in JPEG_COMPRESSIONS or self.is_separate):
             raise UnsupportedFeatureError(f"{self.where}: YCbCr with subsampling {self.subsampling} is only "
                                           "decoded in JPEG-compressed images")
-        colorspace: Any = None
-        outcolorspace: Any = None
-        if compression in JPEG_COMPRESSIONS:
-            if not self.extra_samples:
-                if photometric == 6:
-                    outcolorspace = 2
-                elif photometric == 2:
-                    colorspace, outcolorspace = "auto-rgb", 2
-                elif photometric == 5:
-                    outcolorspace = 4
-                elif photometric > 3:
-                    outcolorspace = _photometric_name(photometric)
-            if self.is_separate:
-                # each plane is a one-component stream (spec-notes/jpeg.md)
-                colorspace, outcolorspace = None, 1
+        colorspace, outcolorspace = self._jpeg_colorspaces if compression in JPEG_COMPRESSIONS else (None, None)
         predictor = self.predictor
         if compression in JPEG_COMPRESSIONS or compression in _codecs.IMAGE_DECODERS:  # JPEG: no codec table
             predictor = 1  # predictors do not apply to image codecs
@@ -432,6 +418,28 @@ class IFDTags:
                                    f"{self.where}: decoded size of one segment")
         spec.check_supported()  # after the Limits: a bound the caller can raise is named first
         return spec
+
+    @cached_property
+    def _jpeg_colorspaces(self) -> tuple[Any, Any]:
+        """(colorspace, outcolorspace) of the JPEG decoder for this IFD's streams: None lets the
+        decoder read the stream's markers; "auto-rgb" (RGB images) is RGB unless the stream
+        starts with JFIF, decided per stream (tiffio.jpeg.starts_with_jfif)."""
+        photometric = self.photometric if self.photometric is not None else 1
+        colorspace: Any = None
+        outcolorspace: Any = None
+        if not self.extra_samples:
+            if photometric == 6:
+                outcolorspace = 2
+            elif photometric == 2:
+                colorspace, outcolorspace = "auto-rgb", 2
+            elif photometric == 5:
+                outcolorspace = 4
+            elif photometric > 3:
+                outcolorspace = _photometric_name(photometric)
+        if self.is_separate:
+            # each plane is a one-component stream (spec-notes/jpeg.md)
+            colorspace, outcolorspace = None, 1
+        return colorspace, outcolorspace
 
     @cached_property
     def _rgb_jpeg_specs(self) -> dict[bool, SegmentSpec]:

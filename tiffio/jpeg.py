@@ -61,7 +61,7 @@ SOI = b"\xff\xd8"
 EOI = b"\xff\xd9"
 
 # marker codes (T.81 Table B.1)
-M_SOI, M_EOI, M_SOS, M_DQT, M_DHT, M_DAC, M_DRI = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xCC, 0xDD
+M_EOI, M_SOS, M_DQT, M_DHT, M_DRI = 0xD9, 0xDA, 0xDB, 0xC4, 0xDD
 M_APP0, M_APP14, M_COM = 0xE0, 0xEE, 0xFE
 
 #: the frame header markers SOF0-SOF15 without DHT (0xC4), JPG (0xC8) and DAC (0xCC)
@@ -94,10 +94,6 @@ class Segment:
     def end(self) -> int:
         """Offset just past the segment (for SOS: past its header; the scan follows)."""
         return self.offset + 2 + self.length
-
-    def body(self, data: bytes | bytearray | memoryview) -> bytes:
-        """The bytes after the length field."""
-        return bytes(data[self.offset + 4: self.end]) if self.length else b""
 
 
 def iter_segments(data: bytes | bytearray | memoryview, limit: int | None = None) -> Iterator[tuple[int, int, int]]:
@@ -439,8 +435,8 @@ def pack_standalone(stream: bytes | bytearray | memoryview, tables: bytes | byte
     * "YCbCr": the Adobe transform flag is 1, in the stream's Adobe segments, or in one added
       when the stream has neither JFIF nor Adobe segments.
 
-    ``colour=None`` and other frames keep their markers. Raises CorruptSegmentError when the stream has no SOI,
-    no frame header or no scan."""
+    With ``colour=None``, and for frames of other component counts, the markers are kept.
+    Raises CorruptSegmentError when the stream has no SOI, no frame header or no scan."""
     header = parse_header(stream)
     if header.scan_offset is None or header.frame is None:
         what = header.problem or ("no frame header (SOFn) before the scan" if header.scan_offset is not None

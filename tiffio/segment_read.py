@@ -15,11 +15,20 @@ import numpy
 
 from ._cached import cached_property
 from .alloc import is_allocation_failure, out_of_memory
+from .codecs import JPEG_COMPRESSIONS, compression_name
 from .enums import Compression
-from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
+from .errors import (
+    CorruptSegmentError,
+    TiffFormatError,
+    TiffFormatWarning,
+    TiffValueError,
+    TruncatedError,
+    UnsupportedFeatureError,
+)
 from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
 from .ifd import StrileArray, Tag, prefetch_strile_blocks
 from .ifd_tags import IFDTags
+from .jpeg import pack_standalone, starts_with_jfif
 from .layout import FIELD_TYPE_SIZE
 from .segment import decode_segment
 from .sources import FileSource
@@ -255,6 +264,36 @@ class IFDSegments(IFDTags):
             return b""
         return self._read_data(index, offset, count)
 
+    def read_segment_jpeg(self, index: int) -> bytes:
+        """Segment ``index`` of a JPEG-compressed image as a complete JPEG file, not re-encoded.
+
+        The stored stream with the IFD's JPEGTables merged in, and for three-component streams
+        the colour space this reader decodes them in declared by the Adobe (or JFIF) marker,
+        so that libjpeg, Pillow and browsers decode the file to :meth:`read_segment`'s pixels
+        (YCbCr streams converted to RGB as this reader does; full stored size). Old-style JPEG
+        (compression 6) segments give the stream the reader maps them to.
+
+        Raises TiffValueError for a segment of another compression and for a sparse segment
+        (no bytes stored), CorruptSegmentError for bytes that are no JPEG stream (no SOI,
+        frame header or scan), TiffIndexError for an index out of range.
+        """
+        code = self.compression
+        if code not in JPEG_COMPRESSIONS:
+            raise TiffValueError(f"{self.where}: segment {index} is {compression_name(code)}, not JPEG; "
+                                 "read_segment_jpeg needs a JPEG-compressed image")
+        offset, count = self.segment_location(index)
+        if offset == 0 or count == 0:
+            raise TiffValueError(f"{self.where}: segment {index} is sparse (not stored): it has no JPEG stream")
+        data = self._read_data(index, offset, count)
+        if code == Compression.OJPEG:
+            data = self._ojpeg_stream(index, offset, data, self.grid.shapes(index)[0])
+        # the colour space the decoder is given (_decode): RGB images are RGB unless JFIF says YCbCr
+        rgb = self._jpeg_colorspaces[0] == "auto-rgb" and not starts_with_jfif(data)
+        try:
+            return pack_standalone(data, self.jpegtables, colour="RGB" if rgb else "implied")
+        except CorruptSegmentError as exc:
+            raise CorruptSegmentError(f"{self.where}: segment {index}: {exc}") from None
+
     def _read_data(self, index: int, offset: int, count: int) -> bytes:
         """The segment's bytes, in a bytes object of its own."""
         self._check_data_range(index, offset, count)
@@ -331,7 +370,7 @@ class IFDSegments(IFDTags):
                 data = self._ojpeg_stream(index, offset, raw, shape) if spec.compression == Compression.OJPEG else raw
         if spec.jpeg_colorspace == "auto-rgb":
             # RGB JPEG: JFIF streams are YCbCr inside; others (Adobe, libtiff) are stored as RGB
-            spec = self._rgb_jpeg_specs[data is not None and data[6:10] == b"JFIF"]
+            spec = self._rgb_jpeg_specs[data is not None and starts_with_jfif(data)]
         try:
             return decode_segment(spec, data, shape, valid=valid, out=out, fill=fill, index=index)
         except (MemoryError, ValueError) as exc:
