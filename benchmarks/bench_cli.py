@@ -1,6 +1,15 @@
-"""Command-line start-up: `tiffio info` on a 1,048,576-tile file, CPU and bytes read.
+"""Command-line start-up: `tiffio info` on a 1,048,576-tile file, CPU and bytes read; and
+`tiffio tiles --all` against one process per tile.
 
     python benchmarks/bench_cli.py [--repeat 7] [--write-results]
+    python benchmarks/bench_cli.py --tiles [--repeat 3] [--single-calls 100] [--tile 256]
+
+``--tiles``: a 1,000-tile YCbCr JPEG TIFF (25 x 40 tiles of ``--tile`` pixels, written by tiffio),
+every tile as a standalone .jpg: `tiffio tiles FILE --all -o DIR/tile_{row}_{col}.jpg` (one
+process) against 1,000 single-tile calls `tiffio tiles FILE --at ROW COL -o DIR/tile.jpg`. The
+single calls are timed on ``--single-calls`` tiles spread over the grid (all 1,000 with
+``--single-calls 1000``) and scaled to 1,000 from their median; the batch is the median of
+``--repeat`` runs. Wall and CPU time (user + system of the children), bytecode cached.
 
 Issue 16's targets: `tiffio info` on a file of 1,048,576 tiles reads < 64 KiB of the file and takes
 < 0.5 s of CPU, interpreter start and imports included. CPU is user + system time of the child
@@ -64,11 +73,84 @@ def child_cpu(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return cpu, wall, proc.stderr
 
 
+def thousand_tile_jpeg(path: Path, tile: int) -> None:
+    """25 x 40 tiles of ``tile`` pixels, RGB stored as YCbCr 2x2 JPEG with JPEGTables (tiffio's writer)."""
+    import tiffio
+
+    rows, cols = 25, 40
+    y, x = numpy.mgrid[:tile, :tile]
+    with tiffio.TiffWriter(path) as w:
+        im = w.add_image((rows * tile, cols * tile, 3), "uint8", tile=(tile, tile), compression="jpeg",
+                         jpeg_quality=85, workers=2)
+        for row in range(rows):
+            for col in range(cols):
+                im.write_tile(row, col, numpy.stack([(x + 7 * col) % 256, (y + 11 * row) % 256,
+                                                     (x ^ y) % 256], axis=-1).astype(numpy.uint8))
+
+
+def bench_tiles(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cli_tiles_"))
+    path = tmp / "thousand.tif"
+    thousand_tile_jpeg(path, args.tile)
+    py = sys.executable
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env.update(PYTHONPATH=str(REPO), PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    tiles = [(row, col) for row in range(25) for col in range(40)]
+    step = max(1, len(tiles) // max(1, min(args.single_calls, len(tiles))))
+    sample = tiles[::step][: args.single_calls]
+
+    def batch() -> tuple[float, float]:
+        out = tmp / "all"
+        shutil.rmtree(out, ignore_errors=True)
+        cpu, wall, _ = child_cpu([py, "-m", "tiffio", "tiles", str(path), "--all", "-q", "-o",
+                                  str(out / "tile_{row}_{col}.jpg")], env)
+        assert len(list(out.iterdir())) == len(tiles)
+        return cpu, wall
+
+    def single(row: int, col: int) -> tuple[float, float]:
+        cpu, wall, _ = child_cpu([py, "-m", "tiffio", "tiles", str(path), "--at", str(row), str(col), "-o",
+                                  str(tmp / "tile.jpg")], env)
+        return cpu, wall
+
+    single(0, 0)  # warm the bytecode cache and the page cache
+    batch()
+    load0 = os.getloadavg()[0]
+    batches = [batch() for _ in range(args.repeat)]
+    singles = [single(row, col) for row, col in sample]
+    load1 = os.getloadavg()[0]
+    shutil.rmtree(tmp)
+
+    b_cpu = statistics.median(c for c, _ in batches)
+    b_wall = statistics.median(w for _, w in batches)
+    s_cpu = statistics.median(c for c, _ in singles)
+    s_wall = statistics.median(w for _, w in singles)
+    n = len(tiles)
+    lines = [(f"File: {25 * args.tile} x {40 * args.tile} RGB, {args.tile} x {args.tile} YCbCr JPEG tiles "
+             f"({n} tiles, JPEGTables), {path.name}; every tile as a standalone .jpg."), "",
+             "| command | wall | CPU |", "|---|---:|---:|",
+             (f"| `tiffio tiles FILE --all -o DIR/tile_{{row}}_{{col}}.jpg` (1 process, median of {args.repeat}) | "
+             f"{b_wall:.2f} s | {b_cpu:.2f} s |"),
+             (f"| {n} x `tiffio tiles FILE --at ROW COL -o tile.jpg` ({n} processes; median of {len(singles)} "
+             f"calls x {n}) | {s_wall * n:.1f} s | {s_cpu * n:.1f} s |"),
+             f"| one single-tile call (median) | {s_wall:.3f} s | {s_cpu:.3f} s |", "",
+             (f"`--all` is **{s_wall * n / b_wall:.0f} x** faster in wall time, {s_cpu * n / b_cpu:.0f} x in CPU "
+             f"(target >= 20 x). 1-minute load average {load0:.1f} at start, {load1:.1f} at end.")]
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
+    ap.add_argument("--repeat", type=int, default=None, help="runs per command (default 7; 3 with --tiles)")
+    ap.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md (info only)")
+    ap.add_argument("--tiles", action="store_true", help="tiles --all against one process per tile")
+    ap.add_argument("--single-calls", type=int, default=100, help="--tiles: single-tile calls timed (default 100)")
+    ap.add_argument("--tile", type=int, default=256, help="--tiles: tile size (default 256)")
     args = ap.parse_args()
+    if args.tiles:
+        args.repeat = args.repeat or 3
+        bench_tiles(args)
+        return
+    args.repeat = args.repeat or 7
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_cli_"))
     path = tmp / "million.tif"
