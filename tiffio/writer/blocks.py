@@ -192,9 +192,9 @@ def _rebuild(spec: EncodeSpec, height: int, width: int, planes: int, levels: int
 @dataclass
 class WriteReport:
     """What an array write stored (``tiffio.imwrite``, ``tiffio.dask.to_tiff``, ``tiffio.map_tiles``):
-    the file, the shape and dtype of the data, the images (pages) and the level shapes of the first,
-    the segment layout, the segments and encoded bytes stored (every level), the blocks computed
-    and, when resuming, the blocks skipped because their tiles were already in the file."""
+    the file and its size, the shape and dtype of the data, the images (pages) and the level shapes
+    of the first, the segment layout, the segments stored (every level), the blocks (bands or tasks)
+    computed and, when resuming, the blocks skipped because their tiles were already in the file."""
 
     path: str
     shape: tuple[int, ...]
@@ -205,7 +205,7 @@ class WriteReport:
     rowsperstrip: int | None = None
     compression: str = "none"
     segments: int = 0
-    bytes: int = 0
+    file_bytes: int = 0
     blocks: int = 0
     skipped: int = 0
     max_in_flight: int = 0
@@ -215,5 +215,5 @@ class WriteReport:
         layout = f"tiles {self.tile[0]} x {self.tile[1]}" if self.tile else f"strips of {self.rowsperstrip} rows"
         more = f", {self.skipped} blocks already written" if self.skipped else ""
         return (f"{self.path}: {self.shape} {self.dtype}, {self.images} image(s), {len(self.levels)} level(s), "
-                f"{layout}, {self.compression}; {self.segments} segments, {self.bytes} bytes from {self.blocks} "
+                f"{layout}, {self.compression}; {self.segments} segments, {self.file_bytes} bytes from {self.blocks} "
                 f"blocks{more} in {self.seconds:.2f} s")

@@ -94,10 +94,10 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
     if pm in (2, 6) and samples < 3:
         raise TiffValueError(f"photometric {'RGB' if pm == 2 else 'YCbCr'} needs at least 3 samples, not {samples}")
     # predictor
-    if predictor in (None, False, 1, "none"):
-        pred = 1
-    elif predictor is True:
+    if predictor is True:  # (tested first: True == 1)
         pred = 3 if dt.kind == "f" else 2
+    elif predictor in (None, False, 1, "none"):
+        pred = 1
     elif isinstance(predictor, str):
         pred = {"horizontal": 2, "floatingpoint": 3}.get(predictor.lower(), -1)
     else:
