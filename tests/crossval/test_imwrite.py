@@ -218,8 +218,8 @@ def test_memmap_larger_than_the_memory_left(tmp_path):
     with open(src, "wb") as f:
         for y in range(0, 16384, 1024):
             f.write((numpy.arange(16384, dtype=numpy.uint16)[None, :] * 3 + rows[y:y + 1024]).tobytes())
-    probe = subprocess.run([sys.executable, "-c", "import resource, numpy, tiffio, imagecodecs\n"
-                            "print(open('/proc/self/status').read().split('VmSize:')[1].split()[0])"],
+    probe = subprocess.run([sys.executable, "-c", ("import resource, numpy, tiffio, imagecodecs\n"
+                            "print(open('/proc/self/status').read().split('VmSize:')[1].split()[0])")],
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     base = int(probe.stdout.strip()) * 1024
     limit = base + (512 << 20) + (384 << 20)

@@ -13,8 +13,8 @@ import pytest
 import tifffile
 
 import tiffio
-from tiffio.writer.blocks import BlockEncoder, check_block
 from tests.array_workers import TILE, pixels, produce_block
+from tiffio.writer.blocks import BlockEncoder, check_block
 
 
 def _tile_by_tile(path, data, **kwargs):
