@@ -520,15 +520,11 @@ def _to_tiff(array: Any, target: Any, *, tile: Any, compression: Any, predictor:
 
 
 def _pickle_graph(graph: dict) -> bytes:
-    """A block's graph as bytes the worker unpickles (cloudpickle, dask's own dependency, for graphs
-    with lambdas or local functions)."""
-    import pickle
-    try:
-        return pickle.dumps(graph, protocol=5)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle  # type: ignore[import-untyped]
-        data: bytes = cloudpickle.dumps(graph, protocol=5)
-        return data
+    """A block's graph as bytes the worker unpickles: cloudpickle (dask's own dependency), which
+    stores functions of ``__main__``, lambdas and local functions by value, as dask does."""
+    import cloudpickle  # type: ignore[import-untyped]
+    data: bytes = cloudpickle.dumps(graph, protocol=5)
+    return data
 
 
 def _blocks_to_write(image: Any, grid: tuple[int, int], block: tuple[int, int]) -> set[tuple[int, int]]:
