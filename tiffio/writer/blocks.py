@@ -168,6 +168,10 @@ class BlockEncoder:
         k = self.local_levels(y, x, h, w)
         out = EncodedBlock(int(y), int(x), local_levels=k)
         th, tw = self.spec.tile
+        # full tiles are copied into one contiguous buffer for the codec: one allocation per block, not
+        # one per tile (worker processes often return large allocations to the system at once, so a
+        # fresh buffer per tile costs page faults every time)
+        scratch = numpy.empty(self.spec.tile_shape, self.spec.dtype)
         for p, pixels in per_plane:
             level_pixels = pixels[:h, :w]
             ly, lx = int(y), int(x)
@@ -175,7 +179,12 @@ class BlockEncoder:
                 lh, lw = level_pixels.shape[:2]
                 for row, col, rows, cols in block_tiles(ly, lx, lh, lw, (th, tw)):
                     tile = level_pixels[rows, cols]
-                    out.tiles.append((level, row, col, p, encode_segment(self.spec, tile)))
+                    if tile.shape == scratch.shape and not tile.flags.c_contiguous:
+                        numpy.copyto(scratch, tile)
+                        data = encode_segment(self.spec, scratch)
+                    else:
+                        data = encode_segment(self.spec, tile)
+                    out.tiles.append((level, row, col, p, data))
                     if level == k and level + 1 < self.levels:
                         out.quadrants.append((level, row, col, p, reduce2(tile, self.filter)))
                 if level < k:
