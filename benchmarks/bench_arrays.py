@@ -15,7 +15,7 @@ tiled and shifted per chunk), 512 x 512 JPEG tiles, contenders each in a fresh p
 ``tifffile`` (``tifffile.imwrite(path, x.compute(), tile=(512, 512), compression='jpeg',
 maxworkers=2)``: the whole array in memory), ``rioxarray`` (``to_raster(tiled=True, lock=Lock)`` on the
 same cluster, JPEG 512 x 512 blocks). Peak RSS of the timed process (with a LocalCluster: the
-client, which also runs the scheduler) via ru_maxrss.
+client, which also runs the scheduler): VmHWM.
 
 map_tiles: a 9 x 9 Laplacian of Gaussian (scipy.ndimage.gaussian_laplace, sigma 1.4, radius 4) over a
 20000 x 20000 uint8 tiled TIFF (512 x 512 Deflate tiles, made once in --dir), float32 output,
@@ -171,7 +171,8 @@ def run_one(case, contender, args):
         result["seconds"] = time.perf_counter() - start
     if os.path.exists(out):
         result["file_bytes"] = os.path.getsize(out)
-    result["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    result["maxrss_mib"] = int(status["VmHWM"].split()[0]) / 1024   # (ru_maxrss may keep the forking parent's)
     result["children_maxrss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(result), flush=True)
 

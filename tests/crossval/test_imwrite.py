@@ -205,7 +205,9 @@ MEMMAP_CHILD = textwrap.dedent("""
     except MemoryError:
         print("copy refused")
     report = tiffio.imwrite(out, data, tile=(256, 256), compression="deflate", predictor=True, workers=2)
-    print(report.segments, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM: this process's peak RSS (ru_maxrss may keep the forking parent's, which exec does not reset)
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    print(report.segments, int(status["VmHWM"].split()[0]))
 """)
 
 
