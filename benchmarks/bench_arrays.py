@@ -131,11 +131,11 @@ def run_one(case, contender, args):
         elif contender in ("to_tiff", "to_tiff_pyramid"):
             from dask.distributed import Client, LocalCluster
 
-            import tiffio.dask
+            from tiffio.dask import to_tiff
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                               silence_logs=50) as cluster, Client(cluster):
                 start = time.perf_counter()
-                report = tiffio.dask.to_tiff(x, out, tile=(512, 512), compression="jpeg",
+                report = to_tiff(x, out, tile=(512, 512), compression="jpeg",
                                              pyramid=contender == "to_tiff_pyramid")
                 result["seconds"] = time.perf_counter() - start
             result["report"] = str(report)
