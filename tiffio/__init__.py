@@ -42,8 +42,11 @@ from .recovery import recover
 from .segment import SegmentSpec, decode_segment
 from .series import Series
 from .writer import ImageWriter, RecoveryReport, TiffWriter
+from .writer.blocks import WriteReport
 from .writer.fanin import FanInReport, fan_in
 from .writer.imagej import ImageJWriter, write_imagej, write_imagej_plane
+from .writer.imwrite import imwrite
+from .writer.maptiles import map_tiles
 from .writer.merge import merge
 from .writer.ome import write_ome
 from .writer.relayout import RelayoutReport, relayout
@@ -53,7 +56,7 @@ from .writer.shared import SharedAppender, SharedWriter
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "TiffFile", "TiffWriter", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport", "SharedWriter", "SharedAppender",
+    "open", "TiffFile", "TiffWriter", "imwrite", "map_tiles", "WriteReport", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport", "SharedWriter", "SharedAppender",
     "check_cog", "imread", "Series", "ImageJWriter", "write_imagej", "write_imagej_plane", "write_ome",
     "GeoTiff", "ImageJMetadata", "OmeMetadata", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",

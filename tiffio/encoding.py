@@ -74,6 +74,7 @@ class EncodeSpec:
     photometric: int = 1
     jpeg_subsampling: tuple[int, int] = (1, 1)
     jpegtables: bytes | None = field(default=None, compare=False)
+    strips: bool = False            # strips: the last one is stored with its rows only (not padded)
 
     @property
     def tile_shape(self) -> tuple[int, ...]:
@@ -95,6 +96,8 @@ class EncodeSpec:
         if arr.ndim != expected_ndim or (s > 1 and arr.shape[2] != s) or arr.shape[0] > th or arr.shape[1] > tw \
                 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise TiffValueError(f"tile shape {arr.shape} does not fit the tile shape {self.tile_shape}")
+        if self.strips:
+            th = arr.shape[0]
         if arr.shape[:2] != (th, tw):
             pad = [(0, th - arr.shape[0]), (0, tw - arr.shape[1])] + [(0, 0)] * (arr.ndim - 2)
             # lossy codecs: repeat the edge so that no block mixes image and padding (JPEG's chroma

@@ -32,12 +32,21 @@ The package, lowest layer first (each module imports only those above it in this
     params.py      add_image's arguments -> one JSON-serializable dict (stored for resume)
     tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries
     pyramid.py     single-pass pyramids: 2 x 2 reduce, the frontier of partial parents (budget, spill)
-    image.py       ImageWriter (one image: grid, tile checks) and TileEncoder (its picklable form)
+    blocks.py      tile-aligned blocks: alignment checks, cutting, BlockEncoder (a block's tiles and the
+                   pyramid levels it holds, encoded anywhere), the WriteReport of array writes
+    image.py       ImageWriter (one image: grid, tile checks, write_region, encoded blocks) and
+                   TileEncoder (its picklable form)
     checkpoint.py  the bytes of a checkpoint, the state record read back, resume / recovery
     tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy, pyramids)
     relayout.py    final layouts (COG, plain) by copying stored tile bytes (no TiffWriter)
     shards.py      a shared plan for writing one image as several shards
     merge.py       shards -> one TIFF (through relayout)
+    fanin.py       many workers encode tiles or blocks, this process writes them (bounded in flight)
+    imwrite.py     imwrite: a whole array (numpy or array-like) read in bands of tile rows
+    maptiles.py    map_tiles: a function over a TIFF's tiles with a halo, into a new TIFF (through fan_in)
+
+The array writers (``imwrite``, ``tiffio.dask.to_tiff``, ``map_tiles``, ``fan_in`` with blocks) all
+cut their data into blocks (blocks.py) and store them through ``ImageWriter``.
 """
 
 from .checkpoint import RecoveryReport

@@ -3,11 +3,13 @@ producers, DESIGN.md "many producers, one file").
 
 :func:`fan_in` submits one task per tile to any executor with a ``submit(fn, *args)`` method whose
 futures have ``add_done_callback`` and ``result``: ``concurrent.futures`` process or thread pools,
-a ``dask.distributed.Client``, ... Each task computes the tile's pixels (``produce(key)``, in the
-worker) and encodes them with the image's picklable :class:`~tiffio.writer.image.TileEncoder`; only
-the encoded bytes travel back, and the calling process appends them with ``write_raw_tile``. At
-most ``max_pending`` tasks are in flight, so memory stays bounded however many tiles there are
-(back-pressure: the next task is submitted when a result has been written).
+a ``dask.distributed.Client``, ... Each task computes the pixels of one tile or of a block of many
+tiles (``produce(key)``, in the worker) and encodes them with the image's picklable
+:class:`~tiffio.writer.blocks.BlockEncoder`, with the pyramid levels the block holds; only the
+encoded bytes (and, in a pyramid, the quadrants for the levels above) travel back, and the calling
+process stores them with ``write_encoded_block``. At most ``max_pending`` tasks are in flight, so
+memory stays bounded however many tiles there are (back-pressure: the next task is submitted when a
+result has been written).
 
 Nothing here imports an executor framework: the futures are only called back.
 """
@@ -20,8 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
+
 from ..errors import TiffError, TiffValueError
-from .image import ImageWriter, TileEncoder
+from .blocks import BlockEncoder, EncodedBlock
+from .image import ImageWriter
 
 __all__ = ["fan_in", "FanInReport", "encode_task"]
 
@@ -34,23 +39,29 @@ class FanInReport:
     bytes: int = 0
     max_in_flight: int = 0
     seconds: float = 0.0
+    blocks: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.tiles} tiles, {self.bytes} bytes in {self.seconds:.2f} s, "
+        blocks = f" from {self.blocks} blocks" if self.blocks != self.tiles else ""
+        return (f"{self.tiles} tiles{blocks}, {self.bytes} bytes in {self.seconds:.2f} s, "
                 f"at most {self.max_in_flight} tasks in flight")
 
 
-def encode_task(encoder: TileEncoder, produce: Callable[[Any], Any] | None, key: Any,
-                array: Any = None) -> tuple[Any, bytes]:
-    """The worker's side: (key, encoded bytes) of the tile ``produce(key)`` (or ``array``)."""
+def encode_task(encoder: BlockEncoder, produce: Callable[[Any], Any] | None, key: Any, array: Any = None,
+                origin: tuple[int, int, int | None] = (0, 0, None)) -> tuple[Any, EncodedBlock]:
+    """The worker's side: (key, encoded block) of the pixels ``produce(key)`` (or ``array``): one
+    tile or a block of tiles whose top-left pixel is ``origin`` (y, x, plane or None)."""
     pixels = produce(key) if produce is not None else array
-    return key, encoder.encode_tile(pixels)
+    y, x, plane = origin
+    if plane is None and encoder.planes > 1 and numpy.ndim(pixels) == 2:
+        plane = 0  # one plane's pixels for a (row, col) key: plane 0
+    return key, encoder.encode_block(pixels, y, x, plane)
 
 
-def _key_coords(key: Any) -> tuple[int, int, int]:
+def _key_coords(key: Any) -> tuple[int, int, int | None]:
     try:
         if len(key) == 2:
-            return int(key[0]), int(key[1]), 0
+            return int(key[0]), int(key[1]), None
         if len(key) == 3:
             return int(key[0]), int(key[1]), int(key[2])
     except TypeError:
@@ -66,11 +77,14 @@ def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any
     ``keys`` are the tiles to write, (row, col) or (row, col, plane), or any picklable key when
     ``coords(key)`` maps it to those. Each worker runs ``produce(key)`` (a picklable, module-level
     function returning the tile's pixels; edge tiles may be cropped) and encodes the result.
-    Instead of ``produce``, ``arrays`` may give the pixels of each key (they are then sent to the
-    workers). ``max_pending`` (default: twice the executor's workers, else 16) bounds the tasks in
-    flight. A failing task stops the run: the tasks not started are cancelled and TiffError
-    names the tile; the tiles already written stay in the file (checkpointed as usual), so the run
-    can be resumed with ``image.missing_tiles()``.
+    ``produce`` may also return a *block* of many tiles whose top-left tile is the key's (row, col):
+    its edges on tile boundaries or the image edge (see ``ImageWriter.write_region``); the worker
+    encodes all its tiles, and in a pyramid the levels the block holds whole, so that the writing
+    process decodes nothing. Instead of ``produce``, ``arrays`` may give the pixels of each key
+    (they are then sent to the workers). ``max_pending`` (default: twice the executor's workers,
+    else 16) bounds the tasks in flight. A failing task stops the run: the tasks not started are
+    cancelled and TiffError names the tile; the tiles already written stay in the file
+    (checkpointed as usual), so the run can be resumed with ``image.missing_tiles()``.
     """
     if produce is None and arrays is None:
         raise TiffValueError("fan_in needs produce= (pixels computed in the workers) or arrays=")
@@ -80,9 +94,13 @@ def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any
     max_pending = int(max_pending)
     if max_pending < 1:
         raise TiffValueError(f"max_pending must be at least 1, not {max_pending}")
-    encoder = TileEncoder(image.spec)
-    def to_coords(key: Any) -> tuple[int, int, int]:
-        return _key_coords(coords(key) if coords is not None else key)
+    encoder = image.block_encoder()
+    th, tw = image.tile
+
+    def origin(key: Any) -> tuple[int, int, int | None]:
+        row, col, plane = _key_coords(coords(key) if coords is not None else key)
+        image.tile_index(row, col, plane or 0)  # a key outside the grid fails here, before any work is sent
+        return row * th, col * tw, plane
 
     report = FanInReport()
     done: queue.Queue = queue.Queue()
@@ -99,11 +117,11 @@ def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any
                 except StopIteration:
                     exhausted = True
                     break
-                to_coords(key)  # a bad key fails here, before any work is sent
+                where = origin(key)  # a bad key fails here, before any work is sent
                 if array_iter is not None:
-                    future = executor.submit(encode_task, encoder, None, key, next(array_iter))
+                    future = executor.submit(encode_task, encoder, None, key, next(array_iter), where)
                 else:
-                    future = executor.submit(encode_task, encoder, produce, key)
+                    future = executor.submit(encode_task, encoder, produce, key, None, where)
                 in_flight[future] = key
                 future.add_done_callback(done.put)
                 report.max_in_flight = max(report.max_in_flight, len(in_flight))
@@ -112,14 +130,15 @@ def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any
             future = done.get()
             key = in_flight.pop(future)
             try:
-                _, data = future.result()
+                _, encoded = future.result()
             except BaseException as exc:
                 raise TiffError(f"fan_in: the task of tile {key!r} failed: {type(exc).__name__}: {exc}") from exc
             future = None  # let a distributed future release its result
-            row, col, plane = to_coords(key)
-            image.write_raw_tile(row, col, data, plane=plane)
-            report.tiles += 1
-            report.bytes += len(data)
+            image.write_encoded_block(encoded)
+            report.tiles += len(encoded.tiles)
+            report.bytes += encoded.nbytes
+            report.blocks += 1
+            encoded = None
     finally:
         for future in in_flight:
             try:

@@ -14,6 +14,7 @@ from ..enums import Compression as C
 from ..errors import TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
 from ..layout import Layout
 from ..segment import SegmentSpec, decode_segment
+from .blocks import BlockEncoder, EncodedBlock, block_tiles, check_block
 from .params import SAMPLEFORMAT
 from .pyramid import Pyramid, reduce2
 from .tagpack import Entry, image_entries
@@ -83,7 +84,7 @@ class ImageWriter:
         spec = EncodeSpec(compression=p["compression"], dtype=self.dtype, tile=self.tile,
                           samples=1 if p["planar"] == 2 else p["samples"], byteorder=writer.byteorder,
                           predictor=p["predictor"], level=p["level"], photometric=p["photometric"],
-                          jpeg_subsampling=tuple(p["subsampling"]))
+                          jpeg_subsampling=tuple(p["subsampling"]), strips=bool(p.get("strips")))
         if spec.compression == C.JPEG:
             spec = replace(spec, jpegtables=make_jpegtables(spec))
         self._spec = spec
@@ -125,6 +126,54 @@ class ImageWriter:
         """Encode one tile and reduce it into the quadrant it gives its parent level (see
         :meth:`TileEncoder.encode_and_reduce`; CPU only, thread-safe, picklable as a TileEncoder)."""
         return self._encoder().encode_and_reduce(array, row, col)
+
+    def block_encoder(self) -> BlockEncoder:
+        """The picklable encoder of tile-aligned blocks of this image (see tiffio/writer/blocks.py):
+        its ``encode_block(pixels, y, x)`` runs anywhere, with the reduced levels of this image's
+        pyramid that a block holds whole; hand the result to :meth:`write_encoded_block`."""
+        pyramid = self.params.get("pyramid")
+        return BlockEncoder(self._spec, self.params["height"], self.params["width"], planes=self.planes,
+                            levels=len(self.levels), filter=pyramid["filter"] if pyramid else "mean",
+                            where=f"image {self.index}")
+
+    def write_region(self, y: int, x: int, block: Any, *, plane: int | None = None) -> None:
+        """Write a block of many tiles whose top-left pixel is (y, x): its edges must fall on tile
+        boundaries or the image edge (a block padded to whole tiles past the edge is cropped);
+        TiffValueError otherwise, naming the nearest aligned window. The tiles are encoded like
+        :meth:`write_tile`'s (the writer's threads, pyramids); with separate planes, give one
+        plane (height, width) and ``plane=``, or all samples (height, width, samples)."""
+        self._check_writable()
+        arr = numpy.asarray(block)
+        if arr.ndim < 2:
+            raise TiffValueError(f"image {self.index}: a block has at least 2 dimensions, not shape {arr.shape}")
+        h, w = check_block(y, x, arr.shape[0], arr.shape[1], self.tile, (self.params["height"], self.params["width"]),
+                           f"image {self.index}")
+        for row, col, rows, cols in block_tiles(int(y), int(x), h, w, self.tile):
+            self.write_tile(row, col, arr[rows, cols][: h - rows.start, : w - cols.start], plane=plane)
+
+    def write_encoded_block(self, encoded: EncodedBlock) -> None:
+        """Store what :meth:`block_encoder`'s ``encode_block`` returned (in this process): the
+        tiles of every level it made, and its quadrants into this image's pyramid."""
+        self._check_writable()
+        levels = self.levels
+        quadrants = {(q[0], q[1], q[2], q[3]): q[4] for q in encoded.quadrants}
+        top = encoded.local_levels
+        for level, row, col, plane, data in encoded.tiles:
+            if level >= len(levels):
+                raise TiffValueError(f"image {self.index}: an encoded block has level {level} tiles, the image "
+                                     f"{len(levels)} levels")
+            quadrant = quadrants.get((level, row, col, plane))
+            if level == 0 and top == 0:  # the tile's parent (if any) is made here, from its quadrant
+                self.write_raw_tile(row, col, data, plane=plane, reduced=quadrant)
+                continue
+            image = levels[level]
+            index = image.tile_index(row, col, plane)
+            if not isinstance(data, (bytes, bytearray, memoryview)) or not len(data):
+                raise TiffValueError(f"image {self.index}: encoded block tile (level {level}, row {row}, col {col}) "
+                                     "is not a non-empty bytes-like")
+            # below the block's top local level the parents are in the block; at the top, the quadrant
+            # (or, when absent, the decoded tile) goes to the pyramid
+            self._writer._submit_raw(image, index, bytes(data), quadrant, reduce=level == top)
 
     @property
     def levels(self) -> list[ImageWriter]:

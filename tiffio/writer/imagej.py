@@ -172,6 +172,21 @@ class ImageJWriter:
         offset = self.plane_offset(index)
         self._sink.pwrite(offset, self._check_plane(array).tobytes())
 
+    def write_rows(self, index: int, y: int, rows: Any) -> None:
+        """Write rows ``y, y + 1, ...`` of plane ``index`` (a (rows, width[, samples]) array): planes
+        larger than memory are written in parts (any order; threads may call this concurrently)."""
+        if self._closed:
+            raise TiffUsageError(f"{self.name}: the ImageJWriter is closed")
+        arr = numpy.asarray(rows)
+        h = self.plane_shape[0]
+        if arr.shape[1:] != self.plane_shape[1:] or arr.dtype != self.dtype or not 0 <= y or \
+                y + arr.shape[0] > h:
+            raise TiffValueError(f"rows {y}..{y + arr.shape[0]} of a {self.plane_shape} {self.dtype} plane cannot "
+                                 f"be a {arr.shape} {arr.dtype} array")
+        row_nbytes = self.plane_nbytes // h
+        raw = numpy.ascontiguousarray(arr, self.dtype.newbyteorder(self._layout.byteorder))
+        self._sink.pwrite(self.plane_offset(index) + y * row_nbytes, raw.tobytes())
+
     def write(self, data: Any) -> None:
         """Write all planes from an array of ``shape``."""
         arr = numpy.asarray(data)

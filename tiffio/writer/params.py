@@ -25,8 +25,12 @@ SAMPLEFORMAT = {"u": 1, "i": 2, "f": 3, "c": 6}
 def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, compression_level: Any,
                       predictor: Any, photometric: Any, planarconfig: Any, jpeg_quality: Any, subsampling: Any,
                       description: Any, resolution: Any, extratags: Any, parent: int | None, reduced: bool,
-                      missing: str, software: Any, datetime: Any, byteorder: str = "<") -> dict[str, Any]:
-    """Validate add_image's arguments into a JSON-serializable dict (stored in the file for resume)."""
+                      missing: str, software: Any, datetime: Any, byteorder: str = "<",
+                      rowsperstrip: Any = None) -> dict[str, Any]:
+    """Validate add_image's arguments into a JSON-serializable dict (stored in the file for resume).
+
+    ``rowsperstrip`` (an int) stores the image in strips of that many rows instead of tiles: the
+    grid is then one segment (rows, width) per strip, and ``"strips": True`` is in the dict."""
     try:
         shape = tuple(int(v) for v in shape)
     except TypeError:
@@ -57,11 +61,15 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
         raise TiffValueError(f"shape {shape} is empty")
     if samples > 65535 or height > 2**32 - 1 or width > 2**32 - 1:
         raise TiffValueError(f"shape {shape} is too large for TIFF")
+    if rowsperstrip is not None:
+        if not isinstance(rowsperstrip, (int, numpy.integer)) or isinstance(rowsperstrip, bool) or rowsperstrip < 1:
+            raise TiffValueError(f"rowsperstrip must be a positive int, not {rowsperstrip!r}")
+        tile = (min(int(rowsperstrip), height), width)  # a strip: full rows, the last one cropped
     try:
         tile = (int(tile[0]), int(tile[1]))
     except (TypeError, IndexError):
         raise TiffTypeError(f"tile must be (length, width), not {tile!r}") from None
-    if tile[0] <= 0 or tile[1] <= 0 or tile[0] % 16 or tile[1] % 16:
+    if rowsperstrip is None and (tile[0] <= 0 or tile[1] <= 0 or tile[0] % 16 or tile[1] % 16):
         raise TiffValueError(f"tile {tile}: TIFF tile sizes must be positive multiples of 16")
     code = parse_compression(compression)
     if code not in WRITABLE:
@@ -86,10 +94,10 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
     if pm in (2, 6) and samples < 3:
         raise TiffValueError(f"photometric {'RGB' if pm == 2 else 'YCbCr'} needs at least 3 samples, not {samples}")
     # predictor
-    if predictor in (None, False, 1, "none"):
-        pred = 1
-    elif predictor is True:
+    if predictor is True:  # (tested first: True == 1)
         pred = 3 if dt.kind == "f" else 2
+    elif predictor in (None, False, 1, "none"):
+        pred = 1
     elif isinstance(predictor, str):
         pred = {"horizontal": 2, "floatingpoint": 3}.get(predictor.lower(), -1)
     else:
@@ -130,6 +138,8 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
             raise TiffValueError(f"subsampling must be (1, 1), (2, 1) or (2, 2), not {subsampling!r}")
     elif subsampling not in (None, (1, 1)):
         raise TiffValueError("subsampling applies only to JPEG YCbCr images")
+    if rowsperstrip is not None and code == C.JPEG and tile[0] < height and tile[0] % (8 * sub[1]):
+        raise TiffValueError(f"rowsperstrip {tile[0]}: JPEG strips hold whole MCU rows, a multiple of {8 * sub[1]}")
     if missing not in MISSING:
         raise TiffValueError(f"missing must be one of {MISSING}, not {missing!r}")
     # metadata
@@ -165,8 +175,11 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
         datetime = datetime.strftime("%Y:%m:%d %H:%M:%S")
     if datetime is not None and not isinstance(datetime, str):
         raise TiffTypeError("datetime must be None, True, a datetime or a 'YYYY:MM:DD HH:MM:SS' string")
-    return dict(shape=list(shape), dtype=dt.str, height=height, width=width, samples=samples, planar=planar,
-                tile=list(tile), compression=code, level=level, predictor=pred, photometric=pm,
-                subsampling=list(sub), description=description, resolution=res, extratags=tags,
-                parent=parent, reduced=bool(reduced), missing=missing, software=software, datetime=datetime)
+    params = dict(shape=list(shape), dtype=dt.str, height=height, width=width, samples=samples, planar=planar,
+                  tile=list(tile), compression=code, level=level, predictor=pred, photometric=pm,
+                  subsampling=list(sub), description=description, resolution=res, extratags=tags,
+                  parent=parent, reduced=bool(reduced), missing=missing, software=software, datetime=datetime)
+    if rowsperstrip is not None:
+        params["strips"] = True  # (absent for tiles: the parameters of tiled images stay as they were)
+    return params
 

@@ -131,12 +131,17 @@ def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtab
         add(306, T.ASCII, p["datetime"])
     if p["predictor"] != 1:
         add(317, T.SHORT, [p["predictor"]])
-    add(322, T.LONG, [p["tile"][1]])
-    add(323, T.LONG, [p["tile"][0]])
     otype = T.LONG8 if layout.bigtiff else T.LONG
     odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
-    out.append(Entry(324, int(otype), len(offsets), offsets.astype(odt).tobytes()))
-    out.append(Entry(325, int(otype), len(offsets), counts.astype(odt).tobytes()))
+    if p.get("strips"):  # StripOffsets, RowsPerStrip, StripByteCounts
+        out.append(Entry(273, int(otype), len(offsets), offsets.astype(odt).tobytes()))
+        add(278, T.LONG, [p["tile"][0]])
+        out.append(Entry(279, int(otype), len(offsets), counts.astype(odt).tobytes()))
+    else:  # TileWidth, TileLength, TileOffsets, TileByteCounts
+        add(322, T.LONG, [p["tile"][1]])
+        add(323, T.LONG, [p["tile"][0]])
+        out.append(Entry(324, int(otype), len(offsets), offsets.astype(odt).tobytes()))
+        out.append(Entry(325, int(otype), len(offsets), counts.astype(odt).tobytes()))
     base = 3 if p["photometric"] in (2, 6) else 1
     if spp > base:
         extra = [0] * (spp - base)

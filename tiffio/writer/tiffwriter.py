@@ -137,7 +137,7 @@ class TiffWriter:
                   parent: ImageWriter | None = None, reduced: bool = False, missing: str | None = None,
                   software: Any = ..., datetime: Any = None, workers: int | None = None,
                   pyramid: bool | str | None = None, pyramid_filter: str = "mean",
-                  pyramid_budget: int = DEFAULT_BUDGET) -> ImageWriter:
+                  pyramid_budget: int = DEFAULT_BUDGET, rowsperstrip: int | None = None) -> ImageWriter:
         """Add an image; returns its :class:`ImageWriter`.
 
         ``parent=img`` stores this image as a SubIFD of ``img`` (a pyramid level, OME-TIFF /
@@ -150,6 +150,9 @@ class TiffWriter:
         ``'mean'`` and ``'nearest'``; level sizes are ceil(size / 2). ``pyramid_budget`` bounds the
         bytes of partial parent tiles held in memory (more are spilled, compressed, to a temporary
         file). See tiffio/writer/pyramid.py.
+
+        ``rowsperstrip=n`` stores the image in strips of ``n`` rows instead of tiles (``tile`` is then
+        ignored): strip ``k`` is written as ``write_tile(k, 0, rows)``, the last one cropped.
         """
         self._check_open()
         layout = None
@@ -159,6 +162,8 @@ class TiffWriter:
                 raise TiffValueError(f"pyramid must be True, 'main' or 'subifds', not {pyramid!r}")
             if parent is not None or reduced:
                 raise TiffValueError("pyramid= makes its own levels: not with parent= or reduced=")
+            if rowsperstrip is not None:
+                raise TiffValueError("pyramid= needs a tiled image, not rowsperstrip=")
             if pyramid_filter not in FILTERS:
                 raise TiffValueError(f"pyramid_filter must be one of {FILTERS}, not {pyramid_filter!r}")
             if not isinstance(pyramid_budget, (int, numpy.integer)) or pyramid_budget < 0:
@@ -176,7 +181,7 @@ class TiffWriter:
                 parent=None if parent is None else parent.index, reduced=reduced,
                 missing=self.missing if missing is None else missing,
                 software=self.software if software is ... else software, datetime=datetime,
-                byteorder=self.byteorder)
+                byteorder=self.byteorder, rowsperstrip=rowsperstrip)
             if workers is None:
                 workers = self.default_workers
             workers = max(1, int(workers or 1))
@@ -357,7 +362,10 @@ class TiffWriter:
                     del self._latest[key]
             raise
 
-    def _submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None) -> None:
+    def _submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None,
+                    reduce: bool = True) -> None:
+        """Store pre-encoded bytes; in a pyramid, hand ``reduced`` (the tile's quadrant) to its parent,
+        or decode the tile to compute it, unless ``reduce=False`` (its parent is made elsewhere)."""
         self._check_open()
         self._raise_pending()
         self._maybe_checkpoint()
@@ -365,7 +373,7 @@ class TiffWriter:
             self._latest.pop((image.index, index), None)  # an in-flight encode of this tile is now stale
         self._store_tile(image, index, (data,), None)
         pyr = image._pyramid
-        if pyr is not None:
+        if pyr is not None and (reduced is not None or reduce):
             plane, rest = divmod(index, image.tiles_down * image.tiles_across)
             row, col = divmod(rest, image.tiles_across)
             if reduced is None:  # not handed in: decode the tile to reduce it
