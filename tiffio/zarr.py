@@ -2,13 +2,17 @@
 
 ``TiffStore(path)`` maps zarr keys to tiffio reads, with no copy of the file:
 
-* ``zarr.json`` is a group with OME-NGFF 0.5 ``multiscales`` metadata (one dataset per pyramid
-  level of ``TiffFile.levels``, scales from the downsample factors); ``"0"``, ``"1"``, ... are
-  the levels; ``masks/<i>`` and ``associated/<name>`` (label, macro, thumbnail) are extra
-  arrays, not levels. With ``level=`` or ``multiscales=False`` the root is one array.
-* Chunks are the file's segments (``chunks="segment"``: key ``c/.../i/j`` is tile ``(i, j)``
-  decoded by ``IFD.read_segment``), windows of ``(h, w)`` pixels read by ``IFD.read_region``
-  (rounded up to multiples of the tile shape), or the whole image (``chunks="image"``).
+* ``zarr.json`` is a group that lists every series of the file (:mod:`tiffio.storelayout`):
+  series 0 at the root with OME-NGFF 0.5 ``multiscales`` metadata (``"0"``, ``"1"``, ... are
+  its levels, with the series' shape: pages are leading axes), series ``i`` under
+  ``series/<i>``, ``masks/<i>`` and ``associated/<name>`` (label, macro, thumbnail) as extra
+  arrays. With ``series=`` the root is that series' group; with ``level=``, ``key=`` or
+  ``multiscales=False`` the root is one array. Arrays have zarr v3 ``dimension_names`` from
+  the series' axes (:func:`tiffio.series.dimension_names`).
+* Chunks are one page's segments (``chunks="segment"``: key ``c/.../i/j`` is tile ``(i, j)``
+  of the page the leading indices select, decoded by ``IFD.read_segment``), windows of
+  ``(h, w)`` pixels read by ``IFD.read_region`` (rounded up to multiples of the tile shape),
+  or the whole page (``chunks="image"``); leading (page) axes are chunked by 1.
 * Sparse segments (offset or byte count 0) are absent: ``get`` returns None (zarr fills
   them with the array's ``fill_value``: ``fill=``, else GDAL_NODATA, else 0), ``exists`` is
   False and ``list`` skips them, so ``nchunks_initialized`` counts stored chunks.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import os
 import threading
@@ -38,11 +43,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
-from .chunkmap import ArrayMap, StoreLayout, dumps_json, window_shape
+from .chunkmap import ArrayMap, dumps_json, window_shape
 from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
 from .reader import IFD, TiffFile
+from .storelayout import StoreLayout
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
 
@@ -218,31 +224,44 @@ class _ReadOnlyStore(Store):
 
 
 def _prefetch_handles(handles: list[Any]) -> None:
-    """Fetch the segments of several chunk handles ((ArrayMap, coords)) per IFD in one wave each."""
-    by_ifd: dict[int, tuple[Any, list[int]]] = {}
+    """Fetch the segments of several chunk handles ((ArrayMap, coords)) per page in one wave each."""
+    by_page: dict[int, tuple[Any, list[int]]] = {}
     for arr, coords in handles:
-        entry = by_ifd.setdefault(id(arr.ifd), (arr.ifd, []))
-        entry[1].extend(arr.segment_indices(coords))
-    for ifd, indices in by_ifd.values():
-        ifd.prefetch_segments(indices)
+        page, indices = arr.page_segments(coords)
+        if page is None or not indices:
+            continue
+        entry = by_page.setdefault(id(page), (page, []))
+        entry[1].extend(indices)
+    for page, indices in by_page.values():
+        page.prefetch_segments(indices)
 
 
 class TiffStore(_ReadOnlyStore):
     """A TIFF file as a read-only zarr v3 store.
 
-    ``zarr.open_group(TiffStore(path), mode="r")["0"]`` is level 0; ``zarr.open_array(
-    TiffStore(path, level=1), mode="r")`` is level 1 alone. ``chunks``: ``"segment"`` (one
-    chunk per tile or strip), ``"image"`` (one chunk), or ``(height, width)`` windows rounded up
-    to multiples of the tile (strip) shape. ``fill`` replaces GDAL_NODATA / 0 for sparse tiles.
-    ``extras=False`` leaves out masks and associated images. ``workers`` threads decode the
-    tiles of one window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
+    ``zarr.open_group(TiffStore(path), mode="r")["0"]`` is level 0 of series 0, with the
+    series' shape (a 40-page stack: ``(40, 512, 512)``); ``group["series/1/0"]`` is series 1;
+    ``zarr.open_array(TiffStore(path, level=1), mode="r")`` is level 1 of series 0 alone.
+
+    ``series``: that series' multiscales group at the root (an array with ``level=``);
+    ``key``: the page(s) of the series (``series`` or 0) to serve as the root array, as
+    :meth:`tiffio.Series.asarray` selects them (an int: that page; a slice or a list: a stack
+    of pages) - tifffile's ``aszarr(series=, key=)``; ``squeeze``: None (the series' own
+    shape, as tifffile), True (every length-1 axis but Y and X dropped) or False (none dropped).
+    ``chunks``: ``"segment"`` (one chunk per tile or strip of a page), ``"image"`` (one chunk
+    per page), or ``(height, width)`` windows rounded up to multiples of the tile (strip)
+    shape; page axes are chunked by 1. ``fill`` replaces GDAL_NODATA / 0 for sparse tiles and
+    missing pages. ``extras=False`` leaves out masks and associated images. ``attrs``: a dict
+    of JSON values added to the root's attributes. ``workers`` threads decode the tiles of one
+    window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
     ``strict`` is passed to :func:`tiffio.open` (default: tiffio.open's default).
     ``decode="codec"`` serves each segment's stored bytes, decoded by zarr with the ``tiffio``
     codec (:mod:`tiffio.zarrcodec`); the layout :meth:`to_references` exports.
     """
 
-    def __init__(self, source: Any, *, level: int | None = None, multiscales: bool = True,
-                 chunks: str | tuple[int, int] = "segment", fill: Any = None, extras: bool = True,
+    def __init__(self, source: Any, *, series: int | None = None, level: int | None = None, key: Any = None,
+                 squeeze: bool | None = None, multiscales: bool = True, chunks: str | tuple[int, int] = "segment",
+                 fill: Any = None, extras: bool = True, attrs: dict[str, Any] | None = None,
                  workers: int | None = 1, strict: bool | None = None, decode: str = "store",
                  read_only: bool = True) -> None:
         super().__init__(read_only=read_only)
@@ -255,6 +274,17 @@ class TiffStore(_ReadOnlyStore):
             chunks = window_shape(chunks, "'segment', 'image' or (height, width)")
         if level is not None:
             level = int(level)
+        if series is not None:
+            series = int(series)
+        key = _key_arg(key)
+        if squeeze is not None:
+            squeeze = bool(squeeze)
+        try:
+            attrs_key = None if attrs is None else json.dumps(attrs, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TiffValueError(f"attrs must be a dict of JSON values: {exc}") from None
+        if attrs is not None and not isinstance(attrs, dict):
+            raise TiffValueError(f"attrs must be a dict of JSON values, not {type(attrs).__name__}")
         if decode not in ("store", "codec"):
             raise TiffValueError(f"decode must be 'store' or 'codec', not {decode!r}")
         if decode == "codec":
@@ -263,26 +293,43 @@ class TiffStore(_ReadOnlyStore):
             fill = fill.item() if isinstance(fill, numpy.generic) else fill
         fill_key = "nan" if isinstance(fill, float) and math.isnan(fill) else fill
         self.path = path
+        self.series = series
         self.level = level
+        self.key = key
+        self.squeeze = squeeze
         self.multiscales = bool(multiscales)
         self.chunks = chunks
         self.fill = fill
         self.extras = bool(extras)
+        self.attrs = attrs
         self.workers = workers
         self.strict = strict
         self.decode = decode
-        self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode)
+        self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode,
+                      series, _key_token(key), squeeze, attrs_key)
         self._tif = tif
         self._layout: StoreLayout | None = None
 
+    def _kwargs(self) -> dict[str, Any]:
+        return dict(series=self.series, level=self.level, key=self.key, squeeze=self.squeeze,
+                    multiscales=self.multiscales, chunks=self.chunks, fill=self.fill, extras=self.extras,
+                    attrs=self.attrs, workers=self.workers, strict=self.strict, decode=self.decode)
+
     def __reduce__(self) -> Any:
-        return (_rebuild_tiff_store, (type(self), self.path, self.level, self.multiscales, self.chunks, self.fill,
-                                      self.extras, self.workers, self.strict, self.decode))
+        return (_rebuild_tiff_store, (type(self), self.path, self._kwargs()))
 
     def __repr__(self) -> str:
-        extra = "" if self.level is None else f", level={self.level}"
+        extra = "" if self.series is None else f", series={self.series}"
+        extra += "" if self.level is None else f", level={self.level}"
+        extra += "" if self.key is None else f", key={self.key!r}"
         extra += "" if self.decode == "store" else f", decode={self.decode!r}"
         return f"TiffStore({self.path!r}{extra}, chunks={self.chunks!r})"
+
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        """False: the metadata is made from the file on open, there is nothing to consolidate
+        (xarray's ``open_zarr`` then reads it without warning)."""
+        return False
 
     @property
     def tiff(self) -> TiffFile:
@@ -300,7 +347,9 @@ class TiffStore(_ReadOnlyStore):
                 lay = self._layout
                 if lay is None:
                     lay = self._layout = StoreLayout(self.tiff, self.path, self.level, self.multiscales, self.chunks,
-                                                     self.fill, self.extras, self.workers, self.decode == "codec")
+                                                     self.fill, self.extras, self.workers, self.decode == "codec",
+                                                     series=self.series, key=self.key, squeeze=self.squeeze,
+                                                     attrs=self.attrs)
         return lay
 
     def close(self) -> None:
@@ -342,7 +391,7 @@ class TiffStore(_ReadOnlyStore):
         """Remote files: the gets zarr issues together (one event-loop tick) share one planned
         fetch of all their segments (IFD.prefetch_segments), instead of one request each."""
         arr, _coords = handle
-        if not arr.ifd._tiff.source.remote:
+        if not arr.ifd._tiff.source.remote or arr.whole:
             return
         batch = self._remote_batch
         owner = batch is None
@@ -383,9 +432,7 @@ class TiffStore(_ReadOnlyStore):
             fs = fsspec.filesystem("reference", fo=refs, asynchronous=True)
             zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
         """
-        raw = self if self.decode == "codec" else TiffStore(
-            self.path, level=self.level, multiscales=self.multiscales, chunks=self.chunks, fill=self.fill,
-            extras=self.extras, workers=self.workers, strict=self.strict, decode="codec")
+        raw = self if self.decode == "codec" else type(self)(self.path, **{**self._kwargs(), "decode": "codec"})
         target = url or self.path
         refs: dict[str, Any] = {key: value.decode() for key, value in raw.layout.meta.items()}
         for arr in raw.layout.arrays:
@@ -395,10 +442,24 @@ class TiffStore(_ReadOnlyStore):
         return {"version": 1, "refs": refs}
 
 
-def _rebuild_tiff_store(cls: type, path: str, level: int | None, multiscales: bool, chunks: Any, fill: Any,
-                        extras: bool, workers: int | None, strict: bool | None, decode: str = "store") -> TiffStore:
-    return cls(path, level=level, multiscales=multiscales, chunks=chunks, fill=fill, extras=extras,
-               workers=workers, strict=strict, decode=decode)
+def _rebuild_tiff_store(cls: type, path: str, kwargs: dict[str, Any]) -> TiffStore:
+    return cls(path, **kwargs)
+
+
+def _key_arg(key: Any) -> Any:
+    """``key=`` as the store keeps it: None, an int, a slice, or a tuple of ints."""
+    if key is None or isinstance(key, slice):
+        return key
+    if isinstance(key, (int, numpy.integer)) and not isinstance(key, bool):
+        return int(key)
+    try:
+        return tuple(int(k) for k in key)
+    except TypeError:
+        raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
+
+
+def _key_token(key: Any) -> Any:
+    return ("slice", key.start, key.stop, key.step) if isinstance(key, slice) else key
 
 
 class FileSequenceStore(_ReadOnlyStore):
@@ -446,8 +507,8 @@ class FileSequenceStore(_ReadOnlyStore):
                 state = self._state
                 if state is None:
                     seq = self.sequence
-                    arr = ArrayMap("", self._ifd_of(seq.files[0]), "segment" if self.chunks == "segment" else "image",
-                                 self.fill, 1)
+                    arr = ArrayMap.of_ifd("", self._ifd_of(seq.files[0]),
+                                          "segment" if self.chunks == "segment" else "image", self.fill, 1)
                     metadata = dict(arr.metadata)
                     metadata["shape"] = list(seq.shape) + list(arr.shape)
                     metadata["chunk_grid"] = {"name": "regular", "configuration": {
@@ -488,7 +549,7 @@ class FileSequenceStore(_ReadOnlyStore):
         ifd = self._ifd_of(path)
         if ifd is first.ifd:
             return first
-        arr = ArrayMap("", ifd, "segment" if self.chunks == "segment" else "image", self.fill, 1)
+        arr = ArrayMap.of_ifd("", ifd, "segment" if self.chunks == "segment" else "image", self.fill, 1)
         if arr.shape != first.shape or arr.dtype != first.dtype or arr.chunk_shape != first.chunk_shape:
             raise TiffValueError(f"{path}: image {arr.shape} {arr.dtype} (chunks {arr.chunk_shape}) differs from the "
                                  f"first file's {first.shape} {first.dtype} (chunks {first.chunk_shape})")
