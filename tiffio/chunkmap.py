@@ -312,9 +312,18 @@ class ArrayMap:
                 raise UnsupportedFeatureError(f"{sel.keyframe.where}: the series is shaped across its pages: "
                                               "no raw chunks (decode='store' reads it)")
             self.pc = PageChunks(sel.keyframe, "image", fill, workers)
+            self.cut = ()
             chunk_shape = tuple(max(1, n) for n in self.shape)
         else:
             self.pc = PageChunks(sel.keyframe, chunks, fill, workers, raw)
+            #: page axes of length 1 the array lacks, whose chunk is longer (a 1-row image in
+            #: 16-row tiles, say): the page chunk is cut to their first index
+            self.cut = tuple(slice(0, 1) if k in sel.unpaired else slice(None) for k in range(len(self.pc.chunk_shape)))
+            if all(s == slice(None) for s in self.cut) or all(self.pc.chunk_shape[k] == 1 for k in sel.unpaired):
+                self.cut = ()
+            elif raw:
+                raise UnsupportedFeatureError(f"{sel.keyframe.where}: the series drops a page axis its segments span: "
+                                              "no raw chunks (decode='store' reads it)")
             chunk_shape = (1,) * len(sel.lead_shape) + tuple(1 if m is None else self.pc.chunk_shape[m]
                                                              for m in sel.trail)
         self.region = self.pc.region or self.whole
@@ -402,7 +411,12 @@ class ArrayMap:
             return self.read(coords)
         page, inner = self._split(coords)
         arr = self.pc.read_stored(page, inner)
-        return None if arr is None else arr.reshape(self.chunk_shape)
+        return None if arr is None else self._fit(arr)
+
+    def _fit(self, arr: numpy.ndarray) -> numpy.ndarray:
+        if self.cut:
+            arr = numpy.ascontiguousarray(arr[self.cut])
+        return arr.reshape(self.chunk_shape)
 
     def read(self, coords: tuple[int, ...]) -> numpy.ndarray:
         """The decoded chunk as a C-contiguous little-endian array of the chunk shape."""
@@ -412,7 +426,7 @@ class ArrayMap:
             full[tuple(slice(0, n) for n in arr.shape)] = arr
             return full
         page, inner = self._split(coords)
-        return self.pc.read(page, inner).reshape(self.chunk_shape)
+        return self._fit(self.pc.read(page, inner))
 
     def read_raw(self, coords: tuple[int, ...]) -> bytes:
         """The stored bytes of the chunk's segment (raw mode)."""

@@ -55,6 +55,23 @@ def read_page_window(keyframe: IFD, page: Any, key: Sequence[slice], fill: Any, 
     return arr
 
 
+def _match_axes(trailing: tuple[int, ...], page: tuple[int, ...]) -> list[int | None]:
+    """For each trailing axis of an array, the page axis it is (None: a length-1 axis the page
+    lacks). Axes of equal length pair up in order; length-1 axes on either side may be
+    unpaired (split_pages has checked that the other axes agree)."""
+    out: list[int | None] = []
+    j = 0
+    for n in trailing:
+        while j < len(page) and page[j] != n and page[j] == 1:
+            j += 1  # a length-1 page axis the array does not have
+        if j < len(page) and page[j] == n:
+            out.append(j)
+            j += 1
+        else:
+            out.append(None)  # n == 1 here
+    return out
+
+
 class Selection:
     """An N-d array made of pages: ``shape``, ``axes``, ``dtype``, ``keyframe`` and ``page(n)``.
 
@@ -78,8 +95,8 @@ class Selection:
             self.lead_shape: tuple[int, ...] = ()
         else:
             self.lead_shape = self.shape[:self.split]
-            page_dims = iter([k for k, n in enumerate(keyframe.shape) if n != 1])
-            self.trail = [next(page_dims) if n != 1 else None for n in self.shape[self.split:]]
+            self.trail = _match_axes(self.shape[self.split:], tuple(keyframe.shape))
+        self.unpaired = [k for k in range(len(keyframe.shape)) if k not in self.trail] if self.split is not None else []
 
     @classmethod
     def of_ifd(cls, ifd: IFD) -> Selection:
