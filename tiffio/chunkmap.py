@@ -312,14 +312,14 @@ class ArrayMap:
                 raise UnsupportedFeatureError(f"{sel.keyframe.where}: the series is shaped across its pages: "
                                               "no raw chunks (decode='store' reads it)")
             self.pc = PageChunks(sel.keyframe, "image", fill, workers)
-            self.cut = ()
+            self.cut: tuple[slice, ...] = ()
             chunk_shape = tuple(max(1, n) for n in self.shape)
         else:
             self.pc = PageChunks(sel.keyframe, chunks, fill, workers, raw)
             #: page axes of length 1 the array lacks, whose chunk is longer (a 1-row image in
             #: 16-row tiles, say): the page chunk is cut to their first index
             self.cut = tuple(slice(0, 1) if k in sel.unpaired else slice(None) for k in range(len(self.pc.chunk_shape)))
-            if all(s == slice(None) for s in self.cut) or all(self.pc.chunk_shape[k] == 1 for k in sel.unpaired):
+            if all(c == slice(None) for c in self.cut) or all(self.pc.chunk_shape[k] == 1 for k in sel.unpaired):
                 self.cut = ()
             elif raw:
                 raise UnsupportedFeatureError(f"{sel.keyframe.where}: the series drops a page axis its segments span: "

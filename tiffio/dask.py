@@ -22,10 +22,11 @@ import numpy
 from .chunkmap import window_shape
 from .errors import TiffTypeError, TiffValueError
 from .filecache import open_cached, source_path
-from .filesequence import FileSequence
+from .filesequence import FileSequence, SequenceTiling
 from .reader import IFD, TiffFile
 from .reader import open as _tiff_open
 from .selection import Selection, page_window_axes
+from .sequencemap import imread_axes
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
 
@@ -206,7 +207,8 @@ class FileSequenceArray:
     with ``ifd=``, of that IFD's image); missing files read as ``fill``."""
 
     def __init__(self, sequence: FileSequence, *, series: int = 0, key: Any = None, ifd: int | None = None,
-                 fill: Any = None, workers: int | None = 1, strict: bool | None = None) -> None:
+                 fill: Any = None, workers: int | None = 1, strict: bool | None = None,
+                 imread: Any = None) -> None:
         self.sequence = sequence
         self.series = int(series)
         self.key = _key_arg(key)
@@ -214,13 +216,21 @@ class FileSequenceArray:
         self.fill = fill.item() if isinstance(fill, numpy.generic) else fill
         self.workers = workers
         self.strict = strict
-        first = self._select(open_cached(_local(sequence.files[0]), strict))
-        self.image_shape: tuple[int, ...] = first.shape
-        self.image_axes = first.axes
-        self.dtype = first.dtype
+        self.imread = imread
+        if imread is not None:
+            sample = numpy.asarray(imread(sequence.files[0]))
+            self.image_shape: tuple[int, ...] = sample.shape
+            self.image_axes = imread_axes(sample.shape)
+            self.dtype = sample.dtype
+            self.fill_value = self.dtype.type(0 if fill is None else fill)
+        else:
+            first = self._select(open_cached(_local(sequence.files[0]), strict))
+            self.image_shape = first.shape
+            self.image_axes = first.axes
+            self.dtype = first.dtype
+            self.fill_value = self.dtype.type(first.missing_fill(fill))
         self.shape = tuple(sequence.shape) + self.image_shape
         self.ndim = len(self.shape)
-        self.fill_value = self.dtype.type(first.missing_fill(fill))
 
     def _select(self, tif: TiffFile) -> Selection:
         return Selection.of_file(tif, series=self.series, key=self.key, ifd=self.ifd)
@@ -241,14 +251,14 @@ class FileSequenceArray:
         whole = image_shape == self.image_shape
         if whole and math.prod(out_shape[:n]) == 1:  # one file per chunk (imread's default)
             path = self.sequence.file_at(tuple(r[0] for r in seq_ranges))
-            if path is not None and "://" not in path:
+            if path is not None and ("://" not in path or self.imread is not None):
                 return self._read_file(path, image_key).reshape(out_shape)
         out = numpy.empty(out_shape, self.dtype)
         for pos_out, pos in zip(numpy.ndindex(*out.shape[:n]), _product(seq_ranges)):
             path = self.sequence.file_at(pos)
             if path is None:
                 out[pos_out] = self.fill_value
-            elif whole and "://" not in path:
+            elif (whole and "://" not in path) or self.imread is not None:
                 out[pos_out] = self._read_file(path, image_key)
             else:
                 out[pos_out] = self._read(path, open_cached(_local(path), self.strict), image_key)
@@ -256,6 +266,12 @@ class FileSequenceArray:
 
     def _read_file(self, path: str, image_key: tuple[slice, ...]) -> numpy.ndarray:
         """One whole image of a local file, opened and closed here."""
+        if self.imread is not None:
+            image = numpy.asarray(self.imread(path))
+            if image.shape != self.image_shape or image.dtype != self.dtype:
+                raise TiffValueError(f"{path}: image {image.shape} {image.dtype} differs from the first file's "
+                                     f"{self.image_shape} {self.dtype}")
+            return image[image_key]
         with (_tiff_open(path) if self.strict is None else _tiff_open(path, strict=self.strict)) as tif:
             return self._read(path, tif, image_key)
 
@@ -279,9 +295,23 @@ def _product(ranges: list[range]) -> Any:
     return itertools.product(*ranges)
 
 
+def _tiled(stack: Any, seq: FileSequence, arr: FileSequenceArray, axestiled: Any) -> Any:
+    """The sequence array ``stack`` (sequence axes, then image axes) with the sequence axes of
+    ``axestiled`` laid side by side along their image axes (:class:`SequenceTiling`)."""
+    tiling = SequenceTiling(seq.shape, arr.image_shape, axestiled)
+    n = len(seq.shape)
+    order = list(tiling.kept)
+    for j in range(len(arr.image_shape)):
+        if j in tiling.tiled_by:
+            order.append(tiling.tiled_by[j])
+        order.append(n + j)
+    return stack.transpose(order).reshape(tiling.shape)
+
+
 def imread(files: Any, *, pattern: Any = None, axesorder: Any = None, categories: Any = None, shape: Any = None,
            chunks: Any = "file", series: int = 0, key: Any = None, ifd: int | None = None, fill: Any = None,
-           workers: int | None = 1, strict: bool | None = None, name: str | None = None) -> Any:
+           axestiled: Any = None, imread: Any = None, workers: int | None = 1, strict: bool | None = None,
+           name: str | None = None) -> Any:
     """A TIFF file, or a file sequence (glob, list of paths, or :class:`tiffio.FileSequence`),
     as one dask array: the array ``tiffio.imread`` returns for the same arguments.
 
@@ -304,8 +334,11 @@ def imread(files: Any, *, pattern: Any = None, axesorder: Any = None, categories
         seq = FileSequence(files, pattern=pattern, axesorder=axesorder, categories=categories, shape=shape)
     else:
         raise TiffTypeError(f"files must be a glob pattern, a list of paths or a FileSequence, not {type(files).__name__}")
-    arr = FileSequenceArray(seq, series=series, key=key, ifd=ifd, fill=fill, workers=workers, strict=strict)
+    arr = FileSequenceArray(seq, series=series, key=key, ifd=ifd, fill=fill, workers=workers, strict=strict,
+                            imread=imread)
     n = len(seq.shape)
+    if (axestiled or imread is not None) and chunks != "file":
+        raise TiffValueError("axestiled= and imread= read whole files: chunks must be 'file'")
     if chunks == "file":
         image_chunks: tuple[int, ...] = tuple(max(1, n) for n in arr.image_shape)
     else:
@@ -315,6 +348,7 @@ def imread(files: Any, *, pattern: Any = None, axesorder: Any = None, categories
         ident = [_identity(os.path.abspath(f)) for f in seq.files]
         key_token = ("slice", arr.key.start, arr.key.stop, arr.key.step) if isinstance(arr.key, slice) else arr.key
         name = "imread-tiff-" + tokenize([os.path.abspath(f) for f in seq.files], seq.indices, seq.shape, ident,
-                                         series, key_token, ifd, chunk_shape, arr.fill, strict)
-    return da.from_array(arr, chunks=chunk_shape, name=name, asarray=False, fancy=False, lock=False,
-                         meta=numpy.empty((0,) * arr.ndim, arr.dtype))
+                                         series, key_token, ifd, chunk_shape, arr.fill, strict, imread)
+    stack = da.from_array(arr, chunks=chunk_shape, name=name, asarray=False, fancy=False, lock=False,
+                          meta=numpy.empty((0,) * arr.ndim, arr.dtype))
+    return _tiled(stack, seq, arr, axestiled) if axestiled else stack

@@ -27,10 +27,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
-import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -43,11 +41,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
-from .chunkmap import ArrayMap, dumps_json, window_shape
+from .chunkmap import window_shape
 from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
-from .reader import IFD, TiffFile
+from .reader import TiffFile
+from .sequencemap import SequenceMap
 from .storelayout import StoreLayout
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
@@ -463,17 +462,29 @@ def _key_token(key: Any) -> Any:
 
 
 class FileSequenceStore(_ReadOnlyStore):
-    """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array.
+    """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array
+    (:mod:`tiffio.sequencemap`), as tifffile's ``FileSequence.aszarr``.
 
-    The array's shape is the sequence shape followed by the shape of one file's image
-    (``ifd=``, default the first IFD of each file); ``chunks="file"`` makes one chunk per file,
+    The array's shape is the sequence shape followed by the shape of each file's array: its
+    series ``series`` (the array ``tiffio.imread`` reads; ``key=`` selects pages), or, with
+    ``ifd=``, that IFD's image. ``chunks="file"`` makes one chunk per file,
     ``chunks="segment"`` one per tile or strip inside each file. Every file must have the
     first file's shape and dtype; positions with no file (missing files) read as ``fill``.
+
+    ``axestiled={sequence axis: image axis}`` lays the files of a sequence axis side by side
+    along an image axis (a mosaic: ``{0: 0, 1: 1}`` makes a rows x columns grid of files one
+    plane). ``chunkshape=`` and ``chunkdtype=`` give each file's array shape and dtype, so the
+    first file is not read to learn them (an ``imread`` function only). ``imread=`` reads each
+    file with that function instead (``path -> array``: PNG or JPEG sequences through
+    ``imagecodecs.imread``, say; a module-level function, so that the store pickles).
+    ``attrs``: a dict of JSON values added to the array's attributes.
     """
 
     def __init__(self, files: Any, *, pattern: Any = None, axesorder: Any = None, categories: Any = None,
-                 shape: Any = None, chunks: str = "file", ifd: int = 0, fill: Any = None,
-                 strict: bool | None = None, read_only: bool = True) -> None:
+                 shape: Any = None, chunks: str = "file", series: int = 0, key: Any = None, ifd: int | None = None,
+                 fill: Any = None, axestiled: Any = None, chunkshape: Any = None, chunkdtype: Any = None,
+                 imread: Any = None, attrs: dict[str, Any] | None = None, strict: bool | None = None,
+                 read_only: bool = True) -> None:
         super().__init__(read_only=read_only)
         seq = files if isinstance(files, FileSequence) else FileSequence(
             files, pattern=pattern, axesorder=axesorder, categories=categories, shape=shape)
@@ -481,102 +492,71 @@ class FileSequenceStore(_ReadOnlyStore):
             raise TiffValueError(f"chunks must be 'file' or 'segment', not {chunks!r}")
         if fill is not None:
             fill = fill.item() if isinstance(fill, numpy.generic) else fill
+        if imread is not None and not callable(imread):
+            raise TiffValueError(f"imread must be a function path -> array, not {imread!r}")
+        try:
+            attrs_key = None if attrs is None else json.dumps(attrs, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TiffValueError(f"attrs must be a dict of JSON values: {exc}") from None
         self.sequence = seq
         self.chunks = chunks
-        self.ifd = int(ifd)
+        self.series = int(series)
+        self.key = _key_arg(key)
+        self.ifd = None if ifd is None else int(ifd)
         self.fill = fill
+        self.axestiled = None if not axestiled else tuple(sorted(dict(axestiled).items()))
+        self.chunkshape = None if chunkshape is None else tuple(int(n) for n in chunkshape)
+        self.chunkdtype = None if chunkdtype is None else numpy.dtype(chunkdtype).str
+        self.imread = imread
+        self.attrs = attrs
         self.strict = strict
-        self._args = (seq, chunks, self.ifd, "nan" if isinstance(fill, float) and math.isnan(fill) else fill, strict)
-        self._state: tuple[ArrayMap, dict[str, bytes]] | None = None
+        self._args = (seq, chunks, self.series, _key_token(self.key), self.ifd,
+                      "nan" if isinstance(fill, float) and math.isnan(fill) else fill, self.axestiled,
+                      self.chunkshape, self.chunkdtype, imread, attrs_key, strict)
+        self._state: SequenceMap | None = None
 
     def __reduce__(self) -> Any:
-        return (_rebuild_sequence_store, (type(self), self.sequence, self.chunks, self.ifd, self.fill, self.strict))
+        return (_rebuild_sequence_store, (type(self), self.sequence, dict(
+            chunks=self.chunks, series=self.series, key=self.key, ifd=self.ifd, fill=self.fill,
+            axestiled=self.axestiled, chunkshape=self.chunkshape, chunkdtype=self.chunkdtype, imread=self.imread,
+            attrs=self.attrs, strict=self.strict)))
 
     def __repr__(self) -> str:
         return f"FileSequenceStore({len(self.sequence)} files, shape {self.sequence.shape}, chunks={self.chunks!r})"
 
-    def _ifd_of(self, path: str) -> IFD:
-        tif = open_cached(os.path.abspath(path) if "://" not in path else path, self.strict)
-        return tif.ifds[self.ifd]
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        """False: the metadata is made from the first file on open."""
+        return False
 
     @property
-    def _first(self) -> tuple[ArrayMap, dict[str, bytes]]:
+    def _map(self) -> SequenceMap:
         state = self._state
         if state is None:
             with self._layout_lock:
                 state = self._state
                 if state is None:
-                    seq = self.sequence
-                    arr = ArrayMap.of_ifd("", self._ifd_of(seq.files[0]),
-                                          "segment" if self.chunks == "segment" else "image", self.fill, 1)
-                    metadata = dict(arr.metadata)
-                    metadata["shape"] = list(seq.shape) + list(arr.shape)
-                    metadata["chunk_grid"] = {"name": "regular", "configuration": {
-                        "chunk_shape": [1] * len(seq.shape) + list(arr.chunk_shape)}}
-                    metadata["dimension_names"] = list(seq.dims) + arr.dimension_names
-                    metadata["attributes"] = {"tiffio": {"axes": seq.axes, "files": len(seq), "missing": seq.size - len(seq)}}
-                    state = self._state = (arr, {"zarr.json": dumps_json(metadata)})
+                    state = self._state = SequenceMap(
+                        self.sequence, chunks=self.chunks, series=self.series, key=self.key, ifd=self.ifd,
+                        fill=self.fill, axestiled=dict(self.axestiled or ()), chunkshape=self.chunkshape,
+                        chunkdtype=self.chunkdtype, imread=self.imread, attrs=self.attrs, strict=self.strict)
         return state
 
     def _meta(self) -> dict[str, bytes]:
-        return self._first[1]
+        return self._map.meta
 
     def _locate(self, key: str) -> Any:
-        if not key.startswith("c/"):
-            return None
-        first, _ = self._first
-        seq = self.sequence
-        parts = key[2:].split("/")
-        n = len(seq.shape)
-        if len(parts) != n + len(first.grid_shape):
-            return None
-        try:
-            pos = tuple(int(p) for p in parts[:n])
-        except ValueError:
-            return None
-        if any(not 0 <= i < s or str(i) != p for i, s, p in zip(pos, seq.shape, parts)):
-            return None
-        coords = first.coords("/".join(parts[n:]))
-        if coords is None:
-            return None
-        path = seq.file_at(pos)
-        if path is None:
-            return None  # a missing file: zarr fills it
-        arr = self._array_of(path, first)
-        return (arr, coords) if arr.is_stored(coords) else None
-
-    def _array_of(self, path: str, first: ArrayMap) -> ArrayMap:
-        ifd = self._ifd_of(path)
-        if ifd is first.ifd:
-            return first
-        arr = ArrayMap.of_ifd("", ifd, "segment" if self.chunks == "segment" else "image", self.fill, 1)
-        if arr.shape != first.shape or arr.dtype != first.dtype or arr.chunk_shape != first.chunk_shape:
-            raise TiffValueError(f"{path}: image {arr.shape} {arr.dtype} (chunks {arr.chunk_shape}) differs from the "
-                                 f"first file's {first.shape} {first.dtype} (chunks {first.chunk_shape})")
-        return arr
+        return self._map.locate(key)
 
     def _chunk_nbytes(self, handle: Any) -> int:
-        return handle[0].chunk_nbytes
+        return self._map.chunk_nbytes
 
     def _read(self, handle: Any) -> numpy.ndarray:
-        arr, coords = handle
-        return arr.read(coords)
+        return self._map.read(handle)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
-        first, _meta = self._first
-        if "zarr.json".startswith(prefix):
-            yield "zarr.json"
-        if not ("c/".startswith(prefix) or prefix.startswith("c/")):
-            return
-        for pos, path in self.sequence.items():
-            arr = self._array_of(path, first)
-            head = "c/" + "/".join(map(str, pos)) + "/"
-            for coords in itertools.product(*(range(n) for n in arr.grid_shape)):
-                key = head + "/".join(map(str, coords))
-                if key.startswith(prefix) and arr.is_stored(coords):
-                    yield key
+        return self._map.iter_keys(prefix)
 
 
-def _rebuild_sequence_store(cls: type, seq: FileSequence, chunks: str, ifd: int, fill: Any,
-                            strict: bool | None) -> FileSequenceStore:
-    return cls(seq, chunks=chunks, ifd=ifd, fill=fill, strict=strict)
+def _rebuild_sequence_store(cls: type, seq: FileSequence, kwargs: dict[str, Any]) -> FileSequenceStore:
+    return cls(seq, **kwargs)
