@@ -124,45 +124,26 @@ def _rebuild_region_array(cls: Any, path: str, series: int, level: int, key: Any
     return obj
 
 
-def _page_chunks(ifd: IFD, chunks: Any) -> tuple[int, ...]:
-    """Chunk shape for ``ifd.shape``: windows of whole tiles (strips), all samples in a chunk;
-    ``"page"``: the whole page."""
-    shape = tuple(ifd.shape)
-    if chunks == "page":
-        return tuple(max(1, n) for n in shape)
-    separate, depth3, contig = page_window_axes(ifd)
-    sd, sh, sw = ifd.grid.segment
-    if not ifd.grid.tiled:
-        sh = min(sh, ifd.length)
-    sh, sw = max(sh, 1), max(sw, 1)
-    itemsize = ifd.dtype.itemsize * (shape[0] if separate else 1) * (shape[-1] if contig else 1)
-    if chunks == "auto":
-        import dask
-        limit = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
-        tiles = max(1, limit // max(1, sh * sw * sd * itemsize))
-        side = max(1, math.isqrt(tiles))
-        h, w = side * sh, side * sw
-    else:
-        h, w = window_shape(chunks, "(height, width), 'auto' or 'page'")
-    h = max(1, min(-(-h // sh) * sh, -(-ifd.length // sh) * sh))
-    w = max(1, min(-(-w // sw) * sw, -(-ifd.width // sw) * sw))
-    out: list[int] = []
-    if separate:
-        out.append(shape[0])
-    if depth3:
-        out.append(sd)
-    out += [h, w]
-    if contig:
-        out.append(shape[-1])
-    return tuple(out)
-
-
 def _chunk_grid(sel: Selection, chunks: Any) -> tuple[int, ...]:
-    """Chunk shape of a selection: page axes by 1, a page's axes as :func:`_page_chunks`."""
-    if sel.split is None:
-        return tuple(max(1, n) for n in sel.shape)
-    page = _page_chunks(sel.keyframe, chunks)
-    return (1,) * len(sel.lead_shape) + tuple(1 if m is None else page[m] for m in sel.trail)
+    """Chunk shape of a selection for ``chunks``: ``(height, width)`` windows rounded up to
+    whole tiles (strips), ``"page"``, or ``"auto"`` (whole tiles up to dask's
+    ``array.chunk-size``); page axes by 1."""
+    if chunks in ("page", "auto") or sel.split is None:
+        if chunks != "auto" or sel.split is None:
+            return sel.chunk_shape("page")
+        import dask
+        kf = sel.keyframe
+        sd, sh, sw = kf.grid.segment
+        if not kf.grid.tiled:
+            sh = min(sh, kf.length)
+        separate, _depth3, contig = page_window_axes(kf)
+        shape = kf.shape
+        itemsize = kf.dtype.itemsize * (shape[0] if separate else 1) * (shape[-1] if contig else 1)
+        limit = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
+        tiles = max(1, limit // max(1, max(sh, 1) * max(sw, 1) * max(sd, 1) * itemsize))
+        side = max(1, math.isqrt(tiles))
+        return sel.chunk_shape((side * max(sh, 1), side * max(sw, 1)))
+    return sel.chunk_shape(window_shape(chunks, "(height, width), 'auto' or 'page'"))
 
 
 def _identity(path: str) -> Any:

@@ -139,6 +139,36 @@ class Selection:
                                  "levels")
         return cls.of_series(s.levels[level], key, squeeze)
 
+    def chunk_shape(self, window: Any) -> tuple[int, ...]:
+        """Chunks aligned to the file's tiles (strips): page axes by 1, a page's Y and X by
+        ``window`` = (height, width) rounded up to whole tiles (``(1, 1)``: one tile), or the
+        whole page for ``"page"``; all samples (and planes) of a pixel in one chunk."""
+        if self.split is None:
+            return tuple(max(1, n) for n in self.shape)
+        kf = self.keyframe
+        shape = tuple(kf.shape)
+        if window == "page":
+            page: tuple[int, ...] = tuple(max(1, n) for n in shape)
+        else:
+            h, w = window
+            separate, depth3, contig = page_window_axes(kf)
+            sd, sh, sw = kf.grid.segment
+            if not kf.grid.tiled:
+                sh = min(sh, kf.length)
+            sh, sw = max(sh, 1), max(sw, 1)
+            h = max(1, min(-(-h // sh) * sh, -(-kf.length // sh) * sh))
+            w = max(1, min(-(-w // sw) * sw, -(-kf.width // sw) * sw))
+            out: list[int] = []
+            if separate:
+                out.append(shape[0])
+            if depth3:
+                out.append(max(sd, 1))
+            out += [h, w]
+            if contig:
+                out.append(shape[-1])
+            page = tuple(out)
+        return (1,) * len(self.lead_shape) + tuple(1 if m is None else page[m] for m in self.trail)
+
     @property
     def npages(self) -> int:
         """Pages of the array (1 for a single image or page)."""

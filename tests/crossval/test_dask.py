@@ -233,3 +233,16 @@ def test_distributed_multipage_series(client, tmp_path):
         assert numpy.array_equal(da.from_zarr(group["0"]).compute(), ref)
         assert numpy.array_equal(tdask.from_tiff(path, key=slice(1, None)).compute(),
                                  ref.reshape(-1, 48, 40)[1:])
+
+
+def test_distributed_xarray_dataset(client, tmp_path):
+    """xr.open_dataset(engine="tiffio", chunks=...) on the 2-process cluster: the lazy arrays
+    travel pickled to the workers, which reopen the file."""
+    xr = pytest.importorskip("xarray")
+    data = numpy.random.default_rng(5).integers(0, 60000, (6, 2, 40, 48), dtype=numpy.uint16)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TCYX"})
+    ds = xr.open_dataset(path, engine="tiffio", chunks={"y": 16, "x": 16})
+    assert ds["image"].dims == ("t", "c", "y", "x")
+    means = ds["image"].mean(dim=("y", "x")).compute()
+    numpy.testing.assert_allclose(means.values, data.mean(axis=(2, 3)))
