@@ -326,6 +326,11 @@ class ArrayMap:
                                               "no raw chunks (decode='store' reads it)")
             chunk_shape = (1,) * len(sel.lead_shape) + tuple(1 if m is None else self.pc.chunk_shape[m]
                                                              for m in sel.trail)
+        #: (page,) when the array is one page with the page's own axes (chunk coordinates are the
+        #: page's): the hot path of 2-D images skips the page lookup
+        self._single: tuple[Any] | None = None
+        if not self.whole and not sel.lead_shape and sel.trail == list(range(len(self.pc.shape))):
+            self._single = (sel.page(0),)
         self.region = self.pc.region or self.whole
         self.dtype = self.pc.dtype
         self.fill = self.pc.fill
@@ -381,6 +386,9 @@ class ArrayMap:
 
     def _split(self, coords: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
         """(the page to read, the chunk's coordinates in the page's chunk grid)."""
+        single = self._single
+        if single is not None:  # one page whose axes are the array's: the hot path of 2-D images
+            return single[0], coords
         sel = self.selection
         lead = len(sel.lead_shape)
         number = 0

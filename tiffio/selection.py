@@ -31,9 +31,11 @@ def page_window_axes(ifd: IFD) -> tuple[bool, bool, bool]:
     return has_samples and ifd.is_separate, depth3, has_samples and not ifd.is_separate
 
 
-def read_page_window(keyframe: IFD, page: Any, key: Sequence[slice], fill: Any, workers: int | None) -> numpy.ndarray:
+def read_page_window(keyframe: IFD, page: Any, key: Sequence[slice], fill: Any, workers: int | None,
+                     out: numpy.ndarray | None = None) -> numpy.ndarray:
     """``page.asarray()[key]`` for step-1 slices over the keyframe's shape, reading only the
-    window (``page``: an IFD laid out like ``keyframe``, or a ContiguousPage)."""
+    window (``page``: an IFD laid out like ``keyframe``, or a ContiguousPage); into ``out``
+    (a C-contiguous array of the window's shape) when given."""
     separate, depth3, contig = page_window_axes(keyframe)
     shape = keyframe.shape
     bounds = [s.indices(n) for s, n in zip(key, shape)]
@@ -42,17 +44,23 @@ def read_page_window(keyframe: IFD, page: Any, key: Sequence[slice], fill: Any, 
     k += depth3
     (y0, y1, _), (x0, x1, _) = bounds[k], bounds[k + 1]
     if y1 <= y0 or x1 <= x0 or z1 <= z0:
-        return numpy.empty([max(0, b[1] - b[0]) for b in bounds], keyframe.dtype)
-    arr = page.read_region(y0, x0, y1 - y0, x1 - x0, z=z0, depth=z1 - z0, fill=fill, workers=workers)
+        empty = numpy.empty([max(0, b[1] - b[0]) for b in bounds], keyframe.dtype)
+        return empty if out is None else out
     rest = []
     if separate:
         rest.append(slice(*bounds[0][:2]))
     rest += [slice(None)] * (depth3 + 2)
     if contig:
         rest.append(slice(*bounds[-1][:2]))
-    if any(s != slice(None) for s in rest):
-        arr = arr[tuple(rest)]
-    return arr
+    whole = all(s.indices(n)[:2] == (0, n) for s, n in zip(rest, shape)) if (separate or contig) else True
+    if whole:  # every sample: the window is read_region's result itself, straight into out
+        return page.read_region(y0, x0, y1 - y0, x1 - x0, z=z0, depth=z1 - z0, fill=fill, workers=workers, out=out)
+    arr = page.read_region(y0, x0, y1 - y0, x1 - x0, z=z0, depth=z1 - z0, fill=fill, workers=workers)
+    arr = arr[tuple(rest)]
+    if out is None:
+        return arr
+    out[...] = arr
+    return out
 
 
 def _match_axes(trailing: tuple[int, ...], page: tuple[int, ...]) -> list[int | None]:
@@ -211,15 +219,21 @@ class Selection:
             whole = self.series.asarray(workers=workers).reshape(self.shape)
             return numpy.ascontiguousarray(whole[tuple(slice(a, b) for a, b in bounds)])
         lead = len(self.lead_shape)
-        out = numpy.empty(out_shape, self.dtype)
         if 0 in out_shape:
-            return out
+            return numpy.empty(out_shape, self.dtype)
         page_box = self.page_box([slice(a, b) for a, b in bounds[lead:]])
         page_shape = tuple(s.stop - s.start for s in page_box)
-        planes = out.reshape((-1, *page_shape))
         numbers = [int(numpy.ravel_multi_index(idx, self.lead_shape)) if lead else 0
                    for idx in itertools.product(*(range(a, b) for a, b in bounds[:lead]))]
-        total = len(numbers)
+        if len(numbers) == 1:  # one page (a dask chunk, say): its window is the result, no copy
+            page = self.page(numbers[0])
+            if page is None:
+                return numpy.full(out_shape, self.missing_fill(fill), self.dtype)
+            self.check_page(page)
+            arr = read_page_window(self.keyframe, page, page_box, fill, workers)
+            return numpy.ascontiguousarray(arr).reshape(out_shape)
+        out = numpy.empty(out_shape, self.dtype)
+        planes = out.reshape((-1, *page_shape))
 
         def work(item: tuple[int, int]) -> None:
             slot, number = item
@@ -228,8 +242,7 @@ class Selection:
                 planes[slot][...] = self.missing_fill(fill)
                 return
             self.check_page(page)
-            planes[slot][...] = read_page_window(self.keyframe, page, page_box, fill,
-                                                 1 if total > 1 else workers)
+            read_page_window(self.keyframe, page, page_box, fill, 1, out=planes[slot])
 
         run_parallel(work, list(enumerate(numbers)), workers)
         return out

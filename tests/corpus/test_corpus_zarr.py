@@ -140,6 +140,7 @@ def test_every_series_and_level_equals_tifffile(name):
                     ours = _describe(tif.series)
             except tiffio.TiffError as exc:
                 ours = exc
+            _dask_imread_equals_imread(path)
             if ours != theirs:
                 assert not _decodable(tf) or name in DIFFERENCES, f"tifffile {theirs}, tiffio {ours}"
                 return
@@ -148,6 +149,25 @@ def test_every_series_and_level_equals_tifffile(name):
                     _compare_level(name, path, tf, s, k, level)
                 if series.levels[0].keyframe.dtype is not None and len(series.pages) > 1:
                     _compare_keys(path, tf, s, series)
+
+
+def _dask_imread_equals_imread(path):
+    """tiffio.dask.imread(path) is the array tiffio.imread(path) reads (or both refuse the file)."""
+    try:
+        with tiffio.open(path) as tif:
+            nbytes = tif.series[0].nbytes if tif.series else 0
+    except tiffio.TiffError:
+        nbytes = 0
+    if nbytes > MAX_BYTES:
+        return
+    try:
+        ref = tiffio.imread(path, strict=False)
+    except tiffio.TiffError:
+        with pytest.raises(tiffio.TiffError):
+            tdask.imread(path).compute(scheduler="sync")
+        return
+    got = tdask.imread(path).compute(scheduler="sync")
+    assert _equal(got, ref), "tiffio.dask.imread differs from tiffio.imread"
 
 
 def _compare_level(name, path, tf, s, k, level):
