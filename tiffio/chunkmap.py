@@ -253,7 +253,7 @@ class PageChunks:
         not stored: the read finds out, so a stored tile costs one strile lookup."""
         if page is None:
             return None
-        if not self.region and isinstance(page, IFD) and self.check_layout(page):
+        if not self.region and (page is self.keyframe or (isinstance(page, IFD) and self.check_layout(page))):
             fast = page._fast_reader
             if fast is not None:
                 arr = fast(self._index(coords))
@@ -415,6 +415,9 @@ class ArrayMap:
 
     def read_stored(self, coords: tuple[int, ...]) -> numpy.ndarray | None:
         """:meth:`read`, or None if the chunk is not stored (found out by the read itself)."""
+        single = self._single
+        if single is not None and not self.cut:  # the page's own chunks, shapes and all
+            return self.pc.read_stored(single[0], coords)
         if self.whole:
             return self.read(coords)
         page, inner = self._split(coords)
