@@ -25,7 +25,7 @@ from .filecache import open_cached, source_path
 from .filesequence import FileSequence, SequenceTiling
 from .reader import IFD, TiffFile
 from .reader import open as _tiff_open
-from .selection import Selection, page_window_axes
+from .selection import Selection, key_arg, key_token, page_window_axes
 from .sequencemap import imread_axes
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
@@ -49,18 +49,6 @@ def _normalize_key(key: Any, ndim: int) -> tuple[slice, ...]:
     return key
 
 
-def _key_arg(key: Any) -> Any:
-    """``key=`` as a picklable, hashable value: None, an int, a slice or a tuple of ints."""
-    if key is None or isinstance(key, slice):
-        return key
-    if isinstance(key, (int, numpy.integer)) and not isinstance(key, bool):
-        return int(key)
-    try:
-        return tuple(int(k) for k in key)
-    except TypeError:
-        raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
-
-
 class TiffRegionArray:
     """A lazy, picklable numpy-like view of a series of a TIFF (one pyramid level, or the pages
     ``key`` selects): ``a[t0:t1, y0:y1, x0:x1]`` reads those pages' windows with
@@ -72,7 +60,7 @@ class TiffRegionArray:
         self.path = source_path(source)
         self.series = int(series)
         self.level = int(level)
-        self.key = _key_arg(key)
+        self.key = key_arg(key)
         self.squeeze = None if squeeze is None else bool(squeeze)
         self.fill = fill.item() if isinstance(fill, numpy.generic) else fill
         self.workers = workers
@@ -108,6 +96,14 @@ class TiffRegionArray:
         return (_rebuild_region_array, (type(self), self.path, self.series, self.level, self.key, self.squeeze,
                                         self.fill, self.workers, self.strict, self.shape, self.dtype.str, self.axes))
 
+    def _restore(self, path: str, series: int, level: int, key: Any, squeeze: bool | None, fill: Any,
+                 workers: int | None, strict: bool | None, shape: tuple[int, ...], dtype: str, axes: str) -> None:
+        """The state of an unpickled array, without opening the file."""
+        self.path, self.series, self.level, self.key, self.squeeze = path, series, level, key, squeeze
+        self.fill, self.workers, self.strict = fill, workers, strict
+        self.shape, self.dtype, self.ndim, self.axes = shape, numpy.dtype(dtype), len(shape), axes
+        self._cached = None
+
     def __repr__(self) -> str:
         return (f"TiffRegionArray({self.path!r}, series={self.series}, level={self.level}, shape={self.shape}, "
                 f"dtype={self.dtype})")
@@ -117,10 +113,7 @@ def _rebuild_region_array(cls: Any, path: str, series: int, level: int, key: Any
                           workers: int | None, strict: bool | None, shape: tuple[int, ...], dtype: str,
                           axes: str) -> TiffRegionArray:
     obj = cls.__new__(cls)
-    obj.path, obj.series, obj.level, obj.key, obj.squeeze = path, series, level, key, squeeze
-    obj.fill, obj.workers, obj.strict = fill, workers, strict
-    obj.shape, obj.dtype, obj.ndim, obj.axes = shape, numpy.dtype(dtype), len(shape), axes
-    obj._cached = None
+    cls._restore(obj, path, series, level, key, squeeze, fill, workers, strict, shape, dtype, axes)
     return obj
 
 
@@ -179,9 +172,8 @@ def from_tiff(source: Any, *, series: int = 0, level: int = 0, key: Any = None, 
                           strict=strict)
     chunk_shape = _chunk_grid(arr.selection, chunks)
     if name is None:
-        key_token = ("slice", arr.key.start, arr.key.stop, arr.key.step) if isinstance(arr.key, slice) else arr.key
-        name = "from-tiff-" + tokenize(arr.path, _identity(arr.path), arr.series, arr.level, key_token, arr.squeeze,
-                                       chunk_shape, arr.fill, strict)
+        name = "from-tiff-" + tokenize(arr.path, _identity(arr.path), arr.series, arr.level, key_token(arr.key),
+                                       arr.squeeze, chunk_shape, arr.fill, strict)
     return da.from_array(arr, chunks=chunk_shape, name=name, asarray=False, fancy=False, lock=False,
                          meta=numpy.empty((0,) * arr.ndim, arr.dtype))
 
@@ -196,7 +188,7 @@ class FileSequenceArray:
                  imread: Any = None) -> None:
         self.sequence = sequence
         self.series = int(series)
-        self.key = _key_arg(key)
+        self.key = key_arg(key)
         self.ifd = None if ifd is None else int(ifd)
         self.fill = fill.item() if isinstance(fill, numpy.generic) else fill
         self.workers = workers
@@ -331,9 +323,8 @@ def imread(files: Any, *, pattern: Any = None, axesorder: Any = None, categories
     chunk_shape = (1,) * n + tuple(image_chunks)
     if name is None:
         ident = [_identity(os.path.abspath(f)) for f in seq.files]
-        key_token = ("slice", arr.key.start, arr.key.stop, arr.key.step) if isinstance(arr.key, slice) else arr.key
         name = "imread-tiff-" + tokenize([os.path.abspath(f) for f in seq.files], seq.indices, seq.shape, ident,
-                                         series, key_token, ifd, chunk_shape, arr.fill, strict, imread)
+                                         series, key_token(arr.key), ifd, chunk_shape, arr.fill, strict, imread)
     stack = da.from_array(arr, chunks=chunk_shape, name=name, asarray=False, fancy=False, lock=False,
                           meta=numpy.empty((0,) * arr.ndim, arr.dtype))
     return _tiled(stack, seq, arr, axestiled) if axestiled else stack

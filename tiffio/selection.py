@@ -21,7 +21,26 @@ from .errors import TiffFormatError, TiffValueError
 from .reader import IFD, TiffFile
 from .series import ContiguousPage, Series, page_axes, run_parallel, split_pages
 
-__all__ = ["Selection", "page_window_axes", "read_page_window"]
+__all__ = ["Selection", "page_window_axes", "read_page_window", "key_arg", "key_token"]
+
+
+def key_arg(key: Any) -> Any:
+    """A page selection ``key=`` as the picklable, hashable value lazy objects keep: None, an
+    int, a slice, or a tuple of ints; TiffValueError for anything else."""
+    if key is None or isinstance(key, slice):
+        return key
+    if isinstance(key, (int, numpy.integer)) and not isinstance(key, bool):
+        return int(key)
+    try:
+        return tuple(int(k) for k in key)
+    except TypeError:
+        raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
+
+
+def key_token(key: Any) -> Any:
+    """``key_arg(key)`` as a value that tokenizes and compares the same on every Python (slices
+    are not hashable before 3.12)."""
+    return ("slice", key.start, key.stop, key.step) if isinstance(key, slice) else key
 
 
 def page_window_axes(ifd: IFD) -> tuple[bool, bool, bool]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
-from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
+from .errors import TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError
 from .regions import default_workers, shared_pool
 
 if TYPE_CHECKING:
@@ -317,6 +317,11 @@ class Series:
             return pages[page]
         return self._tif.ifds[self.keyframe.index + page]
 
+    @property
+    def tiff(self) -> TiffFile:
+        """The open file the series belongs to."""
+        return self._tif
+
     def page(self, index: int) -> IFD | ContiguousPage | None:
         """What holds page ``index`` of the series (0 <= index < npages): its IFD, a
         :class:`ContiguousPage` for a contiguous stack (no IFD is parsed), or None for a page
@@ -453,11 +458,16 @@ class ContiguousPage:
         offset, count = self.keyframe.segment_location(index)
         return offset + self._shift, count
 
+    def _open_file(self) -> TiffFile:
+        tif = self.series.tiff
+        if tif.closed:
+            raise TiffUsageError(f"{tif.name}: the TiffFile is closed")
+        return tif
+
     def _read_span(self, offset: int, target: numpy.ndarray) -> None:
         """Read ``target``'s bytes from ``offset`` straight into it, then fix the byte order."""
         s = self.series
-        tif = s._tif
-        tif._check_open()
+        tif = self._open_file()
         source = tif.source
         view = memoryview(target.reshape(-1).view(numpy.uint8))  # type: ignore[arg-type]
         if offset + len(view) > source.size:
@@ -471,8 +481,7 @@ class ContiguousPage:
         """The stored bytes of segment ``index`` of this page."""
         offset, count = self.segment_location(index)
         buf = bytearray(count)
-        tif = self.series._tif
-        tif._check_open()
+        tif = self._open_file()
         if offset + count > tif.source.size:
             raise TiffFormatError(f"{tif.name}: series {self.series.index} page {self.index}: segment {index} "
                                   f"({count} bytes at offset {offset}) passes the end of the file")

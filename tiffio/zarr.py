@@ -46,6 +46,7 @@ from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
 from .reader import TiffFile
+from .selection import key_arg, key_token
 from .sequencemap import SequenceMap
 from .storelayout import StoreLayout
 
@@ -53,7 +54,7 @@ __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
 
 _THREAD_MIN_BYTES = 64 << 10  # decoded chunks at least this big go to a thread when others wait
 _INLINE_SEGMENT = 16 << 10  # ... unless made of compressed segments smaller than this
-_INLINE_FAST_SEGMENT = 256 << 10  # ... or of segments of a fast byte codec (Deflate...) smaller than this
+_INLINE_FAST_CHUNK = 256 << 10  # ... or chunks of a fast byte codec (Deflate...) smaller than this
 _INLINE_RAW_SEGMENT = 1 << 20  # ... or of uncompressed ones smaller than this
 #: byte codecs that decode at ~1 GB/s (a 128 KiB tile in ~0.1 ms, less than a thread hop under load)
 _FAST_CODECS = frozenset({5, 8, 32946, 50013, 50000, 34926, 32773})
@@ -278,7 +279,7 @@ class TiffStore(_ReadOnlyStore):
             level = int(level)
         if series is not None:
             series = int(series)
-        key = _key_arg(key)
+        key = key_arg(key)
         if squeeze is not None:
             squeeze = bool(squeeze)
         try:
@@ -308,7 +309,7 @@ class TiffStore(_ReadOnlyStore):
         self.strict = strict
         self.decode = decode
         self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode,
-                      series, _key_token(key), squeeze, attrs_key)
+                      series, key_token(key), squeeze, attrs_key)
         self._tif = tif
         self._layout: StoreLayout | None = None
 
@@ -382,14 +383,16 @@ class TiffStore(_ReadOnlyStore):
     def _decode_nbytes(self, handle: Any) -> int:
         arr = handle[0]
         compression = arr.ifd.compression
-        small = _INLINE_RAW_SEGMENT if compression == 1 else \
-            _INLINE_FAST_SEGMENT if compression in _FAST_CODECS else _INLINE_SEGMENT
+        small = _INLINE_RAW_SEGMENT if compression == 1 else _INLINE_SEGMENT
         if arr.raw or arr.segment_nbytes < small:
             # chunks of small segments decode inline: zarr runs up to 10 gets at once, and ten
             # threads decoding 64² tiles only contend for the GIL (a 4096² level of 64² uint16
-            # Deflate tiles in 1024² chunks: ~0.38 s in threads, ~0.19 s inline); a 256² uint16
-            # Deflate tile decodes in ~0.08 ms, less than the hop to a thread (a 40-page stack
-            # of them: 1.55 s in threads, 0.79 s inline, tifffile's store 0.82 s)
+            # Deflate tiles in 1024² chunks: ~0.38 s in threads, ~0.19 s inline)
+            return 0
+        if compression in _FAST_CODECS and arr.chunk_nbytes < _INLINE_FAST_CHUNK:
+            # a 256² uint16 Deflate tile decodes in ~0.08 ms, less than the hop to a thread (a
+            # 40-page stack of them, one tile per chunk: 1.55 s in threads, 0.79 s inline,
+            # tifffile's store 0.82 s); windows of several such tiles are worth the hop
             return 0
         return arr.chunk_nbytes
 
@@ -452,22 +455,6 @@ def _rebuild_tiff_store(cls: type, path: str, kwargs: dict[str, Any]) -> TiffSto
     return cls(path, **kwargs)
 
 
-def _key_arg(key: Any) -> Any:
-    """``key=`` as the store keeps it: None, an int, a slice, or a tuple of ints."""
-    if key is None or isinstance(key, slice):
-        return key
-    if isinstance(key, (int, numpy.integer)) and not isinstance(key, bool):
-        return int(key)
-    try:
-        return tuple(int(k) for k in key)
-    except TypeError:
-        raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
-
-
-def _key_token(key: Any) -> Any:
-    return ("slice", key.start, key.stop, key.step) if isinstance(key, slice) else key
-
-
 class FileSequenceStore(_ReadOnlyStore):
     """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array
     (:mod:`tiffio.sequencemap`), as tifffile's ``FileSequence.aszarr``.
@@ -508,7 +495,7 @@ class FileSequenceStore(_ReadOnlyStore):
         self.sequence = seq
         self.chunks = chunks
         self.series = int(series)
-        self.key = _key_arg(key)
+        self.key = key_arg(key)
         self.ifd = None if ifd is None else int(ifd)
         self.fill = fill
         self.axestiled = None if not axestiled else tuple(sorted(dict(axestiled).items()))
@@ -517,7 +504,7 @@ class FileSequenceStore(_ReadOnlyStore):
         self.imread = imread
         self.attrs = attrs
         self.strict = strict
-        self._args = (seq, chunks, self.series, _key_token(self.key), self.ifd,
+        self._args = (seq, chunks, self.series, key_token(self.key), self.ifd,
                       "nan" if isinstance(fill, float) and math.isnan(fill) else fill, self.axestiled,
                       self.chunkshape, self.chunkdtype, imread, attrs_key, strict)
         self._state: SequenceMap | None = None
