@@ -22,6 +22,16 @@ of per-run ratios; tiffio / tifffile):
   M6  1000-file sequence into one dask array and computed (threaded):
       ``tiffio.dask.imread(glob, pattern)`` vs ``da.from_zarr(TiffSequence(glob,
       pattern).aszarr())``                                                       target <= 0.5
+  M7  a 40-page 2048 x 2048 uint16 stack (tifffile's default layout: contiguous uncompressed
+      pages) read whole through zarr: ``group["0"][:]`` of TiffStore vs tifffile's
+      ``aszarr()``                                                               target <= 0.8
+      (also a Deflate stack of 256 x 256 tiles, for information)
+  M8  one page of that stack through zarr, 10 seeded random pages ``z[k]``      target <= 1.0
+  M9  ``tiffio.dask.from_tiff(wsi, level=1).sum()`` on the threaded scheduler vs a bare
+      threaded pread + jpeg8_decode + sum of the same 1600 tiles (wsi_40960_jpeg.tif of
+      make_data.py, measured when it exists)                                    target <= 1.15
+
+    python benchmarks/bench_zarr.py --only stack,wsi     # a subset: files,sequence,distributed,stack,wsi
 """
 
 from __future__ import annotations
@@ -65,6 +75,9 @@ U16 = os.path.join(DATA, "zarr_u16_4096.tif")
 SEQ = os.path.join(DATA, "zarr_seq")
 SEQ_GLOB = os.path.join(SEQ, "t*_c*.tif")
 SEQ_PATTERN = r"(t)(\d+)_(c)(\d+)"
+STACK = os.path.join(DATA, "zarr_stack_40x2048.tif")
+STACK_Z = os.path.join(DATA, "zarr_stack_40x2048_deflate.tif")
+WSI = os.path.join(DATA, "wsi_40960_jpeg.tif")
 
 
 def make_data() -> None:
@@ -87,6 +100,13 @@ def make_data() -> None:
         y, x = numpy.mgrid[0:4096, 0:4096]
         img = ((y * 7 + x * 3) % 4096 + rng.integers(0, 64, (4096, 4096))).astype(numpy.uint16)
         tifffile.imwrite(U16, img, tile=(64, 64), compression="zlib")
+    if not os.path.exists(STACK) or not os.path.exists(STACK_Z):
+        y, x = numpy.mgrid[0:2048, 0:2048]
+        base = ((y * 7 + x * 3) % 4096).astype(numpy.uint16)
+        pages = (base + rng.integers(0, 64, (40, 1, 1)).astype(numpy.uint16) + (numpy.arange(40, dtype=numpy.uint16)
+                 [:, None, None] * 13))
+        tifffile.imwrite(STACK, pages)  # tifffile's default: shaped, contiguous uncompressed pages
+        tifffile.imwrite(STACK_Z, pages, tile=(256, 256), compression="zlib")
     if len(glob.glob(SEQ_GLOB)) != 1000:
         os.makedirs(SEQ, exist_ok=True)
         for t in range(10):
@@ -149,6 +169,60 @@ def bench_file(path: str, repeat: int) -> dict[str, Any]:
             "dask_tasks": (ours_da.npartitions, theirs_da.npartitions)}
 
 
+def bench_stack(repeat: int) -> dict[str, Any]:
+    """M7 / M8: a multi-page series through the stores."""
+    out: dict[str, Any] = {}
+    for key, path in (("m7", STACK), ("m7z", STACK_Z)):
+        ours = zarr.open_group(TiffStore(path), mode="r")["0"]
+        theirs = tifffile_array(path)
+        ref = tiffio.imread(path)
+        assert ours.shape == theirs.shape == ref.shape == (40, 2048, 2048)
+        assert numpy.array_equal(ours[:], ref) and numpy.array_equal(theirs[:], ref)
+        out[key] = run_interleaved({"tiffio": lambda o=ours: o[:], "tifffile": lambda t=theirs: t[:]}, repeat)
+        if key == "m7":
+            pages = [int(k) for k in numpy.random.default_rng(8).integers(0, 40, 10)]
+
+            def one(z: Any) -> Any:
+                def run() -> None:
+                    for k in pages:
+                        z[k]
+                return run
+            out["m8"] = run_interleaved({"tiffio": one(ours), "tifffile": one(theirs)}, repeat)
+    return out
+
+
+def bench_wsi(repeat: int) -> dict[str, Any] | None:
+    """M9: from_tiff(level=1).sum() (threads) vs a bare threaded pread + decode + sum of its tiles."""
+    if not os.path.exists(WSI):
+        return None
+    import concurrent.futures
+
+    import imagecodecs
+    tif = tiffio.open(WSI)
+    ifd = tif.series[0].levels[1].keyframe
+    locations = ifd.segment_locations(list(range(ifd.segment_count)))
+    fd = os.open(WSI, os.O_RDONLY)
+    workers = os.cpu_count() or 1
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+
+    def tile_sum(location: tuple[int, int]) -> int:
+        offset, count = location
+        return int(imagecodecs.jpeg8_decode(os.pread(fd, count, offset)).sum(dtype=numpy.uint64))
+
+    def bare() -> int:
+        return sum(pool.map(tile_sum, locations, chunksize=8))
+
+    def ours() -> int:
+        return int(tdask.from_tiff(WSI, level=1).sum().compute(scheduler="threads"))
+
+    assert bare() == ours()
+    times = run_interleaved({"tiffio": ours, "bare": bare}, repeat)
+    pool.shutdown()
+    os.close(fd)
+    tif.close()
+    return {"m9": times, "tiles": len(locations), "workers": workers}
+
+
 def bench_sequence(repeat: int) -> dict[str, Any]:
     import dask.array as da
     ours = tdask.imread(SEQ_GLOB, pattern=SEQ_PATTERN)
@@ -200,20 +274,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--only", default="files,sequence,distributed,stack,wsi",
+                        help="comma-separated subset of files,sequence,distributed,stack,wsi")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
     make_data()
     info = machine_info()
     load0 = loadavg()
     results = {}
-    for name, path in (("JPEG 256²", JPEG), ("uint16 64²", U16)):
-        results[name] = bench_file(path, args.repeat)
-        print(name, {k: {m: [round(x, 4) for x in v] for m, v in t.items()} for k, t in results[name].items()
-                     if isinstance(t, dict)}, flush=True)
-    seq = bench_sequence(args.repeat)
+    if "files" in parts:
+        for name, path in (("JPEG 256²", JPEG), ("uint16 64²", U16)):
+            results[name] = bench_file(path, args.repeat)
+            print(name, {k: {m: [round(x, 4) for x in v] for m, v in t.items()} for k, t in results[name].items()
+                         if isinstance(t, dict)}, flush=True)
+    seq = bench_sequence(args.repeat) if "sequence" in parts else None
     print("sequence", seq, flush=True)
-    dist = bench_distributed()
+    dist = bench_distributed() if "distributed" in parts else {}
     print("distributed", dist, flush=True)
-    cmd = f"python benchmarks/bench_zarr.py --repeat {args.repeat}{' --write-results' if args.write_results else ''}"
+    stack = bench_stack(args.repeat) if "stack" in parts else None
+    print("stack", stack, flush=True)
+    wsi = bench_wsi(args.repeat) if "wsi" in parts else None
+    print("wsi", wsi, flush=True)
+    cmd = (f"python benchmarks/bench_zarr.py --repeat {args.repeat} --only {args.only}"
+           f"{' --write-results' if args.write_results else ''}")
     lines = [f"### zarr / dask (issue 12): `{cmd}`", "",
              (f"{machine_text(info)}; load average {load0} at the start, {loadavg()} at the end. "
               f"Ratios of interleaved runs (median of {args.repeat} per-run ratios, spread in brackets) are what "
@@ -240,10 +323,29 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| M4 per-chunk overhead: from_tiff sum (sync) / read_region loop | {fname} | "
                      f"{fmt_time(med(t['from_tiff']))} | {fmt_time(med(t['read_region']))} (loop) | {r:.2f} "
                      f"({ratio_spread(t, 'from_tiff', 'read_region')}) | <= 1.10 {verdict(r <= 1.10)} |")
-    t = seq["m6"]
-    r = paired_ratio(t, "tiffio", "tifffile")
-    lines.append(f"| M6 1000-file sequence, dask compute (threads) | 1000 x 128² u16 | {fmt_time(med(t['tiffio']))} | "
-                 f"{fmt_time(med(t['tifffile']))} | {r:.2f} ({ratio_spread(t, 'tiffio', 'tifffile')}) | <= 0.5 {verdict(r <= 0.5)} |")
+    if seq is not None:
+        t = seq["m6"]
+        r = paired_ratio(t, "tiffio", "tifffile")
+        lines.append(f"| M6 1000-file sequence, dask compute (threads) | 1000 x 128² u16 | {fmt_time(med(t['tiffio']))} | "
+                     f"{fmt_time(med(t['tifffile']))} | {r:.2f} ({ratio_spread(t, 'tiffio', 'tifffile')}) | <= 0.5 "
+                     f"{verdict(r <= 0.5)} |")
+    if stack is not None:
+        for key, label, fname, target in (
+                ("m7", "M7 40-page stack read whole through the store", "40 x 2048² u16 contiguous", 0.8),
+                ("m7z", "M7 (information) 40-page Deflate stack read whole", "40 x 2048² u16 Deflate 256²", None),
+                ("m8", "M8 one page through the store (10 pages)", "40 x 2048² u16 contiguous", 1.0)):
+            t = stack[key]
+            r = paired_ratio(t, "tiffio", "tifffile")
+            goal = f"<= {target} {verdict(r <= target)}" if target else "-"
+            lines.append(f"| {label} | {fname} | {fmt_time(med(t['tiffio']))} | {fmt_time(med(t['tifffile']))} | "
+                         f"{r:.2f} ({ratio_spread(t, 'tiffio', 'tifffile')}) | {goal} |")
+    if wsi is not None:
+        t = wsi["m9"]
+        r = paired_ratio(t, "tiffio", "bare")
+        lines.append(f"| M9 from_tiff(level=1).sum(), threads, vs bare threaded pread + decode + sum "
+                     f"({wsi['tiles']} tiles, {wsi['workers']} threads) | wsi_40960_jpeg.tif level 1 | "
+                     f"{fmt_time(med(t['tiffio']))} | {fmt_time(med(t['bare']))} (bare) | {r:.2f} "
+                     f"({ratio_spread(t, 'tiffio', 'bare')}) | <= 1.15 {verdict(r <= 1.15)} |")
     lines += ["", "Chunks / dask tasks: " + "; ".join(
         f"{k}: {v['chunks']} zarr chunks, from_tiff {v['dask_tasks'][0]} tasks vs from_zarr(aszarr) {v['dask_tasks'][1]}"
         for k, v in results.items()), "",

@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import TiffValueError
 
-__all__ = ["FileSequence", "parse_filenames", "natural_sorted", "axis_code", "FILE_PATTERNS"]
+__all__ = ["FileSequence", "SequenceTiling", "parse_filenames", "natural_sorted", "axis_code", "FILE_PATTERNS"]
 
 # Axis names -> one-letter codes (tifffile's TIFF.AXES_NAMES, reversed, plus NDTiff's aliases);
 # unknown names map to their first letter, upper-cased.
@@ -271,3 +271,53 @@ def _iter_positions(shape: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
     for i in range(shape[0]):
         for rest in _iter_positions(shape[1:]):
             yield (i,) + rest
+
+
+class SequenceTiling:
+    """How the files of a sequence lay out one array (tifffile's ``TiledSequence``).
+
+    The array is the sequence shape followed by one file's image shape, one chunk per file;
+    ``axestiled={sequence axis: image axis}`` instead lays the files along a sequence axis
+    side by side along an image axis (a mosaic of tiles: ``{0: 0, 1: 1}`` puts a rows x
+    columns grid of files into one plane). Tiled sequence axes leave the array; the image
+    axis they tile grows by their length, and its chunk index is the file's index.
+    """
+
+    def __init__(self, stack_shape: Sequence[int], image_shape: Sequence[int],
+                 axestiled: dict[int, int] | Sequence[tuple[int, int]] | None = None) -> None:
+        self.stack_shape = tuple(int(n) for n in stack_shape)
+        self.image_shape = tuple(int(n) for n in image_shape)
+        pairs = sorted(dict(axestiled or {}).items())
+        ns, ni = len(self.stack_shape), len(self.image_shape)
+        seen_s: set[int] = set()
+        seen_i: set[int] = set()
+        for a, b in pairs:
+            if not (0 <= a < ns and 0 <= b < ni) or a in seen_s or b in seen_i:
+                raise TiffValueError(f"axestiled {dict(pairs)}: each sequence axis (0..{ns - 1}) must tile a "
+                                     f"different image axis (0..{ni - 1}), once")
+            seen_s.add(a)
+            seen_i.add(b)
+        self.axestiled = dict(pairs)
+        #: sequence axes that stay axes of the array, in order
+        self.kept = [k for k in range(ns) if k not in self.axestiled]
+        tiled_by = {b: a for a, b in self.axestiled.items()}
+        self.tiled_by = tiled_by
+        self.shape = tuple(self.stack_shape[k] for k in self.kept) + tuple(
+            n * self.stack_shape[tiled_by[j]] if j in tiled_by else n for j, n in enumerate(self.image_shape))
+        self.chunks = (1,) * len(self.kept) + self.image_shape
+
+    def position(self, chunk: Sequence[int]) -> tuple[int, ...]:
+        """The sequence position (file) of a chunk of whole files, by chunk coordinates."""
+        nk = len(self.kept)
+        pos = [0] * len(self.stack_shape)
+        for k, c in zip(self.kept, chunk[:nk]):
+            pos[k] = c
+        for j, c in enumerate(chunk[nk:]):
+            if j in self.tiled_by:
+                pos[self.tiled_by[j]] = c
+        return tuple(pos)
+
+    def chunk(self, position: Sequence[int]) -> tuple[int, ...]:
+        """The chunk coordinates of the file at a sequence position (inverse of :meth:`position`)."""
+        return tuple(position[k] for k in self.kept) + tuple(
+            position[self.tiled_by[j]] if j in self.tiled_by else 0 for j in range(len(self.image_shape)))

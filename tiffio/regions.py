@@ -16,9 +16,10 @@ import numpy
 from ._cached import cached_property
 from .alloc import allocate
 from .enums import Compression
-from .errors import TiffValueError
+from .errors import TiffValueError, TruncatedError
 from .grid import RegionPart
 from .segment_read import IFDSegments
+from .sources import FileSource
 
 __all__ = ["IFDRegions", "RegionWindow", "default_workers", "REMOTE_BATCH_BYTES"]
 
@@ -125,6 +126,15 @@ def _parallel(func: Callable[[T], Any], items: list[T], workers: int) -> list[An
     return results
 
 
+#: whole uncompressed images read in contiguous runs (IFDRegions._read_runs): pieces of this many
+#: bytes, read in threads when the image has at least _RUNS_PARALLEL_BYTES (a 128 MiB image read
+#: by one thread is bound by one core's page faults and copies)
+_RUN_PIECE = 4 << 20
+_RUNS_PARALLEL_BYTES = 8 << 20
+#: more strips than this are planned by the general path (the run planning holds a few arrays of them)
+_RUNS_MAX_STRIPS = 1 << 24
+_NATIVE_ORDER = "<" if numpy.little_endian else ">"
+
 #: results at least this large are allocated zeroed when the fill is 0 (see read_region)
 _LAZY_ZERO_BYTES = 32 << 20
 
@@ -153,6 +163,11 @@ class IFDRegions(IFDSegments):
             return self._empty_result(out)
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
         self.segment_offsets  # noqa: B018 - and reject a strile count the file cannot back
+        if self.compression == Compression.NONE:
+            # uncompressed strips that lie one after another: read straight into the result
+            arr = self._read_runs(out, workers)
+            if arr is not None:
+                return arr
         if out is None and fill is None and self.grid.count == 1:
             # an image stored as one segment of exactly its shape (a small file's one strip or
             # tile): read_segment's prepared path returns the result itself, without planning
@@ -161,6 +176,83 @@ class IFDRegions(IFDSegments):
                 return arr
         return self.read_region(0, 0, self.length, self.width, z=0, depth=self.depth, fill=fill,
                                 workers=workers, out=out)
+
+    def _read_runs(self, out: numpy.ndarray | None, workers: int | None) -> numpy.ndarray | None:
+        """The whole image of uncompressed strips of byte-aligned samples whose stored bytes
+        follow one another as the result's do: one read per contiguous run of strips (split
+        into pieces read in threads when large), straight into the result, no per-strip
+        buffer or copy; then the byte order fixed in place. None (the general path) for
+        anything else (:attr:`_run_plan`)."""
+        plan = self._run_plan
+        if plan is None:
+            return None
+        nbytes, pieces, swap = plan
+        dtype = self.dtype
+        self._ctx.limits.check("max_output_bytes", nbytes, self.where)
+        if out is None:
+            result = allocate(self.shape, dtype, self.where)
+        else:
+            if out.shape != self.shape or out.dtype != dtype or not out.flags.c_contiguous:
+                raise TiffValueError(f"out must be a C-contiguous array of shape {self.shape} and dtype {dtype}, "
+                                     f"not {out.shape} {out.dtype}")
+            result = out
+        target = memoryview(result.reshape(-1).view(numpy.uint8))  # type: ignore[arg-type]
+        source = self._ctx.source
+
+        def read(piece: tuple[int, int, int]) -> None:
+            offset, begin, end = piece
+            got = source.read_into(offset, target[begin:end])
+            if len(got) != end - begin:
+                raise TruncatedError(f"{self.where}: {end - begin} bytes at offset {offset} pass the end of the file")
+            if swap:
+                numpy.frombuffer(target[begin:end], dtype).byteswap(inplace=True)
+
+        if workers is None:
+            workers = default_workers() if isinstance(source, FileSource) and nbytes >= _RUNS_PARALLEL_BYTES else 1
+        if workers == 1 or len(pieces) == 1:
+            for piece in pieces:
+                read(piece)
+        else:
+            self._run(read, pieces, workers)
+        return result
+
+    @cached_property
+    def _run_plan(self) -> tuple[int, list[tuple[int, int, int]], bool] | None:
+        """(bytes, pieces (file offset, result start, result end), byte swap) of :meth:`_read_runs`,
+        or None where it does not apply: tiles, volumes, packed or predicted samples, sparse or
+        short strips, missing entries, remote sources, data past the end of the file."""
+        spec = self.spec
+        dtype = self.dtype
+        grid = self.grid
+        if (self.is_tiled or self.depth != 1 or spec.predictor != 1 or spec.fillorder != 1
+                or spec.sampleformat not in (1, 2, 3) or spec.bits != dtype.itemsize * 8
+                or self._ctx.source.remote or not grid.count or grid.count > _RUNS_MAX_STRIPS):
+            return None
+        counts = self.segment_byte_counts
+        if counts is None or self._stored_segment_count < grid.count:
+            return None
+        n = grid.count
+        offsets = self.segment_offsets.to_numpy()[:n]
+        counts_ = counts.to_numpy()[:n]
+        rps = grid.segment[1]
+        if rps <= 0:
+            return None
+        rows = numpy.full(grid.per_plane, rps, numpy.int64)
+        rows[-1] = self.length - rps * (grid.per_plane - 1)
+        need = numpy.tile(rows, grid.planes) * (self.width * grid.segment_samples * dtype.itemsize)
+        if (offsets <= 0).any() or (counts_ < need).any() or int((offsets + need).max()) > self._ctx.source.size:
+            return None  # sparse, short or cut-off strips: the general path reads them as libtiff does
+        # runs: strips whose bytes continue where the previous strip's end
+        breaks = numpy.flatnonzero(offsets[1:] != offsets[:-1] + need[:-1]) + 1
+        starts = [0, *breaks.tolist()]
+        ends = [*breaks.tolist(), n]
+        dst = numpy.concatenate(([0], numpy.cumsum(need))).tolist()
+        pieces = []
+        for a, b in zip(starts, ends):
+            offset, first, last = int(offsets[a]), dst[a], dst[b]
+            for k in range(first, last, _RUN_PIECE):
+                pieces.append((offset + k - first, k, min(last, k + _RUN_PIECE)))
+        return int(dst[-1]), pieces, dtype.itemsize > 1 and spec.byteorder != _NATIVE_ORDER
 
     def _whole_segment(self) -> numpy.ndarray | None:
         """The image of a one-segment IFD through the fast reader, or None (the general path)."""

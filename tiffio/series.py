@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
-from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
+from .errors import TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError
 from .regions import default_workers, shared_pool
 
 if TYPE_CHECKING:
     from .directory import IFD
     from .reader import TiffFile
 
-__all__ = ["Series", "page_axes", "page_key", "run_parallel"]
+__all__ = ["Series", "ContiguousPage", "page_axes", "page_key", "run_parallel", "squeeze_axes", "split_pages",
+           "dimension_names"]
 
 def run_parallel(func: Callable[[Any], None], items: Sequence[Any], workers: int | None) -> None:
     """Call ``func`` on every item in a thread pool; the first exception propagates
@@ -174,6 +175,37 @@ def _check_shape(page_shape: Sequence[int], series_shape: Sequence[int]) -> bool
     return True
 
 
+def dimension_names(axes: str) -> list[str]:
+    """Dimension names for tifffile's axis letters, as xarray and OME-NGFF users name them: the
+    letter in lower case (``T`` -> ``t``, ``C`` -> ``c``, ``Z`` -> ``z``, ``Y`` -> ``y``,
+    ``X`` -> ``x``, ``I`` -> ``i``, ``Q`` -> ``q``, ...), except the samples of a pixel, ``S``,
+    which are the channels (``c``) unless the axes have a ``C`` too (then ``s``). A letter
+    that repeats gets its count from the second on (``QQ`` -> ``q``, ``q1``): names are unique."""
+    names: list[str] = []
+    for letter in axes:
+        name = ("s" if "C" in axes else "c") if letter == "S" else letter.lower()
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}{k}"
+        names.append(name)
+    return names
+
+
+def split_pages(shape: Sequence[int], page_shape: Sequence[int]) -> int | None:
+    """Where the page axes start in a series ``shape`` made of pages of ``page_shape``: the
+    first index ``k`` such that ``shape[k:]`` holds exactly one page and, length-1 axes
+    aside, has the page's axes in order (``shape[:k]`` then enumerates the pages); None if
+    no such split exists (a series shaped across page boundaries)."""
+    page = [n for n in page_shape if n != 1]
+    size = math.prod(page_shape)
+    for k in range(len(shape) + 1):
+        rest = shape[k:]
+        if math.prod(rest) == size and [n for n in rest if n != 1] == page:
+            return k
+    return None
+
+
 # --- the Series object --------------------------------------------------------------------
 class Series:
     """Pages forming one array: ``shape``/``axes`` (length-1 axes other than Y and X
@@ -233,8 +265,9 @@ class Series:
         return self._pages
 
     # --- reading --------------------------------------------------------------------------
-    def _page_indices(self, key: Any) -> tuple[list[int], bool]:
-        """Page indices selected by ``key`` and whether the result drops the page axis."""
+    def page_indices(self, key: Any) -> tuple[list[int], bool]:
+        """The page numbers ``key`` selects (None: all; an int; a slice; a sequence of ints,
+        negative ones counting from the end) and whether the result drops the page axis (an int)."""
         n = self.npages
         if key is None:
             return list(range(n)), False
@@ -284,13 +317,38 @@ class Series:
             return pages[page]
         return self._tif.ifds[self.keyframe.index + page]
 
+    @property
+    def tiff(self) -> TiffFile:
+        """The open file the series belongs to."""
+        return self._tif
+
+    def page(self, index: int) -> IFD | ContiguousPage | None:
+        """What holds page ``index`` of the series (0 <= index < npages): its IFD, a
+        :class:`ContiguousPage` for a contiguous stack (no IFD is parsed), or None for a page
+        the metadata lists but the file lacks (it reads as the fill value)."""
+        if not 0 <= index < self.npages:
+            raise TiffIndexError(f"series {self.index}: page {index} out of range ({self.npages} pages)")
+        if self.is_contiguous:
+            return ContiguousPage(self, index)
+        return self._page_ifd(index)
+
+    def shape_axes(self, squeeze: bool | None = None) -> tuple[tuple[int, ...], str]:
+        """(shape, axes) of the series: as :attr:`shape`/:attr:`axes` for ``squeeze=None``
+        (tifffile's default for the series kind), with every length-1 axis but Y and X dropped
+        for True, or with none dropped (:attr:`full_shape`) for False."""
+        if squeeze is None:
+            return self.shape, self.axes
+        if squeeze:
+            return squeeze_axes(self.full_shape, self.full_axes)
+        return self.full_shape, self.full_axes
+
     def asarray(self, key: Any = None, *, out: numpy.ndarray | None = None, workers: int | None = None,
                 fill: Any = 0) -> numpy.ndarray:
         """The series as one array (``shape``), or the pages ``key`` selects: an int gives
         that page's array, a slice or sequence a stack of pages. Pages are decoded in
         parallel (``workers`` threads); missing pages are ``fill``."""
         self._tif._check_open()
-        indices, single = self._page_indices(key)
+        indices, single = self.page_indices(key)
         if key is None:
             shape: tuple[int, ...] = self.shape
         elif single:
@@ -329,7 +387,7 @@ class Series:
         shaped like :meth:`asarray` with Y and X cut to the window."""
         self._tif._check_open()
         kf = self.keyframe
-        indices, single = self._page_indices(key)
+        indices, single = self.page_indices(key)
         page_axes_ = page_axes(kf)
         region_page = tuple(height if ax == "Y" else width if ax == "X" else n
                             for ax, n in zip(page_axes_, self.page_shape))
@@ -371,3 +429,126 @@ class Series:
 
 
 # --- detection ----------------------------------------------------------------------------
+
+
+class ContiguousPage:
+    """Page ``index`` of a contiguous stack (:attr:`Series.is_contiguous`), read without its IFD.
+
+    The planes of such a stack are uncompressed, in their final form, one after the other:
+    segment ``i`` of page ``p`` holds the bytes of the keyframe's segment ``i``, moved by
+    ``p`` plane sizes. The methods mirror the :class:`tiffio.IFD` reads a store or an array
+    view needs (``read_segment`` returns the stored shape (depth, length, width, samples)).
+    """
+
+    def __init__(self, series: Series, index: int) -> None:
+        self.series = series
+        self.index = index
+        self.keyframe = series.keyframe
+        self._shift = index * series.page_nbytes
+
+    def __repr__(self) -> str:
+        return f"<tiffio.ContiguousPage {self.index} of series {self.series.index}>"
+
+    def is_sparse(self, index: int) -> bool:
+        """Never: every plane of a contiguous stack is stored."""
+        return False
+
+    def segment_location(self, index: int) -> tuple[int, int]:
+        """(offset, byte count) of segment ``index`` of this page."""
+        offset, count = self.keyframe.segment_location(index)
+        return offset + self._shift, count
+
+    def _open_file(self) -> TiffFile:
+        tif = self.series.tiff
+        if tif.closed:
+            raise TiffUsageError(f"{tif.name}: the TiffFile is closed")
+        return tif
+
+    def _read_span(self, offset: int, target: numpy.ndarray) -> None:
+        """Read ``target``'s bytes from ``offset`` straight into it, then fix the byte order."""
+        s = self.series
+        tif = self._open_file()
+        source = tif.source
+        view = memoryview(target.reshape(-1).view(numpy.uint8))  # type: ignore[arg-type]
+        if offset + len(view) > source.size:
+            raise TiffFormatError(f"{tif.name}: series {s.index} page {self.index}: {len(view)} bytes at offset "
+                                  f"{offset} pass the end of the file ({source.size} bytes)")
+        source.read_into(offset, view)
+        if tif.byteorder != _NATIVE and s.dtype.itemsize > 1:
+            target.byteswap(inplace=True)
+
+    def read_segment_bytes(self, index: int) -> bytes:
+        """The stored bytes of segment ``index`` of this page."""
+        offset, count = self.segment_location(index)
+        buf = bytearray(count)
+        tif = self._open_file()
+        if offset + count > tif.source.size:
+            raise TiffFormatError(f"{tif.name}: series {self.series.index} page {self.index}: segment {index} "
+                                  f"({count} bytes at offset {offset}) passes the end of the file")
+        tif.source.read_into(offset, memoryview(buf))
+        return bytes(buf)
+
+    def read_segment(self, index: int) -> numpy.ndarray:
+        """Segment ``index`` decoded, shape (depth, length, width, samples) as stored."""
+        grid = self.keyframe.grid
+        arr = numpy.empty(grid.stored_shape(index), self.series.dtype)
+        self._read_span(self.segment_location(index)[0], arr)
+        return arr
+
+    def read_region(self, y: int, x: int, height: int, width: int, *, z: int = 0, depth: int | None = None,
+                    out: numpy.ndarray | None = None, fill: Any = None, workers: int | None = None) -> numpy.ndarray:
+        """The window of this page, as :meth:`tiffio.IFD.read_region` returns it."""
+        kf = self.keyframe
+        if depth is None:
+            depth = kf.depth - z if kf.depth > 1 else 1
+        inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= kf.depth and y + height <= kf.length \
+            and x + width <= kf.width
+        if inside and kf.depth == 1 and not kf.is_separate and height > 0 and width > 0:
+            # whole rows are contiguous: one read of the rows, straight into the result when
+            # the window spans the width
+            row_bytes = self.series.page_nbytes // kf.length
+            start = int(kf.segment_offsets[0]) + self._shift + y * row_bytes
+            shape = (height, width, *self.series.page_shape[2:])
+            if out is not None and (out.shape != shape or out.dtype != self.series.dtype
+                                    or not out.flags.c_contiguous):
+                raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype "
+                                     f"{self.series.dtype}, not {out.shape} {out.dtype}")
+            if width == kf.width:
+                result = numpy.empty(shape, self.series.dtype) if out is None else out
+                self._read_span(start, result)
+                return result
+            rows = numpy.empty((height, kf.width, *self.series.page_shape[2:]), self.series.dtype)
+            self._read_span(start, rows)
+            if out is None:
+                return numpy.ascontiguousarray(rows[:, x:x + width])
+            out[...] = rows[:, x:x + width]
+            return out
+        # anything else (volumes, separate planes, windows past the edge): segment by segment
+        grid = kf.grid
+        fill_value = kf.nodata if fill is None else fill
+        shaped = (grid.planes, depth, height, width, grid.segment_samples)
+        result = numpy.full(shaped, 0 if fill_value is None else fill_value, self.series.dtype)
+        for plane in range(grid.planes):
+            for part in grid.region(z, y, x, depth, height, width, plane):
+                seg = self.read_segment(part.index)
+                result[part.plane][part.dst] = seg[part.src]
+        arr = result.reshape(_region_axes(kf, shaped))
+        if out is not None:
+            out[...] = arr
+            return out
+        return arr
+
+    def prefetch_segments(self, indices: Sequence[int]) -> None:
+        """Nothing to batch: a contiguous stack is a local, computed layout."""
+
+
+_NATIVE = "<" if numpy.little_endian else ">"
+
+
+def _region_axes(ifd: IFD, shaped: tuple[int, int, int, int, int]) -> tuple[int, ...]:
+    """``IFD.read_region``'s result shape for a window of (planes, depth, height, width, samples)."""
+    p, d, h, w, s = shaped
+    zyx: tuple[int, ...] = (h, w) if ifd.depth == 1 else (d, h, w)
+    if ifd.photometric == 2 or ifd.samples_per_pixel > 1:
+        return (p, *zyx) if ifd.is_separate else (*zyx, s)
+    return zyx

@@ -2,13 +2,17 @@
 
 ``TiffStore(path)`` maps zarr keys to tiffio reads, with no copy of the file:
 
-* ``zarr.json`` is a group with OME-NGFF 0.5 ``multiscales`` metadata (one dataset per pyramid
-  level of ``TiffFile.levels``, scales from the downsample factors); ``"0"``, ``"1"``, ... are
-  the levels; ``masks/<i>`` and ``associated/<name>`` (label, macro, thumbnail) are extra
-  arrays, not levels. With ``level=`` or ``multiscales=False`` the root is one array.
-* Chunks are the file's segments (``chunks="segment"``: key ``c/.../i/j`` is tile ``(i, j)``
-  decoded by ``IFD.read_segment``), windows of ``(h, w)`` pixels read by ``IFD.read_region``
-  (rounded up to multiples of the tile shape), or the whole image (``chunks="image"``).
+* ``zarr.json`` is a group that lists every series of the file (:mod:`tiffio.storelayout`):
+  series 0 at the root with OME-NGFF 0.5 ``multiscales`` metadata (``"0"``, ``"1"``, ... are
+  its levels, with the series' shape: pages are leading axes), series ``i`` under
+  ``series/<i>``, ``masks/<i>`` and ``associated/<name>`` (label, macro, thumbnail) as extra
+  arrays. With ``series=`` the root is that series' group; with ``level=``, ``key=`` or
+  ``multiscales=False`` the root is one array. Arrays have zarr v3 ``dimension_names`` from
+  the series' axes (:func:`tiffio.series.dimension_names`).
+* Chunks are one page's segments (``chunks="segment"``: key ``c/.../i/j`` is tile ``(i, j)``
+  of the page the leading indices select, decoded by ``IFD.read_segment``), windows of
+  ``(h, w)`` pixels read by ``IFD.read_region`` (rounded up to multiples of the tile shape),
+  or the whole page (``chunks="image"``); leading (page) axes are chunked by 1.
 * Sparse segments (offset or byte count 0) are absent: ``get`` returns None (zarr fills
   them with the array's ``fill_value``: ``fill=``, else GDAL_NODATA, else 0), ``exists`` is
   False and ``list`` skips them, so ``nchunks_initialized`` counts stored chunks.
@@ -23,9 +27,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
 import math
-import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -38,17 +41,23 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
-from .chunkmap import ArrayMap, StoreLayout, dumps_json, window_shape
+from .chunkmap import window_shape
 from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
-from .reader import IFD, TiffFile
+from .reader import TiffFile
+from .selection import key_arg, key_token
+from .sequencemap import SequenceMap
+from .storelayout import StoreLayout
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
 
 _THREAD_MIN_BYTES = 64 << 10  # decoded chunks at least this big go to a thread when others wait
 _INLINE_SEGMENT = 16 << 10  # ... unless made of compressed segments smaller than this
+_INLINE_FAST_CHUNK = 256 << 10  # ... or chunks of a fast byte codec (Deflate...) smaller than this
 _INLINE_RAW_SEGMENT = 1 << 20  # ... or of uncompressed ones smaller than this
+#: byte codecs that decode at ~1 GB/s (a 128 KiB tile in ~0.1 ms, less than a thread hop under load)
+_FAST_CODECS = frozenset({5, 8, 32946, 50013, 50000, 34926, 32773})
 
 
 def _slice(data: numpy.ndarray | bytes, byte_range: ByteRequest | None) -> Any:
@@ -218,31 +227,44 @@ class _ReadOnlyStore(Store):
 
 
 def _prefetch_handles(handles: list[Any]) -> None:
-    """Fetch the segments of several chunk handles ((ArrayMap, coords)) per IFD in one wave each."""
-    by_ifd: dict[int, tuple[Any, list[int]]] = {}
+    """Fetch the segments of several chunk handles ((ArrayMap, coords)) per page in one wave each."""
+    by_page: dict[int, tuple[Any, list[int]]] = {}
     for arr, coords in handles:
-        entry = by_ifd.setdefault(id(arr.ifd), (arr.ifd, []))
-        entry[1].extend(arr.segment_indices(coords))
-    for ifd, indices in by_ifd.values():
-        ifd.prefetch_segments(indices)
+        page, indices = arr.page_segments(coords)
+        if page is None or not indices:
+            continue
+        entry = by_page.setdefault(id(page), (page, []))
+        entry[1].extend(indices)
+    for page, indices in by_page.values():
+        page.prefetch_segments(indices)
 
 
 class TiffStore(_ReadOnlyStore):
     """A TIFF file as a read-only zarr v3 store.
 
-    ``zarr.open_group(TiffStore(path), mode="r")["0"]`` is level 0; ``zarr.open_array(
-    TiffStore(path, level=1), mode="r")`` is level 1 alone. ``chunks``: ``"segment"`` (one
-    chunk per tile or strip), ``"image"`` (one chunk), or ``(height, width)`` windows rounded up
-    to multiples of the tile (strip) shape. ``fill`` replaces GDAL_NODATA / 0 for sparse tiles.
-    ``extras=False`` leaves out masks and associated images. ``workers`` threads decode the
-    tiles of one window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
+    ``zarr.open_group(TiffStore(path), mode="r")["0"]`` is level 0 of series 0, with the
+    series' shape (a 40-page stack: ``(40, 512, 512)``); ``group["series/1/0"]`` is series 1;
+    ``zarr.open_array(TiffStore(path, level=1), mode="r")`` is level 1 of series 0 alone.
+
+    ``series``: that series' multiscales group at the root (an array with ``level=``);
+    ``key``: the page(s) of the series (``series`` or 0) to serve as the root array, as
+    :meth:`tiffio.Series.asarray` selects them (an int: that page; a slice or a list: a stack
+    of pages) - tifffile's ``aszarr(series=, key=)``; ``squeeze``: None (the series' own
+    shape, as tifffile), True (every length-1 axis but Y and X dropped) or False (none dropped).
+    ``chunks``: ``"segment"`` (one chunk per tile or strip of a page), ``"image"`` (one chunk
+    per page), or ``(height, width)`` windows rounded up to multiples of the tile (strip)
+    shape; page axes are chunked by 1. ``fill`` replaces GDAL_NODATA / 0 for sparse tiles and
+    missing pages. ``extras=False`` leaves out masks and associated images. ``attrs``: a dict
+    of JSON values added to the root's attributes. ``workers`` threads decode the tiles of one
+    window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
     ``strict`` is passed to :func:`tiffio.open` (default: tiffio.open's default).
     ``decode="codec"`` serves each segment's stored bytes, decoded by zarr with the ``tiffio``
     codec (:mod:`tiffio.zarrcodec`); the layout :meth:`to_references` exports.
     """
 
-    def __init__(self, source: Any, *, level: int | None = None, multiscales: bool = True,
-                 chunks: str | tuple[int, int] = "segment", fill: Any = None, extras: bool = True,
+    def __init__(self, source: Any, *, series: int | None = None, level: int | None = None, key: Any = None,
+                 squeeze: bool | None = None, multiscales: bool = True, chunks: str | tuple[int, int] = "segment",
+                 fill: Any = None, extras: bool = True, attrs: dict[str, Any] | None = None,
                  workers: int | None = 1, strict: bool | None = None, decode: str = "store",
                  read_only: bool = True) -> None:
         super().__init__(read_only=read_only)
@@ -255,6 +277,17 @@ class TiffStore(_ReadOnlyStore):
             chunks = window_shape(chunks, "'segment', 'image' or (height, width)")
         if level is not None:
             level = int(level)
+        if series is not None:
+            series = int(series)
+        key = key_arg(key)
+        if squeeze is not None:
+            squeeze = bool(squeeze)
+        try:
+            attrs_key = None if attrs is None else json.dumps(attrs, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TiffValueError(f"attrs must be a dict of JSON values: {exc}") from None
+        if attrs is not None and not isinstance(attrs, dict):
+            raise TiffValueError(f"attrs must be a dict of JSON values, not {type(attrs).__name__}")
         if decode not in ("store", "codec"):
             raise TiffValueError(f"decode must be 'store' or 'codec', not {decode!r}")
         if decode == "codec":
@@ -263,26 +296,43 @@ class TiffStore(_ReadOnlyStore):
             fill = fill.item() if isinstance(fill, numpy.generic) else fill
         fill_key = "nan" if isinstance(fill, float) and math.isnan(fill) else fill
         self.path = path
+        self.series = series
         self.level = level
+        self.key = key
+        self.squeeze = squeeze
         self.multiscales = bool(multiscales)
         self.chunks = chunks
         self.fill = fill
         self.extras = bool(extras)
+        self.attrs = attrs
         self.workers = workers
         self.strict = strict
         self.decode = decode
-        self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode)
+        self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode,
+                      series, key_token(key), squeeze, attrs_key)
         self._tif = tif
         self._layout: StoreLayout | None = None
 
+    def _kwargs(self) -> dict[str, Any]:
+        return dict(series=self.series, level=self.level, key=self.key, squeeze=self.squeeze,
+                    multiscales=self.multiscales, chunks=self.chunks, fill=self.fill, extras=self.extras,
+                    attrs=self.attrs, workers=self.workers, strict=self.strict, decode=self.decode)
+
     def __reduce__(self) -> Any:
-        return (_rebuild_tiff_store, (type(self), self.path, self.level, self.multiscales, self.chunks, self.fill,
-                                      self.extras, self.workers, self.strict, self.decode))
+        return (_rebuild_tiff_store, (type(self), self.path, self._kwargs()))
 
     def __repr__(self) -> str:
-        extra = "" if self.level is None else f", level={self.level}"
+        extra = "" if self.series is None else f", series={self.series}"
+        extra += "" if self.level is None else f", level={self.level}"
+        extra += "" if self.key is None else f", key={self.key!r}"
         extra += "" if self.decode == "store" else f", decode={self.decode!r}"
         return f"TiffStore({self.path!r}{extra}, chunks={self.chunks!r})"
+
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        """False: the metadata is made from the file on open, there is nothing to consolidate
+        (xarray's ``open_zarr`` then reads it without warning)."""
+        return False
 
     @property
     def tiff(self) -> TiffFile:
@@ -300,7 +350,9 @@ class TiffStore(_ReadOnlyStore):
                 lay = self._layout
                 if lay is None:
                     lay = self._layout = StoreLayout(self.tiff, self.path, self.level, self.multiscales, self.chunks,
-                                                     self.fill, self.extras, self.workers, self.decode == "codec")
+                                                     self.fill, self.extras, self.workers, self.decode == "codec",
+                                                     series=self.series, key=self.key, squeeze=self.squeeze,
+                                                     attrs=self.attrs)
         return lay
 
     def close(self) -> None:
@@ -330,11 +382,17 @@ class TiffStore(_ReadOnlyStore):
 
     def _decode_nbytes(self, handle: Any) -> int:
         arr = handle[0]
-        small = _INLINE_RAW_SEGMENT if arr.ifd.compression == 1 else _INLINE_SEGMENT
+        compression = arr.ifd.compression
+        small = _INLINE_RAW_SEGMENT if compression == 1 else _INLINE_SEGMENT
         if arr.raw or arr.segment_nbytes < small:
             # chunks of small segments decode inline: zarr runs up to 10 gets at once, and ten
             # threads decoding 64² tiles only contend for the GIL (a 4096² level of 64² uint16
             # Deflate tiles in 1024² chunks: ~0.38 s in threads, ~0.19 s inline)
+            return 0
+        if compression in _FAST_CODECS and arr.chunk_nbytes < _INLINE_FAST_CHUNK:
+            # a 256² uint16 Deflate tile decodes in ~0.08 ms, less than the hop to a thread (a
+            # 40-page stack of them, one tile per chunk: 1.55 s in threads, 0.79 s inline,
+            # tifffile's store 0.82 s); windows of several such tiles are worth the hop
             return 0
         return arr.chunk_nbytes
 
@@ -342,7 +400,7 @@ class TiffStore(_ReadOnlyStore):
         """Remote files: the gets zarr issues together (one event-loop tick) share one planned
         fetch of all their segments (IFD.prefetch_segments), instead of one request each."""
         arr, _coords = handle
-        if not arr.ifd._tiff.source.remote:
+        if not arr.ifd._tiff.source.remote or arr.whole:
             return
         batch = self._remote_batch
         owner = batch is None
@@ -383,9 +441,7 @@ class TiffStore(_ReadOnlyStore):
             fs = fsspec.filesystem("reference", fo=refs, asynchronous=True)
             zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
         """
-        raw = self if self.decode == "codec" else TiffStore(
-            self.path, level=self.level, multiscales=self.multiscales, chunks=self.chunks, fill=self.fill,
-            extras=self.extras, workers=self.workers, strict=self.strict, decode="codec")
+        raw = self if self.decode == "codec" else type(self)(self.path, **{**self._kwargs(), "decode": "codec"})
         target = url or self.path
         refs: dict[str, Any] = {key: value.decode() for key, value in raw.layout.meta.items()}
         for arr in raw.layout.arrays:
@@ -395,24 +451,34 @@ class TiffStore(_ReadOnlyStore):
         return {"version": 1, "refs": refs}
 
 
-def _rebuild_tiff_store(cls: type, path: str, level: int | None, multiscales: bool, chunks: Any, fill: Any,
-                        extras: bool, workers: int | None, strict: bool | None, decode: str = "store") -> TiffStore:
-    return cls(path, level=level, multiscales=multiscales, chunks=chunks, fill=fill, extras=extras,
-               workers=workers, strict=strict, decode=decode)
+def _rebuild_tiff_store(cls: type, path: str, kwargs: dict[str, Any]) -> TiffStore:
+    return cls(path, **kwargs)
 
 
 class FileSequenceStore(_ReadOnlyStore):
-    """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array.
+    """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array
+    (:mod:`tiffio.sequencemap`), as tifffile's ``FileSequence.aszarr``.
 
-    The array's shape is the sequence shape followed by the shape of one file's image
-    (``ifd=``, default the first IFD of each file); ``chunks="file"`` makes one chunk per file,
+    The array's shape is the sequence shape followed by the shape of each file's array: its
+    series ``series`` (the array ``tiffio.imread`` reads; ``key=`` selects pages), or, with
+    ``ifd=``, that IFD's image. ``chunks="file"`` makes one chunk per file,
     ``chunks="segment"`` one per tile or strip inside each file. Every file must have the
     first file's shape and dtype; positions with no file (missing files) read as ``fill``.
+
+    ``axestiled={sequence axis: image axis}`` lays the files of a sequence axis side by side
+    along an image axis (a mosaic: ``{0: 0, 1: 1}`` makes a rows x columns grid of files one
+    plane). ``chunkshape=`` and ``chunkdtype=`` give each file's array shape and dtype, so the
+    first file is not read to learn them (an ``imread`` function only). ``imread=`` reads each
+    file with that function instead (``path -> array``: PNG or JPEG sequences through
+    ``imagecodecs.imread``, say; a module-level function, so that the store pickles).
+    ``attrs``: a dict of JSON values added to the array's attributes.
     """
 
     def __init__(self, files: Any, *, pattern: Any = None, axesorder: Any = None, categories: Any = None,
-                 shape: Any = None, chunks: str = "file", ifd: int = 0, fill: Any = None,
-                 strict: bool | None = None, read_only: bool = True) -> None:
+                 shape: Any = None, chunks: str = "file", series: int = 0, key: Any = None, ifd: int | None = None,
+                 fill: Any = None, axestiled: Any = None, chunkshape: Any = None, chunkdtype: Any = None,
+                 imread: Any = None, attrs: dict[str, Any] | None = None, strict: bool | None = None,
+                 read_only: bool = True) -> None:
         super().__init__(read_only=read_only)
         seq = files if isinstance(files, FileSequence) else FileSequence(
             files, pattern=pattern, axesorder=axesorder, categories=categories, shape=shape)
@@ -420,102 +486,71 @@ class FileSequenceStore(_ReadOnlyStore):
             raise TiffValueError(f"chunks must be 'file' or 'segment', not {chunks!r}")
         if fill is not None:
             fill = fill.item() if isinstance(fill, numpy.generic) else fill
+        if imread is not None and not callable(imread):
+            raise TiffValueError(f"imread must be a function path -> array, not {imread!r}")
+        try:
+            attrs_key = None if attrs is None else json.dumps(attrs, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TiffValueError(f"attrs must be a dict of JSON values: {exc}") from None
         self.sequence = seq
         self.chunks = chunks
-        self.ifd = int(ifd)
+        self.series = int(series)
+        self.key = key_arg(key)
+        self.ifd = None if ifd is None else int(ifd)
         self.fill = fill
+        self.axestiled = None if not axestiled else tuple(sorted(dict(axestiled).items()))
+        self.chunkshape = None if chunkshape is None else tuple(int(n) for n in chunkshape)
+        self.chunkdtype = None if chunkdtype is None else numpy.dtype(chunkdtype).str
+        self.imread = imread
+        self.attrs = attrs
         self.strict = strict
-        self._args = (seq, chunks, self.ifd, "nan" if isinstance(fill, float) and math.isnan(fill) else fill, strict)
-        self._state: tuple[ArrayMap, dict[str, bytes]] | None = None
+        self._args = (seq, chunks, self.series, key_token(self.key), self.ifd,
+                      "nan" if isinstance(fill, float) and math.isnan(fill) else fill, self.axestiled,
+                      self.chunkshape, self.chunkdtype, imread, attrs_key, strict)
+        self._state: SequenceMap | None = None
 
     def __reduce__(self) -> Any:
-        return (_rebuild_sequence_store, (type(self), self.sequence, self.chunks, self.ifd, self.fill, self.strict))
+        return (_rebuild_sequence_store, (type(self), self.sequence, dict(
+            chunks=self.chunks, series=self.series, key=self.key, ifd=self.ifd, fill=self.fill,
+            axestiled=self.axestiled, chunkshape=self.chunkshape, chunkdtype=self.chunkdtype, imread=self.imread,
+            attrs=self.attrs, strict=self.strict)))
 
     def __repr__(self) -> str:
         return f"FileSequenceStore({len(self.sequence)} files, shape {self.sequence.shape}, chunks={self.chunks!r})"
 
-    def _ifd_of(self, path: str) -> IFD:
-        tif = open_cached(os.path.abspath(path) if "://" not in path else path, self.strict)
-        return tif.ifds[self.ifd]
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        """False: the metadata is made from the first file on open."""
+        return False
 
     @property
-    def _first(self) -> tuple[ArrayMap, dict[str, bytes]]:
+    def _map(self) -> SequenceMap:
         state = self._state
         if state is None:
             with self._layout_lock:
                 state = self._state
                 if state is None:
-                    seq = self.sequence
-                    arr = ArrayMap("", self._ifd_of(seq.files[0]), "segment" if self.chunks == "segment" else "image",
-                                 self.fill, 1)
-                    metadata = dict(arr.metadata)
-                    metadata["shape"] = list(seq.shape) + list(arr.shape)
-                    metadata["chunk_grid"] = {"name": "regular", "configuration": {
-                        "chunk_shape": [1] * len(seq.shape) + list(arr.chunk_shape)}}
-                    metadata["dimension_names"] = list(seq.dims) + arr.dimension_names
-                    metadata["attributes"] = {"tiffio": {"axes": seq.axes, "files": len(seq), "missing": seq.size - len(seq)}}
-                    state = self._state = (arr, {"zarr.json": dumps_json(metadata)})
+                    state = self._state = SequenceMap(
+                        self.sequence, chunks=self.chunks, series=self.series, key=self.key, ifd=self.ifd,
+                        fill=self.fill, axestiled=dict(self.axestiled or ()), chunkshape=self.chunkshape,
+                        chunkdtype=self.chunkdtype, imread=self.imread, attrs=self.attrs, strict=self.strict)
         return state
 
     def _meta(self) -> dict[str, bytes]:
-        return self._first[1]
+        return self._map.meta
 
     def _locate(self, key: str) -> Any:
-        if not key.startswith("c/"):
-            return None
-        first, _ = self._first
-        seq = self.sequence
-        parts = key[2:].split("/")
-        n = len(seq.shape)
-        if len(parts) != n + len(first.grid_shape):
-            return None
-        try:
-            pos = tuple(int(p) for p in parts[:n])
-        except ValueError:
-            return None
-        if any(not 0 <= i < s or str(i) != p for i, s, p in zip(pos, seq.shape, parts)):
-            return None
-        coords = first.coords("/".join(parts[n:]))
-        if coords is None:
-            return None
-        path = seq.file_at(pos)
-        if path is None:
-            return None  # a missing file: zarr fills it
-        arr = self._array_of(path, first)
-        return (arr, coords) if arr.is_stored(coords) else None
-
-    def _array_of(self, path: str, first: ArrayMap) -> ArrayMap:
-        ifd = self._ifd_of(path)
-        if ifd is first.ifd:
-            return first
-        arr = ArrayMap("", ifd, "segment" if self.chunks == "segment" else "image", self.fill, 1)
-        if arr.shape != first.shape or arr.dtype != first.dtype or arr.chunk_shape != first.chunk_shape:
-            raise TiffValueError(f"{path}: image {arr.shape} {arr.dtype} (chunks {arr.chunk_shape}) differs from the "
-                                 f"first file's {first.shape} {first.dtype} (chunks {first.chunk_shape})")
-        return arr
+        return self._map.locate(key)
 
     def _chunk_nbytes(self, handle: Any) -> int:
-        return handle[0].chunk_nbytes
+        return self._map.chunk_nbytes
 
     def _read(self, handle: Any) -> numpy.ndarray:
-        arr, coords = handle
-        return arr.read(coords)
+        return self._map.read(handle)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
-        first, _meta = self._first
-        if "zarr.json".startswith(prefix):
-            yield "zarr.json"
-        if not ("c/".startswith(prefix) or prefix.startswith("c/")):
-            return
-        for pos, path in self.sequence.items():
-            arr = self._array_of(path, first)
-            head = "c/" + "/".join(map(str, pos)) + "/"
-            for coords in itertools.product(*(range(n) for n in arr.grid_shape)):
-                key = head + "/".join(map(str, coords))
-                if key.startswith(prefix) and arr.is_stored(coords):
-                    yield key
+        return self._map.iter_keys(prefix)
 
 
-def _rebuild_sequence_store(cls: type, seq: FileSequence, chunks: str, ifd: int, fill: Any,
-                            strict: bool | None) -> FileSequenceStore:
-    return cls(seq, chunks=chunks, ifd=ifd, fill=fill, strict=strict)
+def _rebuild_sequence_store(cls: type, seq: FileSequence, kwargs: dict[str, Any]) -> FileSequenceStore:
+    return cls(seq, **kwargs)

@@ -213,3 +213,36 @@ def test_distributed_levels_and_sequence(client, sequence):
     # the work ran in the worker processes, which opened the file themselves
     cached = client.run(lambda: [key[0] for key in tiffio.filecache._cache])
     assert len(cached) == 2 and any(str(PYRAMID) in paths for paths in cached.values())
+
+
+def test_distributed_multipage_series(client, tmp_path):
+    """A multi-page series on a 2-process cluster: an ImageJ hyperstack (contiguous planes read
+    from computed offsets) and a tiled Deflate stack, through from_tiff, dask.imread and the store."""
+    rng = numpy.random.default_rng(23)
+    hyper = rng.integers(0, 60000, (3, 2, 48, 40), dtype=numpy.uint16)
+    tifffile.imwrite(tmp_path / "hyper.tif", hyper, imagej=True, metadata={"axes": "TCYX"})
+    stack = rng.integers(0, 60000, (5, 48, 40), dtype=numpy.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, tile=(16, 16), compression="zlib")
+    for name, ref in (("hyper.tif", hyper), ("stack.tif", stack)):
+        path = str(tmp_path / name)
+        lazy = tdask.from_tiff(path, chunks=(16, 16))
+        assert lazy.shape == ref.shape and lazy.chunksize[: ref.ndim - 2] == (1,) * (ref.ndim - 2)
+        assert numpy.array_equal(lazy.compute(), ref)
+        assert int(tdask.imread(path).sum().compute()) == int(ref.sum(dtype=numpy.int64))
+        group = zarr.open_group(TiffStore(path), mode="r")
+        assert numpy.array_equal(da.from_zarr(group["0"]).compute(), ref)
+        assert numpy.array_equal(tdask.from_tiff(path, key=slice(1, None)).compute(),
+                                 ref.reshape(-1, 48, 40)[1:])
+
+
+def test_distributed_xarray_dataset(client, tmp_path):
+    """xr.open_dataset(engine="tiffio", chunks=...) on the 2-process cluster: the lazy arrays
+    travel pickled to the workers, which reopen the file."""
+    xr = pytest.importorskip("xarray")
+    data = numpy.random.default_rng(5).integers(0, 60000, (6, 2, 40, 48), dtype=numpy.uint16)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TCYX"})
+    ds = xr.open_dataset(path, engine="tiffio", chunks={"y": 16, "x": 16})
+    assert ds["image"].dims == ("t", "c", "y", "x")
+    means = ds["image"].mean(dim=("y", "x")).compute()
+    numpy.testing.assert_allclose(means.values, data.mean(axis=(2, 3)))

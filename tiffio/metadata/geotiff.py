@@ -258,7 +258,9 @@ def _transform(scale: Any, tiepoint: Any, matrix: Any, point: bool,
                 return None
             s = (1.0, 1.0)
         i, j, x, y = float(t[0]), float(t[1]), float(t[3]), float(t[4])
-        a, b, d, e = float(s[0]), 0.0, 0.0, -float(s[1])
+        # a negative ScaleY is taken as the usual north-up one, as GDAL does unless its
+        # GTIFF_HONOUR_NEGATIVE_SCALEY option is set (writers that flip its sign mean north-up)
+        a, b, d, e = float(s[0]), 0.0, 0.0, -abs(float(s[1]))
         c, f = x - i * a, y - j * e
     if point:
         c -= 0.5 * a + 0.5 * b
