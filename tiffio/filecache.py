@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Any
 
 from .errors import TiffTypeError
 from .reader import TiffFile
-from .reader import open as _tiff_open
 
 __all__ = ["open_cached", "clear_cache", "source_path"]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple, TiffFile] = OrderedDict()
 _cache_lock = threading.Lock()
+
+
+class _SharedTiffFile(TiffFile):
+    """A TiffFile of the cache: closed when collected, which is how the cache lets go of it."""
+
+    _warn_unclosed = False
 
 
 def _file_identity(path: str) -> tuple | None:
@@ -42,8 +46,8 @@ def open_cached(path: str, strict: bool | None = None) -> TiffFile:
         if tif is not None and not tif.closed:
             _cache.move_to_end(key)
             return tif
-    tif = _tiff_open(path) if strict is None else _tiff_open(path, strict=strict)
-    weakref.finalize(tif, tif.source.close)  # an evicted file closes when its last user lets go of it
+    # an evicted file closes when its last user lets go of it (collected, without a ResourceWarning)
+    tif = _SharedTiffFile(path) if strict is None else _SharedTiffFile(path, strict=strict)
     with _cache_lock:
         other = _cache.get(key)
         if other is not None and not other.closed:
