@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy
 
+from .alloc import require_fill
 from .errors import TiffValueError, UnsupportedFeatureError
 from .reader import IFD, TiffFile
 from .segment import SegmentSpec
@@ -108,7 +109,8 @@ class ArrayMap:
         self.planes = grid.planes
         self.shape = tuple(int(n) for n in shape)
         data_type, self.dtype = zarr_dtype(ifd.dtype, ifd.where)
-        self.fill = ifd.dtype.type(fill if fill is not None else (ifd.nodata if ifd.nodata is not None else 0))
+        self.fill = require_fill(fill if fill is not None else (ifd.nodata if ifd.nodata is not None else 0),
+                                 ifd.dtype, ifd.where)
         self.workers = workers
         sd, sh, sw = grid.segment
         if not grid.tiled:

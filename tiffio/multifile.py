@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy
 
+from .alloc import allocate, require_fill
 from .errors import LimitExceededError, TiffError, TiffFormatError, TiffValueError
 from .filesequence import FileSequence
 from .limits import DEFAULT_LIMITS
@@ -58,7 +59,7 @@ def _series(tif: TiffFile, index: int) -> Series:
 def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | FileSequence, *,
            pattern: Any = None, axes: str | None = None, series: int = 0, key: Any = None,
            workers: int | None = None, out: numpy.ndarray | None = None,
-           progress: Callable[[int, int], None] | None = None, fill: Any = 0, strict: bool = True,
+           progress: Callable[[int, int], None] | None = None, fill: Any = 0, strict: bool = False,
            sort: bool | None = None, processes: int | None = None) -> numpy.ndarray:
     """Read a TIFF file, or a sequence of TIFF files stacked into one array.
 
@@ -72,7 +73,9 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     ``processes``: decode in that many worker processes instead (for codecs that hold
     the GIL; each file's array is pickled back and copied into place).
     ``out``: a C-contiguous array of the result's shape and dtype to fill.
-    ``progress(done, total)`` is called after each file.
+    ``progress(done, total)`` is called after each file. ``strict``: as :func:`tiffio.open`
+    (default False: what libtiff reads is read, each recovered violation a
+    :class:`~tiffio.TiffFormatWarning` naming its file; True raises instead).
     """
     single = isinstance(files, (str, os.PathLike)) and not isinstance(files, FileSequence) \
         and not any(c in os.fspath(files) for c in "*?[")
@@ -100,8 +103,10 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     if math.prod(shape) * dtype.itemsize > (limit := DEFAULT_LIMITS.max_output_bytes):
         raise LimitExceededError(f"imread: {len(seq.files)} files of {page_shape} {dtype} need "
                                  f"{math.prod(shape) * dtype.itemsize} bytes, more than max_output_bytes={limit}")
+    if seq.size != len(seq.files):
+        fill = require_fill(fill, dtype, "imread")
     if out is None:
-        result = numpy.empty(shape, dtype)
+        result = allocate(shape, dtype, f"imread: {len(seq.files)} files of {page_shape} {dtype}")
     else:
         if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
             raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {dtype}, "
@@ -159,7 +164,7 @@ def _read_into(path: str, target: numpy.ndarray, info: tuple) -> None:
 
 def _read_file(path: str, info: tuple) -> numpy.ndarray:
     """A worker process's task: the file's series as a new array (pickled back)."""
-    target = numpy.empty(info[2], numpy.dtype(info[3]))
+    target = allocate(info[2], numpy.dtype(info[3]), f"{path}: series {info[0]}")
     _read_into(path, target, info)
     return target
 

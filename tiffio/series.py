@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from .alloc import allocate, require_fill
 from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
 from .regions import default_workers, shared_pool
 
@@ -299,8 +300,9 @@ class Series:
             shape = (len(indices), *self.page_shape)
         self._tif.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
                                f"{self._tif.name}: series {self.index}")
+        fill = require_fill(fill, self.dtype, f"{self._tif.name}: series {self.index}")
         if out is None:
-            result = numpy.empty(shape, self.dtype)
+            result = allocate(shape, self.dtype, f"{self._tif.name}: series {self.index}")
         else:
             if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
                 raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {self.dtype}, "
@@ -328,6 +330,11 @@ class Series:
         """The window (y, x, height, width) of every page ``key`` selects (default: all),
         shaped like :meth:`asarray` with Y and X cut to the window."""
         self._tif._check_open()
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width)):
+            if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if height <= 0 or width <= 0:
+            raise TiffValueError(f"read_region: the window {height} x {width} is empty")
         kf = self.keyframe
         indices, single = self._page_indices(key)
         page_axes_ = page_axes(kf)
@@ -340,8 +347,11 @@ class Series:
             shape = region_page
         else:
             shape = (len(indices), *region_page)
+        fill = require_fill(fill, self.dtype, f"{self._tif.name}: series {self.index}")
+        self._tif.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
+                               f"{self._tif.name}: series {self.index}: read_region")
         if out is None:
-            result = numpy.empty(shape, self.dtype)
+            result = allocate(shape, self.dtype, f"{self._tif.name}: series {self.index}: read_region")
         else:
             if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
                 raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {self.dtype}")
@@ -354,7 +364,7 @@ class Series:
         def work(item: tuple[int, int]) -> None:
             slot, page = item
             if fast:
-                rows = numpy.empty((height, kf.width, *self.page_shape[2:]), self.dtype)
+                rows = allocate((height, kf.width, *self.page_shape[2:]), self.dtype, f"{kf.where}: rows {y}..")
                 self._read_contiguous(page, rows, (y, y + height))
                 planes[slot][...] = rows[:, x: x + width]
                 return
