@@ -5,6 +5,7 @@ a window covers in a shared thread pool, each into the result or a per-thread bu
 from __future__ import annotations
 
 import math
+import operator
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -382,29 +383,42 @@ class IFDRegions(IFDSegments):
         pixels on every side, clipped at the image border; ``array[window.core]`` is the
         chunk itself. Memory is bounded by one chunk and its halo.
         """
-        ch, cw = (int(v) for v in chunk_shape)
+        try:
+            ch, cw = (operator.index(v) for v in chunk_shape)
+            overlap = operator.index(overlap)
+        except (TypeError, ValueError):
+            raise TiffValueError(f"iter_regions: chunk_shape must be two ints (height, width) and overlap an int, "
+                                 f"not {chunk_shape!r} and {overlap!r}") from None
         if ch <= 0 or cw <= 0 or overlap < 0:
             raise TiffValueError(f"iter_regions: invalid chunk_shape {chunk_shape} or overlap {overlap}")
-        windows = []
-        for y0 in range(0, self.length, ch):
-            h = min(ch, self.length - y0)
-            ya, yb = max(0, y0 - overlap), min(self.length, y0 + h + overlap)
-            for x0 in range(0, self.width, cw):
-                w = min(cw, self.width - x0)
-                xa, xb = max(0, x0 - overlap), min(self.width, x0 + w + overlap)
-                core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
-                windows.append(RegionWindow(ya, xa, yb - ya, xb - xa, core))
+        length, width = self.length, self.width
+
+        def windows() -> Iterator[RegionWindow]:
+            # made one at a time: a list of every window cost memory for each chunk of the image
+            # before the first was read (a 200-byte file can declare 2**31 x 2**31 pixels)
+            for y0 in range(0, length, ch):
+                h = min(ch, length - y0)
+                ya, yb = max(0, y0 - overlap), min(length, y0 + h + overlap)
+                for x0 in range(0, width, cw):
+                    w = min(cw, width - x0)
+                    xa, xb = max(0, x0 - overlap), min(width, x0 + w + overlap)
+                    core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
+                    yield RegionWindow(ya, xa, yb - ya, xb - xa, core)
+
         # remote: the next chunk's bytes are fetched while this one is decoded and consumed
         remote = self._ctx.source.remote
         ahead: Future[Any] | None = None
-        for k, win in enumerate(windows):
+        pending = windows()
+        win = next(pending, None)
+        while win is not None:
+            nxt = next(pending, None)
             fetched = ahead.result() if ahead is not None else None
             ahead = None
-            if remote and k + 1 < len(windows):
-                nxt = windows[k + 1]
+            if remote and nxt is not None:
                 ahead = _prefetch_pool().submit(self._fetch_window, nxt.y, nxt.x, nxt.height, nxt.width)
             arr = self.read_region(win.y, win.x, win.height, win.width, fill=fill, workers=workers, _fetched=fetched)
             yield win, arr
+            win = nxt
 
     def _fetch_window(self, y: int, x: int, height: int, width: int) -> dict[int, tuple[tuple[int, int], Any]] | None:
         """The locations and bytes of every segment a window covers (one planned wave), or None
