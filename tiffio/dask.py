@@ -22,6 +22,7 @@ from .filecache import open_cached, source_path
 from .filesequence import FileSequence
 from .reader import IFD
 from .reader import open as _tiff_open
+from .sources import redact_url
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
 
@@ -94,7 +95,7 @@ class TiffRegionArray:
     def ifd(self) -> IFD:
         levels = open_cached(self.path, self.strict).levels
         if not -len(levels) <= self.level < len(levels):
-            raise TiffValueError(f"{self.path}: level {self.level} out of range: the image has {len(levels)} levels")
+            raise TiffValueError(f"{redact_url(self.path)}: level {self.level} out of range: the image has {len(levels)} levels")
         return levels[self.level].ifd
 
     def __getitem__(self, key: Any) -> numpy.ndarray:
@@ -106,7 +107,7 @@ class TiffRegionArray:
                                         self.shape, self.dtype.str))
 
     def __repr__(self) -> str:
-        return f"TiffRegionArray({self.path!r}, level={self.level}, shape={self.shape}, dtype={self.dtype})"
+        return f"TiffRegionArray({redact_url(self.path)!r}, level={self.level}, shape={self.shape}, dtype={self.dtype})"
 
 
 def _rebuild_region_array(cls: Any, path: str, level: int, fill: Any, workers: int | None,

@@ -68,11 +68,15 @@ def clear_cache() -> None:
 def source_path(source: Any) -> str:
     """The path (or URL) to pickle for ``source``; TiffTypeError for sources other processes cannot reopen."""
     if isinstance(source, TiffFile):
-        # a local file tiffio opened by path, or a remote source (URL); not bytes or a file object
-        if "://" not in source.name and type(source.source).__name__ != "FileSource":
+        # a local file tiffio opened by path, or a remote source (its URL as given: the name is
+        # redacted); not bytes or a file object
+        url = getattr(source.source, "url", None)
+        if isinstance(url, str) and "://" in url:
+            return url
+        if type(source.source).__name__ != "FileSource":
             raise TiffTypeError(f"{source.name}: a zarr store or dask array needs a file path or URL it can reopen in "
                                 "other processes; this TiffFile was opened from bytes or a file object")
-        return source.name if "://" in source.name else os.path.abspath(source.name)
+        return os.path.abspath(source.name)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not isinstance(path, str):

@@ -20,6 +20,7 @@ from .enums import Compression
 from .errors import TiffValueError
 from .grid import RegionPart
 from .segment_read import IFDSegments
+from .sources.iothreads import DaemonThreadPool, io_pool, wait
 
 __all__ = ["IFDRegions", "RegionWindow", "default_workers", "REMOTE_BATCH_BYTES"]
 
@@ -58,9 +59,10 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return shared_pool(workers)
 
 
-def _prefetch_pool() -> ThreadPoolExecutor:
-    """Two threads that fetch iter_regions' next chunk from remote sources."""
-    return shared_pool(2, "tiffio-prefetch")
+def _prefetch_pool() -> DaemonThreadPool:
+    """Two daemon threads that fetch iter_regions' next chunk from remote sources (daemons: a
+    fetch stalled on a server never keeps the process alive after Ctrl-C)."""
+    return io_pool("tiffio-prefetch", 2)
 
 
 class RegionWindow(NamedTuple):
@@ -412,7 +414,7 @@ class IFDRegions(IFDSegments):
         win = next(pending, None)
         while win is not None:
             nxt = next(pending, None)
-            fetched = ahead.result() if ahead is not None else None
+            fetched = wait(ahead) if ahead is not None else None
             ahead = None
             if remote and nxt is not None:
                 ahead = _prefetch_pool().submit(self._fetch_window, nxt.y, nxt.x, nxt.height, nxt.width)

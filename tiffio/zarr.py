@@ -43,6 +43,7 @@ from .errors import TiffValueError
 from .filecache import clear_cache, open_cached, source_path
 from .filesequence import FileSequence
 from .reader import IFD, TiffFile
+from .sources import redact_url
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
 
@@ -282,7 +283,7 @@ class TiffStore(_ReadOnlyStore):
     def __repr__(self) -> str:
         extra = "" if self.level is None else f", level={self.level}"
         extra += "" if self.decode == "store" else f", decode={self.decode!r}"
-        return f"TiffStore({self.path!r}{extra}, chunks={self.chunks!r})"
+        return f"TiffStore({redact_url(self.path)!r}{extra}, chunks={self.chunks!r})"
 
     @property
     def tiff(self) -> TiffFile:
