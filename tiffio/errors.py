@@ -100,7 +100,7 @@ class SourceError(TiffError, OSError):
     def __new__(cls, *args: object, **kwargs: object) -> SourceError:
         if cls is SourceError and len(args) >= 2 and isinstance(args[0], int):
             cls = _FAMILIES.get(args[0], cls)
-        return super().__new__(cls, *args, **kwargs)  # type: ignore[call-arg]
+        return super().__new__(cls, *args, **kwargs)
 
     def __str__(self) -> str:
         # OSError's "[Errno 2] message: 'filename'" repeats what the message already says
