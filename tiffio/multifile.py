@@ -20,7 +20,7 @@ from typing import Any
 import numpy
 
 from .alloc import allocate, require_fill
-from .errors import LimitExceededError, TiffError, TiffFormatError, TiffValueError
+from .errors import LimitExceededError, TiffError, TiffFormatError, TiffTypeError, TiffValueError
 from .filesequence import FileSequence
 from .limits import DEFAULT_LIMITS
 from .reader import TiffFile
@@ -31,12 +31,16 @@ __all__ = ["imread"]
 
 
 def _with_file(exc: TiffError, path: str) -> TiffError:
-    """The same error class with the file named first (once)."""
+    """The same error class with the file named first (once); an OSError keeps its errno and
+    filename (``except FileNotFoundError`` still works)."""
     message = str(exc)
     if path in message:
         return exc
     try:
-        new = type(exc)(f"{path}: {message}")
+        if isinstance(exc, OSError) and exc.errno is not None:
+            new = type(exc)(exc.errno, f"{path}: {message}", exc.filename or path)
+        else:
+            new = type(exc)(f"{path}: {message}")
     except TypeError:
         new = TiffFormatError(f"{path}: {message}")
     return new
@@ -50,6 +54,8 @@ def _open(path: str, strict: bool) -> TiffFile:
 
 
 def _series(tif: TiffFile, index: int) -> Series:
+    if not isinstance(index, (int, numpy.integer)) or isinstance(index, bool):
+        raise TiffTypeError(f"series must be an int, not {index!r}")
     series = find_series(tif)
     if not -len(series) <= index < len(series):
         raise TiffValueError(f"{tif.name}: series {index} out of range ({len(series)} series)")

@@ -16,7 +16,7 @@ import numpy
 
 from ._cached import cached_property
 from .directory import IFD, IFDSequence
-from .errors import NotATiffError, TiffFormatError, TiffIndexError, TiffUsageError
+from .errors import NotATiffError, TiffFormatError, TiffIndexError, TiffTypeError, TiffUsageError
 from .header import HEADER_READ_SIZE, parse_header
 from .ifd import ParseContext
 from .ifd_tags import TagMapping
@@ -83,6 +83,8 @@ class TiffFile:
                 self.layout, first_offset = parse_header(head[:HEADER_READ_SIZE])
             except NotATiffError as exc:
                 raise NotATiffError(f"{self.source.name}: {exc}{_looks_like(head)}") from None
+            if limits is not None and not isinstance(limits, Limits):
+                raise TiffTypeError(f"limits must be a tiffio.Limits, not {type(limits).__name__}")
             self._ctx = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
             self._ctx.seed_page(0, head)
             if first_offset == 0:
@@ -166,6 +168,8 @@ class TiffFile:
     def read_region(self, y: int, x: int, height: int, width: int, *, level: int = 0, **kwargs: Any) -> numpy.ndarray:
         """:meth:`IFD.read_region` on pyramid level ``level`` (coordinates in that level's pixels)."""
         levels = self.levels
+        if not isinstance(level, (int, numpy.integer)) or isinstance(level, bool):
+            raise TiffTypeError(f"level must be an int, not {level!r}")
         if not -len(levels) <= level < len(levels):
             raise TiffIndexError(f"level {level} out of range: the image has {len(levels)} levels")
         return levels[level].ifd.read_region(y, x, height, width, **kwargs)

@@ -17,7 +17,7 @@ import numpy
 from ._cached import cached_property
 from .alloc import allocate
 from .enums import Compression
-from .errors import TiffValueError
+from .errors import TiffTypeError, TiffValueError
 from .grid import RegionPart
 from .segment_read import IFDSegments
 from .sources.iothreads import DaemonThreadPool, io_pool, wait
@@ -152,6 +152,8 @@ class IFDRegions(IFDSegments):
         contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
         """
         self._tiff._check_open()
+        if out is not None and not isinstance(out, numpy.ndarray):
+            raise TiffTypeError(f"out must be a numpy array, not {type(out).__name__}")
         if 0 in self.shape:  # ImageWidth, ImageLength or ImageDepth 0: an empty array (as tifffile)
             return self._empty_result(out)
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
@@ -225,9 +227,13 @@ class IFDRegions(IFDSegments):
         (default: GDAL_NODATA if present, else 0).
         """
         self._tiff._check_open()
-        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z)):
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z), ("depth", depth)):
             if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                if name == "depth" and value is None:
+                    continue
                 raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if out is not None and not isinstance(out, numpy.ndarray):
+            raise TiffTypeError(f"out must be a numpy array, not {type(out).__name__}")
         if depth is None:
             depth = self.depth - z if self.depth > 1 else 1
         if height <= 0 or width <= 0 or depth <= 0:
@@ -364,7 +370,12 @@ class IFDRegions(IFDSegments):
         return fast
 
     def _workers(self, workers: int | None) -> int:
-        return self.read_workers if workers is None else max(1, int(workers))
+        if workers is None:
+            return self.read_workers
+        try:
+            return max(1, operator.index(workers))
+        except TypeError:
+            raise TiffTypeError(f"workers must be an int or None, not {workers!r}") from None
 
     def _map(self, func: Callable[[T], Any], items: list[T], workers: int | None) -> list[Any]:
         """[func(item) for item in items], in threads where ``workers`` (or read_workers) > 1."""

@@ -173,7 +173,7 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
         vd, vh, vw = valid
         for cropped in ((vd, vh, vw, s), (vd, vh, w, s)):
             if arr.size == cropped[0] * cropped[1] * cropped[2] * cropped[3]:
-                full = numpy.zeros(shape, arr.dtype)
+                full = allocate(shape, arr.dtype, where, zeros=True)
                 full[: cropped[0], : cropped[1], : cropped[2]] = arr.reshape(cropped)
                 return full
     row = d * w * s
@@ -183,7 +183,7 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
     if spec.strict or arr.size > size:
         raise CorruptSegmentError(message)
     warnings.warn(message + "; the rest is filled with 0", TiffFormatWarning, stacklevel=4)
-    full = numpy.zeros(size, arr.dtype)
+    full = allocate((size,), arr.dtype, where, zeros=True)
     full[: arr.size] = arr.reshape(-1)
     return full.reshape(shape)
 

@@ -6,6 +6,7 @@ for the hot cases and the general path for everything else.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 import warnings
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ import numpy
 from ._cached import cached_property
 from .alloc import is_allocation_failure, out_of_memory
 from .enums import Compression
-from .errors import TiffFormatError, TiffFormatWarning, TruncatedError, UnsupportedFeatureError
+from .errors import TiffFormatError, TiffFormatWarning, TiffTypeError, TruncatedError, UnsupportedFeatureError
 from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
 from .ifd import StrileArray, Tag, prefetch_strile_blocks
 from .ifd_tags import IFDTags
@@ -25,6 +26,14 @@ from .segment import decode_segment
 from .sources import FileSource
 
 __all__ = ["IFDSegments"]
+
+
+def _segment_index(index: Any) -> int:
+    """``index`` as an int (numpy integers too), else TiffTypeError."""
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise TiffTypeError(f"a segment index must be an int, not {index!r}") from None
 
 
 class IFDSegments(IFDTags):
@@ -89,6 +98,7 @@ class IFDSegments(IFDTags):
     def segment_location(self, index: int) -> tuple[int, int]:
         """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
         self._tiff._check_open()
+        index = _segment_index(index)
         if not 0 <= index < self.grid.count:
             self.grid.coords(index)  # raises TiffIndexError with the range
         offsets = self.segment_offsets
@@ -210,7 +220,9 @@ class IFDSegments(IFDTags):
         ``read_ranges`` call (one round trip on a remote source: sparse segments skipped,
         neighbours coalesced), then decoding in the thread pool. ``raw=True`` returns the
         stored bytes (b'' for sparse segments) instead of arrays (as :meth:`read_segment`)."""
-        indices = [int(i) for i in indices]
+        if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+            raise TiffTypeError(f"read_segments: indices must be a sequence of ints, not {type(indices).__name__}")
+        indices = [_segment_index(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.grid.count:
                 self.grid.coords(i)  # TiffIndexError with the range
@@ -408,10 +420,14 @@ class IFDSegments(IFDTags):
         if not valid and fill is None:
             fast = self._fast_reader
             if fast is not None:
-                arr = fast(index)
+                try:
+                    arr = fast(index)
+                except TypeError:  # not an int: the general path says so
+                    arr = None
                 if arr is not None:
                     return arr
         self._tiff._check_open()
+        index = _segment_index(index)
         arr = self._decode(index, self._fill_value(fill))
         if valid:
             vd, vh, vw = self.grid.valid_shape(index)

@@ -16,13 +16,14 @@ stack parses one or two IFDs. Everything else falls back to walking the chain.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy
 
 from .alloc import allocate, require_fill
-from .errors import TiffError, TiffFormatError, TiffIndexError, TiffValueError
+from .errors import TiffError, TiffFormatError, TiffIndexError, TiffTypeError, TiffValueError
 from .regions import default_workers, shared_pool
 
 if TYPE_CHECKING:
@@ -247,9 +248,9 @@ class Series:
         if isinstance(key, slice):
             return list(range(*key.indices(n))), False
         try:
-            keys = [int(k) for k in key]
+            keys = [operator.index(k) for k in key]
         except TypeError:
-            raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
+            raise TiffTypeError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
         for k in keys:
             if not -n <= k < n:
                 raise TiffIndexError(f"series {self.index}: page {k} out of range ({n} pages)")

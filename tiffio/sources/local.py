@@ -9,7 +9,7 @@ import stat
 import threading
 from typing import Any
 
-from ..errors import NotARegularFileError, SourceError, TiffTypeError, TiffUsageError, describe_os_error
+from ..errors import NotARegularFileError, SourceError, TiffTypeError, TiffUsageError, TiffValueError, describe_os_error
 from .base import ByteSource
 
 try:
@@ -58,6 +58,14 @@ def _open_regular(path: str) -> tuple[int, int]:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):  # a socket, or a device without a driver
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                raise exc from None
+            if not stat.S_ISREG(mode):
+                raise NotARegularFileError(None, f"{path} is {_file_kind(mode)}, not a regular file; tiffio reads "
+                                           "TIFFs from files, bytes or file objects", path) from None
         if exc.errno not in (errno.EMFILE, errno.ENFILE):
             raise
         # descriptors held by TiffFiles nobody closed (each warns with a ResourceWarning): the
@@ -72,7 +80,7 @@ def _open_regular(path: str) -> tuple[int, int]:
             code = errno.EISDIR if stat.S_ISDIR(st.st_mode) else None
             message = f"{path} is {kind}, not a regular file; tiffio reads TIFFs from files, bytes or file objects"
             if code is None:
-                raise NotARegularFileError(message)
+                raise NotARegularFileError(None, message, path)
             raise SourceError(code, message, path)
         if _NONBLOCK and fcntl is not None:  # a regular file: back to ordinary blocking reads
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_NONBLOCK)
@@ -104,6 +112,8 @@ class FileSource(ByteSource):
         self.handle: _Descriptor | None = None
         try:
             fd, self.size = _open_regular(self.name)
+        except ValueError as exc:  # a NUL byte in the path
+            raise TiffValueError(f"cannot open {self.name!r}: {exc}") from None
         except OSError as exc:
             if isinstance(exc, SourceError):
                 raise
