@@ -17,7 +17,14 @@ import numpy
 from ._cached import cached_property
 from .alloc import is_allocation_failure, out_of_memory
 from .enums import Compression
-from .errors import TiffFormatError, TiffFormatWarning, TiffTypeError, TruncatedError, UnsupportedFeatureError
+from .errors import (
+    TiffFormatError,
+    TiffFormatWarning,
+    TiffIndexError,
+    TiffTypeError,
+    TruncatedError,
+    UnsupportedFeatureError,
+)
 from .fast_path import READ_BUFFER_MAX, FastReader, build_fast_reader
 from .ifd import StrileArray, Tag, prefetch_strile_blocks
 from .ifd_tags import IFDTags
@@ -100,7 +107,7 @@ class IFDSegments(IFDTags):
         self._tiff._check_open()
         index = _segment_index(index)
         if not 0 <= index < self.grid.count:
-            self.grid.coords(index)  # raises TiffIndexError with the range
+            raise self._index_error(index)
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
         if self._ctx.source.remote:  # the offsets block and the byte-counts block in one round trip
@@ -225,7 +232,7 @@ class IFDSegments(IFDTags):
         indices = [_segment_index(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.grid.count:
-                self.grid.coords(i)  # TiffIndexError with the range
+                raise self._index_error(i)
         locations = self.segment_locations(indices)
         datas = self.fetch_segments(indices, locations)
         if raw:
@@ -242,6 +249,11 @@ class IFDSegments(IFDTags):
             return arr.reshape(self._segment_axes(arr.shape))
 
         return self._map(decode, list(range(len(indices))), workers)
+
+    def _index_error(self, index: int) -> TiffIndexError:
+        count = self.grid.count
+        valid = f"0..{count - 1}" if count else "the image has no segments"
+        return TiffIndexError(f"{self.where}: segment index {index} out of range ({valid})")
 
     def _map(self, func: Any, items: list[Any], workers: int | None) -> list[Any]:
         """[func(item) for item in items]; regions.py runs it in the thread pool."""
@@ -428,6 +440,8 @@ class IFDSegments(IFDTags):
                     return arr
         self._tiff._check_open()
         index = _segment_index(index)
+        if not 0 <= index < self.grid.count:
+            raise self._index_error(index)
         arr = self._decode(index, self._fill_value(fill))
         if valid:
             vd, vh, vw = self.grid.valid_shape(index)
