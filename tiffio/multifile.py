@@ -36,6 +36,7 @@ def _with_file(exc: TiffError, path: str) -> TiffError:
     message = str(exc)
     if path in message:
         return exc
+    new: TiffError
     try:
         if isinstance(exc, OSError) and exc.errno is not None:
             new = type(exc)(exc.errno, f"{path}: {message}", exc.filename or path)
