@@ -48,8 +48,16 @@ def open(source: Any, *, strict: bool = False, limits: Limits | None = None, **r
     ``strict=True`` raises a :class:`~tiffio.TiffFormatError` instead (for validators).
     ``limits`` bounds what a hostile file can make tiffio do (:class:`~tiffio.Limits`).
     ``remote`` keywords apply to URLs and fetchers (:func:`tiffio.sources.open_url`):
-    ``headers=``, ``storage_options=`` (credentials, endpoint... for obstore or fsspec),
-    ``store=``, ``backend=``, ``max_connections=``, ``max_gap=``, ``cache_blocks=``.
+    ``headers=`` (sent to the URL's origin only), ``storage_options=`` (credentials,
+    endpoint... for obstore or fsspec), ``store=``, ``backend=``, ``max_connections=``,
+    ``max_gap=``, ``cache_blocks=``, and ``timeout=``: a :class:`tiffio.sources.Timeout` or a
+    number of seconds for a whole request (default: connect 10 s, 30 s without a byte,
+    120 s per request with its retries, at least 1 KiB/s over 30 s); a request past it raises
+    :class:`~tiffio.SourceTimeoutError`.
+
+    A local path must name a regular file: a directory, FIFO, device or socket raises
+    :class:`~tiffio.NotARegularFileError` at once; a missing file raises
+    :class:`~tiffio.SourceNotFoundError` (also a ``FileNotFoundError``).
     """
     return TiffFile(source, strict=strict, limits=limits, **remote)
 
