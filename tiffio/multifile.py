@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy
 
@@ -47,11 +47,21 @@ def _with_file(exc: TiffError, path: str) -> TiffError:
     return new
 
 
+def _raise_naming(exc: TiffError, path: str) -> NoReturn:
+    """Raise ``exc`` naming ``path``: itself when it already does (``raise new from exc`` with the
+    same object would make it its own cause, a cycle that pickling, e.g. tblib's in
+    dask.distributed, follows for ever), else a copy chained to it."""
+    new = _with_file(exc, path)
+    if new is exc:
+        raise exc
+    raise new from exc
+
+
 def _open(path: str, strict: bool) -> TiffFile:
     try:
         return TiffFile(path, strict=strict)
     except TiffError as exc:
-        raise _with_file(exc, path) from exc
+        _raise_naming(exc, path)
 
 
 def _series(tif: TiffFile, index: int) -> Series:
@@ -93,7 +103,7 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
                 s = _series(tif, series)
                 result = s.asarray(key=key, out=out, workers=workers)
             except TiffError as exc:
-                raise _with_file(exc, path) from exc
+                _raise_naming(exc, path)
         if progress is not None:
             progress(1, 1)
         return _transpose(result, axes, s.axes if key is None else None)
@@ -105,7 +115,7 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
             page_shape, dtype, page_axes_ = first.shape, first.dtype, first.axes
             first_key = page_key(first.keyframe)
         except TiffError as exc:
-            raise _with_file(exc, first_path) from exc
+            _raise_naming(exc, first_path)
     shape = (*seq.shape, *page_shape)
     if math.prod(shape) * dtype.itemsize > (limit := DEFAULT_LIMITS.max_output_bytes):
         raise LimitExceededError(f"imread: {len(seq.files)} files of {page_shape} {dtype} need "
@@ -166,7 +176,7 @@ def _read_into(path: str, target: numpy.ndarray, info: tuple) -> None:
                                          f"first file {first_path!r} has {page_shape} {numpy.dtype(dtype_str)}")
                 s.asarray(out=target, workers=1)
     except TiffError as exc:
-        raise _with_file(exc, path) from exc
+        _raise_naming(exc, path)
 
 
 def _read_file(path: str, info: tuple) -> numpy.ndarray:

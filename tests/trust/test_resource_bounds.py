@@ -417,6 +417,11 @@ def test_missing_file_is_file_not_found_and_a_tiff_error(tmp_path):
         assert isinstance(exc, tiffio.TiffError) and isinstance(exc, tiffio.SourceError)
         assert exc.errno == errno.ENOENT and exc.filename == str(path)
         assert str(path) in str(exc) and not str(exc).startswith("[Errno") and not str(exc).endswith("None")
+        seen, link = set(), exc  # no cycle in the chain of causes (pickling with tblib, as dask does, follows it)
+        while link is not None:
+            assert id(link) not in seen, f"{type(exc).__name__} is its own cause or context"
+            seen.add(id(link))
+            link = link.__cause__ or link.__context__
         copy = pickle.loads(pickle.dumps(exc))  # worker processes send errors back pickled
         assert type(copy) is type(exc) and copy.errno == exc.errno and copy.filename == exc.filename
         assert str(copy) == str(exc)
