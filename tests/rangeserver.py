@@ -8,14 +8,27 @@ and per new connection (``conn_rtt``), and misbehave on demand:
 * ``faults``: a queue of per-request faults, consumed one per GET: ``"429"``/``"503"``
   (with ``Retry-After: 0``), ``"reset"`` (close the connection without answering),
   ``"short"`` (declare the full length, send half, close);
+* ``hostile``: a fault applied to every GET while set (a lying or stalling server):
+  ``"gzip"`` (a 206 whose body is the gzip of the range, ``Content-Encoding: gzip``),
+  ``"shifted"`` (the bytes one past the range, with a matching ``Content-Range``),
+  ``"length-1"`` (``Content-Length`` and body one byte short of the ``Content-Range``),
+  ``"longer"`` (a chunked body one byte longer than the ``Content-Range``),
+  ``"html"`` (200 with a small HTML page, as a login or error page),
+  ``"trickle"`` (headers, then the body one byte every ``trickle_interval`` seconds, at most
+  ``trickle_bytes`` bytes, then silence), ``"silent"`` (read the request, answer nothing);
+  a stalled answer ends when the client closes the connection or after ``hold_timeout``;
 * ``ignore_range = True``: answer 200 with the whole object (and record how much was sent);
-* ``/redirect/NAME`` answers 302 to ``/NAME``;
+* ``/redirect/NAME`` answers 302 to ``/NAME``; ``redirects[NAME] = location`` answers 302 to
+  any location (another server, another scheme);
+* ``validator``: ``"etag"`` (default), ``"last-modified"`` (a Last-Modified date per
+  version, no ETag) or None; ``ignore_if_match = True`` answers whatever the client pins;
 * ``put(name, data)`` replaces an object (new ETag): the object changes under the client;
 * ``hold_until_connections = n``: answer nothing until n connections have been accepted
   (bounded by ``hold_timeout``; ``hold_timed_out`` says it ran out): shows whether a client
   opens connections while its first requests are still unanswered.
 
-``conn_log`` records every accepted connection (id, client port, accepted, ready).
+``conn_log`` records every accepted connection (id, client port, accepted, ready); each
+request's headers are logged (``Request.headers``, as sent).
 ``round_trips()`` counts sequential round trips from the log: the longest chain of
 requests each of which started after the previous one ended.
 """
@@ -50,6 +63,14 @@ class Request(NamedTuple):
     status: int
     sent: int
     conn: int
+    headers: dict[str, str] | None = None
+
+    def header(self, name: str) -> str | None:
+        """A request header by name, compared without regard to case."""
+        for key, value in (self.headers or {}).items():
+            if key.lower() == name.lower():
+                return value
+        return None
 
 
 class _Server(ThreadingHTTPServer):
@@ -111,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._logged:
             self._logged = True
             self.server.owner._log(Request(self._start, time.perf_counter(), self.command, self.path, self._range,
-                                           status, sent, self.conn_id))
+                                           status, sent, self.conn_id, dict(self.headers.items())))
 
     def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> tuple[int, int]:
         self._log(status, len(body))
@@ -123,10 +144,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         return status, len(body)
 
+    def _stall(self, owner: RangeServer) -> None:
+        """Wait, answering nothing more, until the client closes the connection or hold_timeout."""
+        import select
+        deadline = time.monotonic() + owner.hold_timeout
+        while time.monotonic() < deadline:  # bounded
+            ready, _, _ = select.select([self.connection], [], [], 0.05)
+            if ready:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return  # the client closed
+                except OSError:
+                    return
+                return  # the client sent something (another request): stop stalling
+        self.close_connection = True
+
     def _respond(self, owner: RangeServer, head: bool, rng: str | None) -> tuple[int, int]:
         path = self.path.split("?", 1)[0]
         if path.startswith("/redirect/"):
             return self._send(302, {"Location": path[len("/redirect"):], "Content-Length": "0"})
+        with owner.lock:
+            location = owner.redirects.get(path.lstrip("/"))
+        if location is not None:
+            return self._send(302, {"Location": location, "Content-Length": "0"})
+        hostile = owner.hostile if not head else None
+        if hostile == "silent":
+            self._log(0, 0)
+            self._stall(owner)
+            self.close_connection = True
+            return 0, 0
+        if hostile == "html":
+            page = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+            return self._send(200, {"Content-Type": "text/html", "Content-Length": str(len(page))}, page)
         fault = owner._next_fault() if not head else None
         if fault == "reset":
             self.close_connection = True
@@ -143,10 +192,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"Content-Length": "0"})
         etag = owner._etag(data)
         match = self.headers.get("If-Match")
-        if match is not None and match != etag and match != "*":
+        if match is not None and match != etag and match != "*" and not owner.ignore_if_match:
             return self._send(412, {"Content-Length": "0", "ETag": etag})
         size = len(data)
-        base = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "image/tiff"}
+        base = {"Accept-Ranges": "bytes", "Content-Type": "image/tiff"}
+        if owner.validator == "etag":
+            base["ETag"] = etag
+        elif owner.validator == "last-modified":
+            base["Last-Modified"] = owner._last_modified(etag)
         if rng is None or owner.ignore_range:
             if head:
                 return self._send(200, {**base, "Content-Length": str(size)})
@@ -160,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {**base, "Content-Range": f"bytes {a}-{b}/{size}", "Content-Length": str(len(body))}
             if head:
                 return self._send(206, headers)
+            if hostile is not None:
+                return self._hostile(owner, hostile, data, a, b, headers)
             if fault == "short":
                 self._log(206, len(body) // 2)
                 self.close_connection = True
@@ -179,6 +234,57 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         return self._send(206, {"ETag": etag, "Content-Type": f"multipart/byteranges; boundary={boundary}",
                                 "Content-Length": str(len(body))}, b"" if head else body)
+
+
+    def _hostile(self, owner: RangeServer, hostile: str, data: Any, a: int, b: int,
+                 headers: dict[str, str]) -> tuple[int, int]:
+        size = len(data)
+        body = bytes(data[a: b + 1])
+        if hostile == "gzip":
+            import gzip
+            packed = gzip.compress(body)
+            return self._send(206, {**headers, "Content-Encoding": "gzip", "Content-Length": str(len(packed))}, packed)
+        if hostile == "shifted":
+            a2, b2 = min(a + 1, size - 1), min(b + 1, size - 1)
+            shifted = bytes(data[a2: b2 + 1])
+            return self._send(206, {**headers, "Content-Range": f"bytes {a2}-{b2}/{size}",
+                                    "Content-Length": str(len(shifted))}, shifted)
+        if hostile == "length-1":
+            return self._send(206, {**headers, "Content-Length": str(len(body) - 1)}, body[:-1])
+        if hostile == "longer":
+            longer = body + b"\0"
+            chunked = f"{len(longer):x}\r\n".encode() + longer + b"\r\n0\r\n\r\n"
+            del headers["Content-Length"]
+            self._log(206, len(longer))
+            self.send_response(206)
+            for k, v in {**headers, "Transfer-Encoding": "chunked"}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(chunked)
+            return 206, len(longer)
+        if hostile == "trickle":
+            self._log(206, 0)
+            self.close_connection = True
+            self.send_response(206)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.flush()
+            deadline = time.monotonic() + owner.hold_timeout
+            sent = 0
+            while sent < min(len(body), owner.trickle_bytes) and time.monotonic() < deadline:  # bounded
+                try:
+                    self.wfile.write(body[sent: sent + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return 206, sent  # the client gave up
+                sent += 1
+                with owner.lock:
+                    owner.trickled += 1
+                time.sleep(owner.trickle_interval)
+            self._stall(owner)
+            return 206, sent
+        raise AssertionError(f"unknown hostile mode {hostile!r}")
 
 
 def _parse_ranges(value: str, size: int) -> list[tuple[int, int]] | None:
@@ -210,6 +316,14 @@ class RangeServer:
         self.rtt = rtt
         self.conn_rtt = conn_rtt
         self.faults: list[str] = []
+        self.hostile: str | None = None
+        self.trickle_interval = 0.2
+        self.trickle_bytes = 1 << 30
+        self.trickled = 0  # body bytes sent by "trickle" answers
+        self.redirects: dict[str, str] = {}
+        self.validator: str | None = "etag"
+        self.ignore_if_match = False
+        self._modified: dict[str, str] = {}
         self.ignore_range = False
         #: hold every answer until this many connections have been accepted (at most
         #: ``hold_timeout`` seconds; then ``hold_timed_out`` is set and the answer goes out)
@@ -245,6 +359,14 @@ class RangeServer:
         if tag is None or tag[0] is not data:
             tag = self._etags[key] = (data, '"' + hashlib.md5(data).hexdigest() + '"')  # content-based
         return tag[1]
+
+    def _last_modified(self, etag: str) -> str:
+        """A Last-Modified date per object version (one second later for each new version)."""
+        import email.utils
+        with self.lock:
+            if etag not in self._modified:
+                self._modified[etag] = email.utils.formatdate(1_700_000_000 + len(self._modified), usegmt=True)
+            return self._modified[etag]
 
     def url(self, name: str) -> str:
         assert self._server is not None

@@ -20,8 +20,13 @@ from .enums import (
 from .errors import (
                     CorruptSegmentError,
                     LimitExceededError,
+                    NotARegularFileError,
                     NotATiffError,
                     SourceError,
+                    SourceIsADirectoryError,
+                    SourceNotFoundError,
+                    SourcePermissionError,
+                    SourceTimeoutError,
                     TiffError,
                     TiffFormatError,
                     TiffFormatWarning,
@@ -61,7 +66,8 @@ __all__ = [
     "GeoTiff", "ImageJMetadata", "OmeMetadata", "IFD", "Tag", "StrileArray", "Limits", "SegmentSpec", "decode_segment", "FileSequence",
     "TiffError", "TiffFormatError", "NotATiffError", "TruncatedError", "CorruptSegmentError",
     "UnsupportedFeatureError", "LimitExceededError", "TiffUsageError", "TiffIndexError", "TiffValueError",
-    "TiffTypeError", "SourceError", "TiffFormatWarning",
+    "TiffTypeError", "SourceError", "SourceNotFoundError", "SourcePermissionError", "SourceIsADirectoryError",
+    "SourceTimeoutError", "NotARegularFileError", "TiffFormatWarning",
     "FieldType", "Compression", "Photometric", "PlanarConfiguration", "Predictor", "SampleFormat",
     "FillOrder", "ExtraSamples", "NewSubfileType", "ResolutionUnit",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy
 
+from .alloc import require_fill
 from .errors import TiffFormatError, TiffValueError, UnsupportedFeatureError
 from .reader import IFD
 from .segment import SegmentSpec
@@ -119,7 +120,8 @@ class PageChunks:
         self.planes = grid.planes
         self.shape = tuple(int(n) for n in shape)
         self.data_type, self.dtype = zarr_dtype(kf.dtype, kf.where)
-        self.fill = kf.dtype.type(fill if fill is not None else (kf.nodata if kf.nodata is not None else 0))
+        self.fill = require_fill(fill if fill is not None else (kf.nodata if kf.nodata is not None else 0),
+                                 kf.dtype, kf.where)
         self.workers = workers
         sd, sh, sw = grid.segment
         if not grid.tiled:

@@ -358,8 +358,10 @@ def call_codec(func: Callable[..., Any], where: str, *args: Any, **kwargs: Any) 
         return func(*args, **kwargs)
     except MemoryError as exc:
         raise LimitExceededError(f"{where}: the codec ran out of memory ({exc})") from None
-    except (UnsupportedFeatureError, CorruptSegmentError):
-        raise
+    except (UnsupportedFeatureError, CorruptSegmentError) as exc:
+        if not where or str(exc).startswith(where):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None  # tiffio's own codec wrappers (LZW) do not know where
     except Exception as exc:  # imagecodecs raises its own *Error classes, ValueError, RuntimeError...
         raise CorruptSegmentError(f"{where}: {type(exc).__name__}: {exc}") from None
 

@@ -27,6 +27,7 @@ from .reader import IFD, TiffFile
 from .reader import open as _tiff_open
 from .selection import Selection, key_arg, key_token, page_window_axes
 from .sequencemap import imread_axes
+from .sources import redact_url
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
 
@@ -105,8 +106,8 @@ class TiffRegionArray:
         self._cached = None
 
     def __repr__(self) -> str:
-        return (f"TiffRegionArray({self.path!r}, series={self.series}, level={self.level}, shape={self.shape}, "
-                f"dtype={self.dtype})")
+        return (f"TiffRegionArray({redact_url(self.path)!r}, series={self.series}, level={self.level}, "
+                f"shape={self.shape}, dtype={self.dtype})")
 
 
 def _rebuild_region_array(cls: Any, path: str, series: int, level: int, key: Any, squeeze: bool | None, fill: Any,

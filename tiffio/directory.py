@@ -16,7 +16,7 @@ import numpy
 
 from ._cached import cached_property
 from .codecs import compression_name
-from .errors import LimitExceededError, TiffFormatError, TiffIndexError, TiffUsageError
+from .errors import LimitExceededError, TiffFormatError, TiffIndexError, TiffTypeError, TiffUsageError
 from .ifd import IFDEntries, walk_chain
 from .ifd_tags import FileHandle
 from .metadata import GeoTiff, IccProfile, Resolution
@@ -75,6 +75,8 @@ class IFDSequence(Sequence["IFD"]):
         self._tiff._check_open()
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        if not isinstance(index, (int, numpy.integer)) or isinstance(index, bool):
+            raise TiffTypeError(f"IFD index must be an int or a slice, not {index!r}")
         if index < 0:
             index += len(self)
             if index < 0:

@@ -11,9 +11,17 @@ Classified by who must act:
 * :class:`LimitExceededError` - a configured bound was hit (the operator; raise the limit).
 * :class:`TiffUsageError` - the caller misused the API (the caller).
 * :class:`SourceError` - reading or writing the bytes failed (the environment).
+
+A :class:`SourceError` made from an ``errno`` is also the builtin of that errno's family, as
+``OSError(errno.ENOENT, ...)`` is a ``FileNotFoundError``: ``SourceError(errno.ENOENT, message,
+path)`` returns a :class:`SourceNotFoundError`, so ``except FileNotFoundError`` and ``except
+tiffio.TiffError`` both catch a missing file, and ``.errno`` and ``.filename`` are set.
+``str()`` of a SourceError is its message alone (no ``[Errno 2]`` prefix, never ``: None``).
 """
 
 from __future__ import annotations
+
+import errno as _errno
 
 __all__ = [
     "TiffError",
@@ -28,7 +36,13 @@ __all__ = [
     "TiffValueError",
     "TiffTypeError",
     "SourceError",
+    "SourceNotFoundError",
+    "SourcePermissionError",
+    "SourceIsADirectoryError",
+    "SourceTimeoutError",
+    "NotARegularFileError",
     "TiffFormatWarning",
+    "describe_os_error",
 ]
 
 
@@ -77,7 +91,61 @@ class TiffTypeError(TiffUsageError, TypeError):
 
 
 class SourceError(TiffError, OSError):
-    """Reading from or writing to the underlying file or buffer failed."""
+    """Reading from or writing to the underlying file or buffer failed.
+
+    Built like ``OSError``: ``SourceError(message)`` or ``SourceError(errno, message[, filename])``.
+    With an errno of a family below, the instance is that family's subclass (as ``OSError``
+    itself picks ``FileNotFoundError`` for ``ENOENT``)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> SourceError:
+        if cls is SourceError and len(args) >= 2 and isinstance(args[0], int):
+            cls = _FAMILIES.get(args[0], cls)
+        return super().__new__(cls, *args, **kwargs)
+
+    def __str__(self) -> str:
+        # OSError's "[Errno 2] message: 'filename'" repeats what the message already says
+        if self.strerror is not None:
+            return str(self.strerror)
+        return super().__str__()
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """The file (or object, or URL) does not exist (``ENOENT``, HTTP 404)."""
+
+
+class SourcePermissionError(SourceError, PermissionError):
+    """The file may not be read (``EACCES``, ``EPERM``, HTTP 401/403)."""
+
+
+class SourceTimeoutError(SourceError, TimeoutError):
+    """A remote read passed its deadline, or its server went silent or too slow
+    (:class:`tiffio.sources.Timeout`)."""
+
+
+class NotARegularFileError(SourceError, TiffTypeError):
+    """A local path names a directory, FIFO, device or socket, not a regular file: refused at
+    once (reading a FIFO or a device could block forever or never end). Also a
+    :class:`TiffTypeError`: the caller passed the wrong kind of source."""
+
+
+class SourceIsADirectoryError(NotARegularFileError, IsADirectoryError):
+    """The path names a directory (``EISDIR``)."""
+
+
+_FAMILIES: dict[int, type[SourceError]] = {
+    _errno.ENOENT: SourceNotFoundError,
+    _errno.EACCES: SourcePermissionError,
+    _errno.EPERM: SourcePermissionError,
+    _errno.EISDIR: SourceIsADirectoryError,
+    _errno.ETIMEDOUT: SourceTimeoutError,
+}
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """The text of an OSError for a message: its strerror, else its str, else its class name
+    (an OSError built without an errno has ``strerror`` None)."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text if text and text != "None" else type(exc).__name__
 
 
 class TiffFormatWarning(UserWarning):

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Any
 
 from .errors import TiffTypeError
 from .reader import TiffFile
-from .reader import open as _tiff_open
 
 __all__ = ["open_cached", "clear_cache", "source_path"]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple, TiffFile] = OrderedDict()
 _cache_lock = threading.Lock()
+
+
+class _SharedTiffFile(TiffFile):
+    """A TiffFile of the cache: closed when collected, which is how the cache lets go of it."""
+
+    _warn_unclosed = False
 
 
 def _file_identity(path: str) -> tuple | None:
@@ -42,8 +46,8 @@ def open_cached(path: str, strict: bool | None = None) -> TiffFile:
         if tif is not None and not tif.closed:
             _cache.move_to_end(key)
             return tif
-    tif = _tiff_open(path) if strict is None else _tiff_open(path, strict=strict)
-    weakref.finalize(tif, tif.source.close)  # an evicted file closes when its last user lets go of it
+    # an evicted file closes when its last user lets go of it (collected, without a ResourceWarning)
+    tif = _SharedTiffFile(path) if strict is None else _SharedTiffFile(path, strict=strict)
     with _cache_lock:
         other = _cache.get(key)
         if other is not None and not other.closed:
@@ -64,11 +68,15 @@ def clear_cache() -> None:
 def source_path(source: Any) -> str:
     """The path (or URL) to pickle for ``source``; TiffTypeError for sources other processes cannot reopen."""
     if isinstance(source, TiffFile):
-        # a local file tiffio opened by path, or a remote source (URL); not bytes or a file object
-        if "://" not in source.name and type(source.source).__name__ != "FileSource":
+        # a local file tiffio opened by path, or a remote source (its URL as given: the name is
+        # redacted); not bytes or a file object
+        url = getattr(source.source, "url", None)
+        if isinstance(url, str) and "://" in url:
+            return url
+        if type(source.source).__name__ != "FileSource":
             raise TiffTypeError(f"{source.name}: a zarr store or dask array needs a file path or URL it can reopen in "
                                 "other processes; this TiffFile was opened from bytes or a file object")
-        return source.name if "://" in source.name else os.path.abspath(source.name)
+        return os.path.abspath(source.name)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not isinstance(path, str):

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .errors import TiffValueError
+from .errors import TiffTypeError, TiffValueError
 
 __all__ = ["FileSequence", "SequenceTiling", "parse_filenames", "natural_sorted", "axis_code", "FILE_PATTERNS"]
 
@@ -173,6 +173,9 @@ class FileSequence(Sequence[str]):
                  pattern: str | re.Pattern[str] | None = None, axesorder: Sequence[int] | None = None,
                  categories: dict[str, dict[str, int]] | None = None, shape: Sequence[int] | None = None,
                  sort: bool | None = None) -> None:
+        if not isinstance(files, (str, os.PathLike)) and not hasattr(files, "__iter__"):
+            raise TiffTypeError(f"files must be a path, a glob pattern or a sequence of paths, not "
+                                f"{type(files).__name__}")
         if isinstance(files, (str, os.PathLike)):
             spec = os.fspath(files)
             if _glob.has_magic(spec):
@@ -182,7 +185,10 @@ class FileSequence(Sequence[str]):
             else:
                 names = [spec]
         else:
-            names = [os.fspath(f) for f in files]
+            try:
+                names = [os.fspath(f) for f in files]
+            except TypeError as exc:
+                raise TiffTypeError(f"files must be paths: {exc}") from None
             if sort:
                 names = natural_sorted(names)
         if not names:

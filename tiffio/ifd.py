@@ -30,7 +30,13 @@ __all__ = ["Tag", "StrileArray", "IFDEntries", "parse_ifd_entries", "decode_valu
 
 class ParseContext:
     """What every parsing step needs: source, layout, limits, strictness, and a
-    metadata byte budget shared by the whole file."""
+    metadata byte budget shared by the whole file.
+
+    It also names the file in messages: :meth:`locate` turns an IFD's label into the
+    location every message about that IFD starts with (``'slide.tif: IFD 0 at offset 8
+    (0x8)'``), so each warning and error raised while reading says which file, however
+    many files a program reads at once (the source's name: its path or redacted URL;
+    nothing for anonymous sources such as bytes)."""
 
     def __init__(self, source: ByteSource, layout: Layout, limits: Limits, strict: bool) -> None:
         self.source = source
@@ -40,6 +46,13 @@ class ParseContext:
         self.metadata_bytes = 0
         self._lock = threading.Lock()
         self._pages: dict[int, bytes] = {}
+        name = str(getattr(source, "name", "") or "")
+        self.file_prefix = "" if not name or name.startswith("<") else f"{name}: "
+
+    def locate(self, label: str, offset: int) -> str:
+        """Where the IFD ``label`` (``'IFD 2'``, ``'IFD 0 SubIFD 1: 0'``) at ``offset`` is, for
+        messages, with the file's name first."""
+        return f"{self.file_prefix}{label} at offset {offset} (0x{offset:x})"
 
     #: small metadata structures are read in aligned pages of this size and cached, so that
     #: the header, an IFD and the tag values stored next to it cost one request
@@ -95,7 +108,7 @@ class ParseContext:
     def problem(self, message: str, exc_class: type[TiffFormatError] = TiffFormatError) -> None:
         """A recoverable spec violation: raise in strict mode, warn otherwise."""
         if self.strict:
-            raise exc_class(message + " (strict=True; the default mode reads it anyway)")
+            raise exc_class(message + " (strict=True; strict=False reads it anyway)")
         warnings.warn(message, TiffFormatWarning, stacklevel=3)
 
 
@@ -306,7 +319,7 @@ def parse_ifd_entries(ctx: ParseContext, offset: int, where: str) -> IFDEntries:
     """Read and parse the IFD at ``offset`` (``where`` names it in messages)."""
     layout = ctx.layout
     source = ctx.source
-    where = f"{where} at offset {offset} (0x{offset:x})"
+    where = ctx.locate(where, offset)
     if offset < layout.header_size or offset + layout.count_size > source.size:
         raise TruncatedError(f"{where}: the IFD offset is outside the file ({source.size} bytes)")
     if offset % 2 and ctx.strict is False:
@@ -368,12 +381,12 @@ def walk_chain(ctx: ParseContext, first_offset: int, where: Callable[[int], str]
     index = 0
     while offset:
         if offset in seen:
-            ctx.problem(f"{where(index)}: the IFD chain loops back to offset {offset} (0x{offset:x})")
+            ctx.problem(f"{ctx.file_prefix}{where(index)}: the IFD chain loops back to offset {offset} (0x{offset:x})")
             return
         seen.add(offset)
         if index >= ctx.limits.max_ifds:
             raise LimitExceededError(
-                f"{where(index)}: more than Limits.max_ifds={ctx.limits.max_ifds} IFDs in one chain; "
+                f"{ctx.file_prefix}{where(index)}: more than Limits.max_ifds={ctx.limits.max_ifds} IFDs in one chain; "
                 "pass limits=tiffio.Limits(max_ifds=...) to tiffio.open to allow more"
             )
         entries = parse_ifd_entries(ctx, offset, where(index))

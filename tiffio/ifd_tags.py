@@ -19,6 +19,7 @@ import numpy
 
 from . import codecs as _codecs  # _codecs.IMAGE_DECODERS: built on first use
 from ._cached import cached_property
+from .alloc import require_fill
 from .codecs import JPEG_COMPRESSIONS
 from .enums import Compression, Photometric, PlanarConfiguration, enum_or_int
 from .errors import TiffFormatError, TiffFormatWarning, UnsupportedFeatureError
@@ -103,8 +104,9 @@ class IFDTags:
 
     @cached_property
     def where(self) -> str:
-        """Where this IFD is, for messages: ``'IFD 2 at offset 6700 (0x1a2c)'``."""
-        return f"{self.path} at offset {self.offset} (0x{self.offset:x})"
+        """Where this IFD is, for messages: ``'slide.tif: IFD 2 at offset 6700 (0x1a2c)'``
+        (the file's name first: ParseContext.locate)."""
+        return self._entries.where
 
     # --- tag access ---------------------------------------------------------------------
     def get(self, key: int | str, default: Any = None) -> Any:
@@ -461,8 +463,10 @@ class IFDTags:
         return shape
 
     def _fill_value(self, fill: Any) -> Any:
+        """The fill of sparse segments and of parts outside the image: ``fill`` checked against
+        the dtype (TiffValueError when it does not fit), else GDAL_NODATA, else 0."""
         if fill is not None:
-            return fill
+            return require_fill(fill, self.dtype, self.where)
         nodata = self.nodata
         return 0 if nodata is None else nodata
 

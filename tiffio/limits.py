@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .errors import LimitExceededError
+from .errors import LimitExceededError, TiffTypeError, TiffValueError
 
 __all__ = ["Limits", "DEFAULT_LIMITS"]
 
@@ -59,6 +59,13 @@ class Limits:
     max_output_bytes: int = 4 << 30
     #: width, height or depth of an image in pixels
     max_dimension: int = 1 << 31
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TiffTypeError(f"Limits.{name} must be an int, not {value!r}")
+            if value < 0:
+                raise TiffValueError(f"Limits.{name} must not be negative, not {value}")
 
     def replace(self, **changes: int) -> Limits:
         """A copy with the given bounds changed, e.g. ``limits.replace(max_output_bytes=16 << 30)``.

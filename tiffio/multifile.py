@@ -15,11 +15,12 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy
 
-from .errors import LimitExceededError, TiffError, TiffFormatError, TiffValueError
+from .alloc import allocate, require_fill
+from .errors import LimitExceededError, TiffError, TiffFormatError, TiffTypeError, TiffValueError
 from .filesequence import FileSequence
 from .limits import DEFAULT_LIMITS
 from .reader import TiffFile
@@ -30,25 +31,42 @@ __all__ = ["imread"]
 
 
 def _with_file(exc: TiffError, path: str) -> TiffError:
-    """The same error class with the file named first (once)."""
+    """The same error class with the file named first (once); an OSError keeps its errno and
+    filename (``except FileNotFoundError`` still works)."""
     message = str(exc)
     if path in message:
         return exc
+    new: TiffError
     try:
-        new = type(exc)(f"{path}: {message}")
+        if isinstance(exc, OSError) and exc.errno is not None:
+            new = type(exc)(exc.errno, f"{path}: {message}", exc.filename or path)
+        else:
+            new = type(exc)(f"{path}: {message}")
     except TypeError:
         new = TiffFormatError(f"{path}: {message}")
     return new
+
+
+def _raise_naming(exc: TiffError, path: str) -> NoReturn:
+    """Raise ``exc`` naming ``path``: itself when it already does (``raise new from exc`` with the
+    same object would make it its own cause, a cycle that pickling, e.g. tblib's in
+    dask.distributed, follows for ever), else a copy chained to it."""
+    new = _with_file(exc, path)
+    if new is exc:
+        raise exc
+    raise new from exc
 
 
 def _open(path: str, strict: bool) -> TiffFile:
     try:
         return TiffFile(path, strict=strict)
     except TiffError as exc:
-        raise _with_file(exc, path) from exc
+        _raise_naming(exc, path)
 
 
 def _series(tif: TiffFile, index: int) -> Series:
+    if not isinstance(index, (int, numpy.integer)) or isinstance(index, bool):
+        raise TiffTypeError(f"series must be an int, not {index!r}")
     series = find_series(tif)
     if not -len(series) <= index < len(series):
         raise TiffValueError(f"{tif.name}: series {index} out of range ({len(series)} series)")
@@ -58,7 +76,7 @@ def _series(tif: TiffFile, index: int) -> Series:
 def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | FileSequence, *,
            pattern: Any = None, axes: str | None = None, series: int = 0, key: Any = None,
            workers: int | None = None, out: numpy.ndarray | None = None,
-           progress: Callable[[int, int], None] | None = None, fill: Any = 0, strict: bool = True,
+           progress: Callable[[int, int], None] | None = None, fill: Any = 0, strict: bool = False,
            sort: bool | None = None, processes: int | None = None) -> numpy.ndarray:
     """Read a TIFF file, or a sequence of TIFF files stacked into one array.
 
@@ -72,7 +90,9 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     ``processes``: decode in that many worker processes instead (for codecs that hold
     the GIL; each file's array is pickled back and copied into place).
     ``out``: a C-contiguous array of the result's shape and dtype to fill.
-    ``progress(done, total)`` is called after each file.
+    ``progress(done, total)`` is called after each file. ``strict``: as :func:`tiffio.open`
+    (default False: what libtiff reads is read, each recovered violation a
+    :class:`~tiffio.TiffFormatWarning` naming its file; True raises instead).
     """
     single = isinstance(files, (str, os.PathLike)) and not isinstance(files, FileSequence) \
         and not any(c in os.fspath(files) for c in "*?[")
@@ -83,7 +103,7 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
                 s = _series(tif, series)
                 result = s.asarray(key=key, out=out, workers=workers)
             except TiffError as exc:
-                raise _with_file(exc, path) from exc
+                _raise_naming(exc, path)
         if progress is not None:
             progress(1, 1)
         return _transpose(result, axes, s.axes if key is None else None)
@@ -95,13 +115,15 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
             page_shape, dtype, page_axes_ = first.shape, first.dtype, first.axes
             first_key = page_key(first.keyframe)
         except TiffError as exc:
-            raise _with_file(exc, first_path) from exc
+            _raise_naming(exc, first_path)
     shape = (*seq.shape, *page_shape)
     if math.prod(shape) * dtype.itemsize > (limit := DEFAULT_LIMITS.max_output_bytes):
         raise LimitExceededError(f"imread: {len(seq.files)} files of {page_shape} {dtype} need "
                                  f"{math.prod(shape) * dtype.itemsize} bytes, more than max_output_bytes={limit}")
+    if seq.size != len(seq.files):
+        fill = require_fill(fill, dtype, "imread")
     if out is None:
-        result = numpy.empty(shape, dtype)
+        result = allocate(shape, dtype, f"imread: {len(seq.files)} files of {page_shape} {dtype}")
     else:
         if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
             raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {dtype}, "
@@ -154,12 +176,12 @@ def _read_into(path: str, target: numpy.ndarray, info: tuple) -> None:
                                          f"first file {first_path!r} has {page_shape} {numpy.dtype(dtype_str)}")
                 s.asarray(out=target, workers=1)
     except TiffError as exc:
-        raise _with_file(exc, path) from exc
+        _raise_naming(exc, path)
 
 
 def _read_file(path: str, info: tuple) -> numpy.ndarray:
     """A worker process's task: the file's series as a new array (pickled back)."""
-    target = numpy.empty(info[2], numpy.dtype(info[3]))
+    target = allocate(info[2], numpy.dtype(info[3]), f"{path}: series {info[0]}")
     _read_into(path, target, info)
     return target
 

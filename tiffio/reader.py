@@ -9,13 +9,14 @@ in fast_path), regions (read_region, thread pool), directory (IFD, chains).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy
 
 from ._cached import cached_property
 from .directory import IFD, IFDSequence
-from .errors import TiffFormatError, TiffIndexError, TiffUsageError
+from .errors import NotATiffError, TiffFormatError, TiffIndexError, TiffTypeError, TiffUsageError
 from .header import HEADER_READ_SIZE, parse_header
 from .ifd import ParseContext
 from .ifd_tags import TagMapping
@@ -47,21 +48,51 @@ def open(source: Any, *, strict: bool = False, limits: Limits | None = None, **r
     ``strict=True`` raises a :class:`~tiffio.TiffFormatError` instead (for validators).
     ``limits`` bounds what a hostile file can make tiffio do (:class:`~tiffio.Limits`).
     ``remote`` keywords apply to URLs and fetchers (:func:`tiffio.sources.open_url`):
-    ``headers=``, ``storage_options=`` (credentials, endpoint... for obstore or fsspec),
-    ``store=``, ``backend=``, ``max_connections=``, ``max_gap=``, ``cache_blocks=``.
+    ``headers=`` (sent to the URL's origin only), ``storage_options=`` (credentials,
+    endpoint... for obstore or fsspec), ``store=``, ``backend=``, ``max_connections=``,
+    ``max_gap=``, ``cache_blocks=``, and ``timeout=``: a :class:`tiffio.sources.Timeout` or a
+    number of seconds for a whole request (default: connect 10 s, 30 s without a byte,
+    120 s per request with its retries, at least 1 KiB/s over 30 s); a request past it raises
+    :class:`~tiffio.SourceTimeoutError`.
+
+    A local path must name a regular file: a directory, FIFO, device or socket raises
+    :class:`~tiffio.NotARegularFileError` at once; a missing file raises
+    :class:`~tiffio.SourceNotFoundError` (also a ``FileNotFoundError``).
     """
     return TiffFile(source, strict=strict, limits=limits, **remote)
 
 
+def _looks_like(head: bytes) -> str:
+    """A hint for a source that is not a TIFF but text a server sends instead (an error page)."""
+    text = bytes(head[:64]).lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<error", b"{")):
+        return " (it starts like an HTML, XML or JSON document: an error or login page?)"
+    return ""
+
+
 class TiffFile:
-    """An open TIFF or BigTIFF. Use as a context manager or call :meth:`close`."""
+    """An open TIFF or BigTIFF. Use as a context manager or call :meth:`close`.
+
+    A TiffFile collected without :meth:`close` closes its file then, with a ``ResourceWarning``
+    (as ``io.FileIO`` does), so ``tiffio.open(path).read_region(...)`` in a loop does not run out
+    of descriptors; ``with tiffio.open(...)`` closes it at once.
+    """
+
+    #: warn (ResourceWarning) when collected unclosed; tiffio's shared open-file cache, whose files
+    #: close when their last user lets go of them, turns it off
+    _warn_unclosed = True
 
     def __init__(self, source: Any, *, strict: bool = False, limits: Limits | None = None, **remote: Any) -> None:
         self.source, self._owns_source = open_source(source, **remote)
         try:
             # one request for the header and, in most files, the first IFD right after it
             head = self.source.read_range(0, ParseContext.PAGE_SIZE)
-            self.layout, first_offset = parse_header(head[:HEADER_READ_SIZE])
+            try:
+                self.layout, first_offset = parse_header(head[:HEADER_READ_SIZE])
+            except NotATiffError as exc:
+                raise NotATiffError(f"{self.source.name}: {exc}{_looks_like(head)}") from None
+            if limits is not None and not isinstance(limits, Limits):
+                raise TiffTypeError(f"limits must be a tiffio.Limits, not {type(limits).__name__}")
             self._ctx = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
             self._ctx.seed_page(0, head)
             if first_offset == 0:
@@ -145,6 +176,8 @@ class TiffFile:
     def read_region(self, y: int, x: int, height: int, width: int, *, level: int = 0, **kwargs: Any) -> numpy.ndarray:
         """:meth:`IFD.read_region` on pyramid level ``level`` (coordinates in that level's pixels)."""
         levels = self.levels
+        if not isinstance(level, (int, numpy.integer)) or isinstance(level, bool):
+            raise TiffTypeError(f"level must be an int, not {level!r}")
         if not -len(levels) <= level < len(levels):
             raise TiffIndexError(f"level {level} out of range: the image has {len(levels)} levels")
         return levels[level].ifd.read_region(y, x, height, width, **kwargs)
@@ -165,6 +198,18 @@ class TiffFile:
     def _check_open(self) -> None:
         if getattr(self, "_closed_flag", False):
             raise TiffUsageError(f"{self.name}: the TiffFile is closed")
+
+    def __del__(self) -> None:
+        source = self.__dict__.get("source")
+        if source is None or getattr(self, "_closed_flag", False) or not self.__dict__.get("_owns_source"):
+            return
+        try:
+            if self._warn_unclosed and not source.closed:
+                warnings.warn(f"unclosed TiffFile {source.name!r}: close it or use 'with tiffio.open(...)'",
+                              ResourceWarning, stacklevel=2, source=self)
+            self.close()
+        except Exception:  # pragma: no cover - at interpreter exit modules may be half torn down
+            pass
 
     def __enter__(self) -> TiffFile:
         return self

@@ -5,6 +5,7 @@ a window covers in a shared thread pool, each into the result or a per-thread bu
 from __future__ import annotations
 
 import math
+import operator
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -16,10 +17,11 @@ import numpy
 from ._cached import cached_property
 from .alloc import allocate
 from .enums import Compression
-from .errors import TiffValueError, TruncatedError
+from .errors import TiffTypeError, TiffValueError, TruncatedError
 from .grid import RegionPart
 from .segment_read import IFDSegments
 from .sources import FileSource
+from .sources.iothreads import DaemonThreadPool, io_pool, wait
 
 __all__ = ["IFDRegions", "RegionWindow", "default_workers", "REMOTE_BATCH_BYTES"]
 
@@ -58,9 +60,10 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return shared_pool(workers)
 
 
-def _prefetch_pool() -> ThreadPoolExecutor:
-    """Two threads that fetch iter_regions' next chunk from remote sources."""
-    return shared_pool(2, "tiffio-prefetch")
+def _prefetch_pool() -> DaemonThreadPool:
+    """Two daemon threads that fetch iter_regions' next chunk from remote sources (daemons: a
+    fetch stalled on a server never keeps the process alive after Ctrl-C)."""
+    return io_pool("tiffio-prefetch", 2)
 
 
 class RegionWindow(NamedTuple):
@@ -159,6 +162,8 @@ class IFDRegions(IFDSegments):
         contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
         """
         self._tiff._check_open()
+        if out is not None and not isinstance(out, numpy.ndarray):
+            raise TiffTypeError(f"out must be a numpy array, not {type(out).__name__}")
         if 0 in self.shape:  # ImageWidth, ImageLength or ImageDepth 0: an empty array (as tifffile)
             return self._empty_result(out)
         self.spec  # noqa: B018 - raise UnsupportedFeatureError before allocating
@@ -314,9 +319,13 @@ class IFDRegions(IFDSegments):
         (default: GDAL_NODATA if present, else 0).
         """
         self._tiff._check_open()
-        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z)):
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z), ("depth", depth)):
             if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                if name == "depth" and value is None:
+                    continue
                 raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if out is not None and not isinstance(out, numpy.ndarray):
+            raise TiffTypeError(f"out must be a numpy array, not {type(out).__name__}")
         if depth is None:
             depth = self.depth - z if self.depth > 1 else 1
         if height <= 0 or width <= 0 or depth <= 0:
@@ -453,7 +462,12 @@ class IFDRegions(IFDSegments):
         return fast
 
     def _workers(self, workers: int | None) -> int:
-        return self.read_workers if workers is None else max(1, int(workers))
+        if workers is None:
+            return self.read_workers
+        try:
+            return max(1, operator.index(workers))
+        except TypeError:
+            raise TiffTypeError(f"workers must be an int or None, not {workers!r}") from None
 
     def _map(self, func: Callable[[T], Any], items: list[T], workers: int | None) -> list[Any]:
         """[func(item) for item in items], in threads where ``workers`` (or read_workers) > 1."""
@@ -474,29 +488,42 @@ class IFDRegions(IFDSegments):
         pixels on every side, clipped at the image border; ``array[window.core]`` is the
         chunk itself. Memory is bounded by one chunk and its halo.
         """
-        ch, cw = (int(v) for v in chunk_shape)
+        try:
+            ch, cw = (operator.index(v) for v in chunk_shape)
+            overlap = operator.index(overlap)
+        except (TypeError, ValueError):
+            raise TiffValueError(f"iter_regions: chunk_shape must be two ints (height, width) and overlap an int, "
+                                 f"not {chunk_shape!r} and {overlap!r}") from None
         if ch <= 0 or cw <= 0 or overlap < 0:
             raise TiffValueError(f"iter_regions: invalid chunk_shape {chunk_shape} or overlap {overlap}")
-        windows = []
-        for y0 in range(0, self.length, ch):
-            h = min(ch, self.length - y0)
-            ya, yb = max(0, y0 - overlap), min(self.length, y0 + h + overlap)
-            for x0 in range(0, self.width, cw):
-                w = min(cw, self.width - x0)
-                xa, xb = max(0, x0 - overlap), min(self.width, x0 + w + overlap)
-                core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
-                windows.append(RegionWindow(ya, xa, yb - ya, xb - xa, core))
+        length, width = self.length, self.width
+
+        def windows() -> Iterator[RegionWindow]:
+            # made one at a time: a list of every window cost memory for each chunk of the image
+            # before the first was read (a 200-byte file can declare 2**31 x 2**31 pixels)
+            for y0 in range(0, length, ch):
+                h = min(ch, length - y0)
+                ya, yb = max(0, y0 - overlap), min(length, y0 + h + overlap)
+                for x0 in range(0, width, cw):
+                    w = min(cw, width - x0)
+                    xa, xb = max(0, x0 - overlap), min(width, x0 + w + overlap)
+                    core = (slice(y0 - ya, y0 - ya + h), slice(x0 - xa, x0 - xa + w))
+                    yield RegionWindow(ya, xa, yb - ya, xb - xa, core)
+
         # remote: the next chunk's bytes are fetched while this one is decoded and consumed
         remote = self._ctx.source.remote
         ahead: Future[Any] | None = None
-        for k, win in enumerate(windows):
-            fetched = ahead.result() if ahead is not None else None
+        pending = windows()
+        win = next(pending, None)
+        while win is not None:
+            nxt = next(pending, None)
+            fetched = wait(ahead) if ahead is not None else None
             ahead = None
-            if remote and k + 1 < len(windows):
-                nxt = windows[k + 1]
+            if remote and nxt is not None:
                 ahead = _prefetch_pool().submit(self._fetch_window, nxt.y, nxt.x, nxt.height, nxt.width)
             arr = self.read_region(win.y, win.x, win.height, win.width, fill=fill, workers=workers, _fetched=fetched)
             yield win, arr
+            win = nxt
 
     def _fetch_window(self, y: int, x: int, height: int, width: int) -> dict[int, tuple[tuple[int, int], Any]] | None:
         """The locations and bytes of every segment a window covers (one planned wave), or None

@@ -19,6 +19,7 @@ import imagecodecs
 import numpy
 
 from . import codecs as _codecs  # _codecs.BYTE_DECODERS / _codecs.IMAGE_DECODERS: built on first use
+from .alloc import allocate, require_fill
 from .codecs import (
     CCITT_COMPRESSIONS,
     CODEC_SHAPE_LIMITS,
@@ -172,7 +173,7 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
         vd, vh, vw = valid
         for cropped in ((vd, vh, vw, s), (vd, vh, w, s)):
             if arr.size == cropped[0] * cropped[1] * cropped[2] * cropped[3]:
-                full = numpy.zeros(shape, arr.dtype)
+                full = allocate(shape, arr.dtype, where, zeros=True)
                 full[: cropped[0], : cropped[1], : cropped[2]] = arr.reshape(cropped)
                 return full
     row = d * w * s
@@ -182,7 +183,7 @@ def _fit(spec: SegmentSpec, arr: numpy.ndarray, shape: tuple[int, int, int, int]
     if spec.strict or arr.size > size:
         raise CorruptSegmentError(message)
     warnings.warn(message + "; the rest is filled with 0", TiffFormatWarning, stacklevel=4)
-    full = numpy.zeros(size, arr.dtype)
+    full = allocate((size,), arr.dtype, where, zeros=True)
     full[: arr.size] = arr.reshape(-1)
     return full.reshape(shape)
 
@@ -196,7 +197,7 @@ def _decode_jpeg_exact(spec: SegmentSpec, data: BytesLike, shape: tuple[int, int
     _d, h, w, s = shape
     if spec.dtype != numpy.uint8 or jpeg_frame(data) != (8, h, w, s):
         return None  # never hand imagecodecs an out= it will refuse: that leaks (codecs.jpeg_frame)
-    target = out if out is not None and out.flags.c_contiguous else numpy.empty(shape, spec.dtype)
+    target = out if out is not None and out.flags.c_contiguous else allocate(shape, spec.dtype, spec.where)
     try:
         imagecodecs.jpeg8_decode(cast(bytes, data), out=target.reshape((h, w, s) if s > 1 else (h, w)),
                                  tables=spec.jpegtables, colorspace=spec.jpeg_colorspace,
@@ -266,8 +267,10 @@ def decode_segment(spec: SegmentSpec, data: BytesLike | None, shape: tuple[int, 
     if 0 in shape:
         return out if out is not None else numpy.empty(shape, spec.dtype)
     if data is None:
+        if type(fill) is not spec.dtype.type:  # already checked by the IFD's reads
+            fill = require_fill(fill, spec.dtype, where)
         if out is None:
-            return numpy.full(shape, fill, spec.dtype)
+            return allocate(shape, spec.dtype, where, fill=fill)
         out[...] = fill
         return out
     d, h, w, s = shape

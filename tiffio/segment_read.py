@@ -6,6 +6,7 @@ for the hot cases and the general path for everything else.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from .errors import (
     CorruptSegmentError,
     TiffFormatError,
     TiffFormatWarning,
+    TiffIndexError,
+    TiffTypeError,
     TiffValueError,
     TruncatedError,
     UnsupportedFeatureError,
@@ -34,6 +37,14 @@ from .segment import decode_segment
 from .sources import FileSource
 
 __all__ = ["IFDSegments"]
+
+
+def _segment_index(index: Any) -> int:
+    """``index`` as an int (numpy integers too), else TiffTypeError."""
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise TiffTypeError(f"a segment index must be an int, not {index!r}") from None
 
 
 class IFDSegments(IFDTags):
@@ -98,8 +109,9 @@ class IFDSegments(IFDTags):
     def segment_location(self, index: int) -> tuple[int, int]:
         """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
         self._tiff._check_open()
+        index = _segment_index(index)
         if not 0 <= index < self.grid.count:
-            self.grid.coords(index)  # raises TiffIndexError with the range
+            raise self._index_error(index)
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
         if self._ctx.source.remote:  # the offsets block and the byte-counts block in one round trip
@@ -219,10 +231,12 @@ class IFDSegments(IFDTags):
         ``read_ranges`` call (one round trip on a remote source: sparse segments skipped,
         neighbours coalesced), then decoding in the thread pool. ``raw=True`` returns the
         stored bytes (b'' for sparse segments) instead of arrays (as :meth:`read_segment`)."""
-        indices = [int(i) for i in indices]
+        if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+            raise TiffTypeError(f"read_segments: indices must be a sequence of ints, not {type(indices).__name__}")
+        indices = [_segment_index(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.grid.count:
-                self.grid.coords(i)  # TiffIndexError with the range
+                raise self._index_error(i)
         locations = self.segment_locations(indices)
         datas = self.fetch_segments(indices, locations)
         if raw:
@@ -239,6 +253,11 @@ class IFDSegments(IFDTags):
             return arr.reshape(self._segment_axes(arr.shape))
 
         return self._map(decode, list(range(len(indices))), workers)
+
+    def _index_error(self, index: int) -> TiffIndexError:
+        count = self.grid.count
+        valid = f"0..{count - 1}" if count else "the image has no segments"
+        return TiffIndexError(f"{self.where}: segment index {index} out of range ({valid})")
 
     def _map(self, func: Any, items: list[Any], workers: int | None) -> list[Any]:
         """[func(item) for item in items]; regions.py runs it in the thread pool."""
@@ -447,10 +466,16 @@ class IFDSegments(IFDTags):
         if not valid and fill is None:
             fast = self._fast_reader
             if fast is not None:
-                arr = fast(index)
+                try:
+                    arr = fast(index)
+                except TypeError:  # not an int: the general path says so
+                    arr = None
                 if arr is not None:
                     return arr
         self._tiff._check_open()
+        index = _segment_index(index)
+        if not 0 <= index < self.grid.count:
+            raise self._index_error(index)
         arr = self._decode(index, self._fill_value(fill))
         if valid:
             vd, vh, vw = self.grid.valid_shape(index)

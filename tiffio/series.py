@@ -16,12 +16,14 @@ stack parses one or two IFDs. Everything else falls back to walking the chain.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy
 
-from .errors import TiffError, TiffFormatError, TiffIndexError, TiffUsageError, TiffValueError
+from .alloc import allocate, require_fill
+from .errors import TiffError, TiffFormatError, TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
 from .regions import default_workers, shared_pool
 
 if TYPE_CHECKING:
@@ -279,9 +281,9 @@ class Series:
         if isinstance(key, slice):
             return list(range(*key.indices(n))), False
         try:
-            keys = [int(k) for k in key]
+            keys = [operator.index(k) for k in key]
         except TypeError:
-            raise TiffValueError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
+            raise TiffTypeError(f"key must be None, an int, a slice or a sequence of ints, not {key!r}") from None
         for k in keys:
             if not -n <= k < n:
                 raise TiffIndexError(f"series {self.index}: page {k} out of range ({n} pages)")
@@ -357,8 +359,9 @@ class Series:
             shape = (len(indices), *self.page_shape)
         self._tif.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
                                f"{self._tif.name}: series {self.index}")
+        fill = require_fill(fill, self.dtype, f"{self._tif.name}: series {self.index}")
         if out is None:
-            result = numpy.empty(shape, self.dtype)
+            result = allocate(shape, self.dtype, f"{self._tif.name}: series {self.index}")
         else:
             if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
                 raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {self.dtype}, "
@@ -386,6 +389,11 @@ class Series:
         """The window (y, x, height, width) of every page ``key`` selects (default: all),
         shaped like :meth:`asarray` with Y and X cut to the window."""
         self._tif._check_open()
+        for name, value in (("y", y), ("x", x), ("height", height), ("width", width)):
+            if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
+                raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
+        if height <= 0 or width <= 0:
+            raise TiffValueError(f"read_region: the window {height} x {width} is empty")
         kf = self.keyframe
         indices, single = self.page_indices(key)
         page_axes_ = page_axes(kf)
@@ -398,8 +406,11 @@ class Series:
             shape = region_page
         else:
             shape = (len(indices), *region_page)
+        fill = require_fill(fill, self.dtype, f"{self._tif.name}: series {self.index}")
+        self._tif.limits.check("max_output_bytes", math.prod(shape) * self.dtype.itemsize,
+                               f"{self._tif.name}: series {self.index}: read_region")
         if out is None:
-            result = numpy.empty(shape, self.dtype)
+            result = allocate(shape, self.dtype, f"{self._tif.name}: series {self.index}: read_region")
         else:
             if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
                 raise TiffValueError(f"out must be a C-contiguous array of shape {shape} and dtype {self.dtype}")
@@ -412,7 +423,7 @@ class Series:
         def work(item: tuple[int, int]) -> None:
             slot, page = item
             if fast:
-                rows = numpy.empty((height, kf.width, *self.page_shape[2:]), self.dtype)
+                rows = allocate((height, kf.width, *self.page_shape[2:]), self.dtype, f"{kf.where}: rows {y}..")
                 self._read_contiguous(page, rows, (y, y + height))
                 planes[slot][...] = rows[:, x: x + width]
                 return

@@ -48,6 +48,7 @@ from .filesequence import FileSequence
 from .reader import TiffFile
 from .selection import key_arg, key_token
 from .sequencemap import SequenceMap
+from .sources import redact_url
 from .storelayout import StoreLayout
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
@@ -326,7 +327,7 @@ class TiffStore(_ReadOnlyStore):
         extra += "" if self.level is None else f", level={self.level}"
         extra += "" if self.key is None else f", key={self.key!r}"
         extra += "" if self.decode == "store" else f", decode={self.decode!r}"
-        return f"TiffStore({self.path!r}{extra}, chunks={self.chunks!r})"
+        return f"TiffStore({redact_url(self.path)!r}{extra}, chunks={self.chunks!r})"
 
     @property
     def supports_consolidated_metadata(self) -> bool:

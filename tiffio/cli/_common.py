@@ -36,8 +36,11 @@ _CURRENT: dict[str, str | None] = {"file": None}
 
 
 def current(path: Any) -> None:
-    """Name the file the command works on now: error messages start with it."""
-    _CURRENT["file"] = None if path is None else os.fspath(path) if not isinstance(path, str) else path
+    """Name the file the command works on now: error messages start with it (a URL without its
+    password or signature: tiffio.sources.redact_url)."""
+    from tiffio.sources import redact_url
+
+    _CURRENT["file"] = None if path is None else redact_url(os.fspath(path) if not isinstance(path, str) else path)
 
 
 def current_file() -> str | None:

@@ -144,11 +144,18 @@ def _all_ifds(tif: Any, add: Any) -> list[Any]:
 def check_file(path: str, *, decode: bool = False, cog: bool = False, quiet: bool = True) -> dict[str, Any]:
     """Check one file; returns {"file", "status", "findings"} (docs/cli.md)."""
     import tiffio
+    from tiffio.sources import redact_url
 
     findings: list[Finding] = []
+    shown = redact_url(path)
+    # tiffio's messages name the file first; a report is about one file, which it names once
+    prefix = f"{shown}: "
+
+    def strip(text: str) -> str:
+        return text[len(prefix):] if text.startswith(prefix) else text
 
     def add(code: str, severity: str, where: str, message: str) -> None:
-        findings.append(Finding(code, severity, where, message))
+        findings.append(Finding(code, severity, strip(where), strip(message)))
 
     current(path)
     unreadable = False
@@ -180,11 +187,11 @@ def check_file(path: str, *, decode: bool = False, cog: bool = False, quiet: boo
         code = _classify(message)
         if code == "tile-size" and any(f["code"] == "tile-size" for f in findings):
             continue  # the check's own finding says the same
-        if message not in own:
-            findings.append(Finding(code, "warning", "", message))
+        if strip(message) not in own:
+            findings.append(Finding(code, "warning", "", strip(message)))
     problems = [f for f in findings if f["severity"] != "info"]
     status = "unreadable" if unreadable else "problems" if problems else "ok"
-    return {"file": path, "status": status, "findings": findings}
+    return {"file": shown, "status": status, "findings": findings}
 
 
 #: tags with one integer value (TIFF 6.0: SHORT or LONG; BigTIFF adds LONG8)

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 if not args.json:
                     print(f"<the IFD chain cannot be read further: {exc}>")
             if args.debug:
-                print(f"{path}: read {tif.source.bytes_read} bytes in {tif.source.requests} requests",
+                print(f"{tif.name}: read {tif.source.bytes_read} bytes in {tif.source.requests} requests",
                       file=sys.stderr)
             documents.append({"schema": "tiffio.dump/1", "file": tif.name, "byteorder": order,
                               "bigtiff": tif.bigtiff, "size": tif.source.size, "ifds": ifds})

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         with capture_warnings() as found, open_tiff(path) as tif:
             doc = describe_file(tif, sparse=args.sparse)
             if args.debug:
-                print(f"{path}: read {tif.source.bytes_read} bytes in {tif.source.requests} requests",
+                print(f"{tif.name}: read {tif.source.bytes_read} bytes in {tif.source.requests} requests",
                       file=sys.stderr)
         doc["warnings"] = found
         if args.json:

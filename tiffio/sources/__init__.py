@@ -3,42 +3,49 @@
 * :mod:`.base`: the ByteSource contract and its counters;
 * :mod:`.local`: files (pread), in-memory buffers, file objects;
 * :mod:`.remote`: planning, block cache, single-flight and counters over any range fetcher;
-* :mod:`.http`: the standard-library HTTP(S) fetcher; :mod:`.stores`: obstore and fsspec adapters.
+* :mod:`.http`: the standard-library HTTP(S) fetcher; :mod:`.stores`: obstore and fsspec adapters;
+* :mod:`.urls`: what of a URL may be shown (redaction) and where its credentials may go;
+  :mod:`.deadlines`: how long a remote request may take (:class:`Timeout`);
+  :mod:`.iothreads`: the daemon threads remote reads run on.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from ..errors import TiffTypeError
 from .base import ByteSource, require_range
+from .deadlines import DEFAULT_TIMEOUT, Timeout, as_timeout
 from .local import BytesSource, FileObjectSource, FileSource
-from .remote import RangeFetcher, RemoteSource
+from .remote import SOURCE_OPTIONS, RangeFetcher, RemoteSource
+from .urls import is_url, redact_url
 
 __all__ = ["ByteSource", "FileSource", "BytesSource", "FileObjectSource", "RangeFetcher", "RemoteSource",
-           "open_source", "open_url", "is_url", "require_range"]
-
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def is_url(source: Any) -> bool:
-    """True for a string such as 'https://...' or 's3://bucket/key' (not a local path)."""
-    return isinstance(source, str) and bool(_URL.match(source)) and not source.lower().startswith("file://")
+           "Timeout", "open_source", "open_url", "is_url", "redact_url", "require_range"]
 
 
 def open_url(url: str, *, headers: dict[str, str] | None = None, storage_options: dict[str, Any] | None = None,
-             store: Any = None, backend: str | None = None, max_connections: int = 8, **source_options: Any) -> RemoteSource:
+             store: Any = None, backend: str | None = None, max_connections: int = 8,
+             timeout: Timeout | float = DEFAULT_TIMEOUT, **source_options: Any) -> RemoteSource:
     """A :class:`RemoteSource` for ``url``.
 
-    ``http(s)://`` uses the standard-library fetcher (``headers`` sent with every request)
-    unless ``backend`` says otherwise; other schemes (``s3://``, ``gs://``, ``az://``, ...)
-    use obstore when it is installed (``tiffio[obstore]``), else fsspec (``tiffio[fsspec]``),
-    with ``storage_options`` passed to that library (credentials, endpoint, region...).
-    ``backend`` forces "http", "obstore" or "fsspec"; ``store`` passes a ready obstore store.
-    Other keywords go to :class:`RemoteSource` (``max_gap``, ``cache_blocks``, ...).
+    ``http(s)://`` uses the standard-library fetcher (``headers`` sent with every request to
+    the URL's origin, never across a redirect to another one) unless ``backend`` says
+    otherwise; other schemes (``s3://``, ``gs://``, ``az://``, ...) use obstore when it is
+    installed (``tiffio[obstore]``), else fsspec (``tiffio[fsspec]``), with ``storage_options``
+    passed to that library (credentials, endpoint, region...). ``backend`` forces "http",
+    "obstore" or "fsspec"; ``store`` passes a ready obstore store. ``timeout`` bounds every
+    request (:class:`Timeout`, or seconds for a whole request; default: connect 10 s, 30 s of
+    silence, 120 s in all, at least 1 KiB/s). Other keywords go to :class:`RemoteSource`
+    (``max_gap``, ``cache_blocks``, ...).
     """
+    unknown = sorted(set(source_options) - SOURCE_OPTIONS)
+    if unknown:
+        raise TiffTypeError(f"{', '.join(unknown)}: not an option of remote sources; they take headers, "
+                            f"storage_options, store, backend, max_connections, timeout, "
+                            f"{', '.join(sorted(SOURCE_OPTIONS - {'name'}))}")
+    limits = as_timeout(timeout)
     scheme = url.split("://", 1)[0].lower()
     if backend is None:
         if store is not None:
@@ -51,16 +58,16 @@ def open_url(url: str, *, headers: dict[str, str] | None = None, storage_options
     fetcher: Any
     if backend == "http":
         from .http import HTTPFetcher
-        fetcher = HTTPFetcher(url, headers=headers, max_connections=max_connections)
+        fetcher = HTTPFetcher(url, headers=headers, max_connections=max_connections, timeout=limits)
     elif backend == "obstore":
         from .stores import ObstoreFetcher
-        fetcher = ObstoreFetcher.from_url(url, store=store, storage_options=storage_options)
+        fetcher = ObstoreFetcher.from_url(url, store=store, storage_options=storage_options, timeout=limits)
     elif backend == "fsspec":
         from .stores import FsspecFetcher
-        fetcher = FsspecFetcher.from_url(url, storage_options=storage_options)
+        fetcher = FsspecFetcher.from_url(url, storage_options=storage_options, timeout=limits)
     else:
         raise TiffTypeError(f"unknown remote backend {backend!r}: use 'http', 'obstore' or 'fsspec'")
-    return RemoteSource(fetcher, name=url, max_connections=max_connections, **source_options)
+    return RemoteSource(fetcher, name=redact_url(url), max_connections=max_connections, **source_options)
 
 
 def open_source(source: Any, **remote_options: Any) -> tuple[ByteSource, bool]:
@@ -77,6 +84,10 @@ def open_source(source: Any, **remote_options: Any) -> tuple[ByteSource, bool]:
     if remote_options:
         unused = ", ".join(sorted(remote_options))
         if callable(getattr(source, "fetch", None)) and hasattr(source, "size"):
+            unknown = sorted(set(remote_options) - SOURCE_OPTIONS)
+            if unknown:  # headers, timeout...: a fetcher you pass brings its own transport
+                raise TiffTypeError(f"{', '.join(unknown)}: options for URLs, not for a fetcher "
+                                    f"({type(source).__name__}); a fetcher takes {', '.join(sorted(SOURCE_OPTIONS))}")
             return RemoteSource(source, **remote_options), True
         raise TiffTypeError(f"{unused}: options for remote sources (URLs and fetchers), not for {type(source).__name__}")
     if isinstance(source, (str, os.PathLike)):

@@ -36,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import SourceError, TiffError
 from .base import ByteSource
 from .planning import MAX_GAP, gap_for, plan_ranges
+from .urls import redact_text, redact_url
 
 __all__ = ["RangeFetcher", "RemoteSource", "clear_metadata_cache", "BLOCK_SIZE", "HEAD_SIZE", "TAIL_SIZE"]
 
@@ -51,6 +52,11 @@ _REOPEN_LOCK = threading.Lock()
 _HELD_BYTES = 64 << 20
 _REOPEN_FILES = 64
 _REOPEN_BLOCKS = 64  # per file: 4 MiB at most
+
+
+#: the keyword arguments of RemoteSource (tiffio.open passes them through)
+SOURCE_OPTIONS = frozenset({"name", "max_connections", "cache_blocks", "max_block", "max_gap", "head", "tail",
+                            "metadata_cache"})
 
 
 def clear_metadata_cache() -> None:
@@ -86,7 +92,9 @@ class RemoteSource(ByteSource):
         if not callable(getattr(fetcher, "fetch", None)):
             raise SourceError(f"{type(fetcher).__name__} is not a range fetcher: it needs fetch(spans) and size")
         self.fetcher = fetcher
-        self.name = name or str(getattr(fetcher, "name", None) or getattr(fetcher, "url", None) or "<remote>")
+        # what messages, reprs and TiffFile.name show: never a password or a URL's signature
+        self.name = redact_url(name or str(getattr(fetcher, "name", None) or getattr(fetcher, "url", None)
+                                           or "<remote>"))
         self.max_connections = max(1, int(max_connections))
         self.max_block = max_block
         self._fixed_gap = max_gap
@@ -114,6 +122,14 @@ class RemoteSource(ByteSource):
         else:
             self.reopened = False
             self._open(head, tail)
+
+    @property
+    def url(self) -> str | None:
+        """The URL as given, credentials and signature included (to reopen it elsewhere: a zarr
+        store or dask array pickles it); None for fetchers without one. Never shown: messages
+        use :attr:`name`."""
+        url = getattr(self.fetcher, "url", None)
+        return None if url is None else str(url)
 
     # --- counters -----------------------------------------------------------------------
     @property
@@ -151,8 +167,10 @@ class RemoteSource(ByteSource):
                 raise
             except Exception as exc:  # the backend's own errors, translated at this boundary
                 self._forget()
-                raise SourceError(
-                    f"{self.name}: fetching {len(spans)} ranges failed: {type(exc).__name__}: {exc}") from exc
+                # not chained: the backend's message may quote a presigned URL (shown redacted here)
+                raise SourceError(getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
+                                  f"{self.name}: fetching {len(spans)} ranges failed: {type(exc).__name__}: "
+                                  f"{redact_text(str(exc))}") from None
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -189,8 +207,10 @@ class RemoteSource(ByteSource):
                 size, head_data, tail_data = opener(head, tail)
             except TiffError:
                 raise
-            except Exception as exc:
-                raise SourceError(f"{self.name}: opening failed: {type(exc).__name__}: {exc}") from exc
+            except Exception as exc:  # not chained: the backend's message may quote a presigned URL
+                raise SourceError(getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
+                                  f"{self.name}: opening failed: {type(exc).__name__}: "
+                                  f"{redact_text(str(exc))}") from None
             self.requests += 2
             self.bytes_read += len(head_data) + len(tail_data)
         else:
@@ -206,9 +226,15 @@ class RemoteSource(ByteSource):
             tail_data = bytes(results[1]) if len(results) > 1 else b""
         self.rtt = time.perf_counter() - t0
         self.size = int(size)
-        if len(head_data) != min(head, self.size) or len(tail_data) > self.size:
+        # every byte is what was asked for, whatever the backend: the head exactly, the tail the
+        # last min(tail, size) bytes or only the part after the head
+        new = min(tail, max(0, self.size - len(head_data)))
+        if len(tail_data) == min(tail, self.size) and len(tail_data) > new:
+            tail_data = tail_data[len(tail_data) - new:]
+        if self.size < 0 or len(head_data) != min(head, self.size) or len(tail_data) != new:
             raise SourceError(f"{self.name}: the first ranges came back with {len(head_data)} and "
-                              f"{len(tail_data)} bytes for an object of {self.size} bytes")
+                              f"{len(tail_data)} bytes for an object of {self.size} bytes (asked for the "
+                              f"first {min(head, self.size)} and the last {new})")
         self._insert(0, bytes(head_data))
         if tail_data:
             self._insert(self.size - len(tail_data), bytes(tail_data))
@@ -322,7 +348,8 @@ class RemoteSource(ByteSource):
                         self._pending.pop(b, None)
                         event.set()
             for event in waits:
-                event.wait()
+                while not event.wait(0.25):  # in slices: KeyboardInterrupt reaches a waiting thread
+                    pass
         # still missing after three rounds (evicted by other threads): the callers read directly
 
     # --- ByteSource ------------------------------------------------------------------------------
