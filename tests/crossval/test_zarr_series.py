@@ -209,7 +209,8 @@ def test_undescribable_pages_and_series_are_listed(tmp_path):
     info = group.attrs["tiffio"]
     assert [s["shape"] for s in info["series"]] == [[8, 8]]
     (page,) = info["undescribed_pages"]
-    assert page["ifd"].startswith("IFD 1 at offset") and "33 bits per sample" in page["error"]
+    # every location names the file first (as every message of an opened file does)
+    assert page["ifd"].startswith(f"{path}: IFD 1 at offset") and "33 bits per sample" in page["error"]
     assert numpy.array_equal(group["0"][:], pixels)
 
     # a series the store cannot serve in raw mode (old-style JPEG strips are not complete
