@@ -3,6 +3,7 @@ and the entries of one image's IFD (no I/O)."""
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ import numpy
 
 from ..enums import Compression as C
 from ..enums import FieldType as T
-from ..errors import TiffTypeError, TiffValueError
-from ..layout import Layout
+from ..errors import TiffError, TiffTypeError, TiffValueError
+from ..layout import Layout, get_layout
 from .params import SAMPLEFORMAT
 
-__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries"]
+__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries"]
 
 
 @dataclass
@@ -47,13 +48,21 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     if ftype in (T.RATIONAL, T.SRATIONAL):
         flat: list[int] = []
         seq = values if isinstance(values, (list, tuple, numpy.ndarray)) else [values]
+        signed = ftype == T.SRATIONAL
         if len(seq) and all(isinstance(v, (int, numpy.integer)) for v in seq) and len(seq) % 2 == 0 and \
                 not isinstance(values, numpy.ndarray):
             flat = [int(v) for v in seq]  # already numerator/denominator pairs
         else:
             for v in seq:
-                frac = Fraction(v).limit_denominator(2**31 - 1 if ftype == T.SRATIONAL else 2**32 - 1)
+                try:
+                    frac = Fraction(float(v) if isinstance(v, numpy.floating) else v).limit_denominator(
+                        2**31 - 1 if signed else 2**32 - 1)
+                except (TypeError, ValueError, OverflowError):
+                    raise TiffValueError(f"{v!r} is not a finite number ({T(ftype).name})") from None
                 flat += [frac.numerator, frac.denominator]
+        low, high = (-(2**31), 2**31 - 1) if signed else (0, 2**32 - 1)
+        if any(not low <= v <= high for v in flat):
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
         arr = numpy.asarray(flat, layout.value_dtype(ftype))
         return len(flat) // 2, arr.tobytes()
     try:
@@ -67,6 +76,10 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     if dtype.kind in "ui" and arr.size:
         info = numpy.iinfo(dtype)
         if arr.min() < info.min or arr.max() > info.max:
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
+    if dtype.kind == "f" and arr.size and dtype.itemsize == 4:
+        finite = arr[numpy.isfinite(arr)]
+        if finite.size and numpy.abs(finite).max() > numpy.finfo(numpy.float32).max:
             raise TiffValueError(f"values do not fit field type {T(ftype).name}")
     return arr.size, arr.astype(dtype).tobytes()
 
@@ -155,11 +168,38 @@ def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtab
     for code, ftype, count, value in p["extratags"]:
         if isinstance(value, dict) and "bytes" in value:
             value = bytes.fromhex(value["bytes"])
-        n, data = pack_values(layout, ftype, value)
+        try:
+            n, data = pack_values(layout, ftype, value)
+        except (TiffError, ValueError, TypeError, OverflowError) as exc:
+            raise TiffValueError(f"extratags: tag {code}: {exc}") from None
         if count is not None and count != n and ftype != T.ASCII:
-            raise TiffValueError(f"extratag {code}: count {count} does not match {n} values")
+            raise TiffValueError(f"extratags: tag {code}: count {count} does not match its {n} values")
+        if code == 338 and n != max(0, spp - base):
+            raise TiffValueError(f"extratags: tag 338 (ExtraSamples): {n} values, but the image has {spp - base} "
+                                 "extra samples")
         if code in used:
             out = [e for e in out if e.code != code]
         out.append(Entry(code, ftype, n, data))
         used.add(code)
     return out
+
+
+def check_image_entries(params: dict[str, Any], dtype: numpy.dtype, jpegtables: bytes | None, byteorder: str,
+                        bigtiff: bool | None) -> None:
+    """Pack the whole IFD of an image once, in every layout a checkpoint may choose, before anything of
+    the image is stored: what cannot be packed raises TiffValueError here, in add_image, instead of
+    failing every later checkpoint, close and recovery."""
+    one = numpy.zeros(1, numpy.uint64)
+    for big in ((False, True) if bigtiff is None else (bool(bigtiff),)):
+        layout = get_layout(byteorder, big)
+        try:
+            entries = image_entries(layout, params, dtype, jpegtables, one, one)
+            pack_ifd(layout, entries, 16, 0)
+        except TiffValueError:
+            raise
+        except (TiffError, ValueError, TypeError, OverflowError, struct.error) as exc:
+            raise TiffValueError(f"the image's tags cannot be stored: {exc}") from None
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError) as exc:
+        raise TiffValueError(f"the image's parameters cannot be stored: {exc}") from None
