@@ -16,8 +16,9 @@ Two layouts (no tile is decoded or re-encoded):
 
 Classic TIFF unless the file passes 4 GiB (then BigTIFF; ``bigtiff=`` forces either).
 The byte order of the sources is kept (stored tiles depend on it). The output is written to
-a temporary name next to the destination, fsynced and renamed, so that the destination is
-either absent or complete.
+a temporary file created exclusively under an unpredictable name next to the destination,
+fsynced and renamed (tiffio.writer.files), so that the destination is either as it was or
+complete, and a planted file or symlink cannot redirect the write.
 
 :func:`relayout` takes the levels of any tiled TIFF; :func:`write_images` is the engine,
 shared with :func:`tiffio.merge`, for images whose tiles live in several files.
@@ -37,6 +38,7 @@ import numpy
 from ..cogcheck import ghost_area
 from ..errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
 from ..layout import FIELD_TYPE_SIZE, Layout, get_layout
+from .files import create_temporary, discard, publish
 
 __all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
 
@@ -505,29 +507,23 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         if bigtiff is False:
             raise TiffValueError(f"bigtiff=False, but the file needs {end} bytes, more than classic TIFF allows")
     metadata = _pack_metadata(lay, todo, layout, first, plans, arrays, data_start, tile_offsets)
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    try:
-        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise SourceError(exc.errno or 5, f"cannot create {tmp!r}: {exc.strerror}") from None
+    # a temporary created exclusively in dst's folder (never through a planted file or symlink), then
+    # fsync, rename, fsync of the folder: dst is the old file or the complete new one (files.py)
+    out, tmp = create_temporary(dst, ".tmp")
     try:
         try:
             os.ftruncate(out, end)
             _pwrite_all(out, memoryview(metadata), 0)
             _copy_tiles(out, fds, todo, layout, tile_offsets, progress)
-            if fsync:
-                os.fsync(out)
+            publish(out, tmp, dst, sync=fsync)
         finally:
             os.close(out)
-        os.replace(tmp, dst)
     except OSError as exc:
-        _unlink(tmp)
+        discard(tmp)
         raise SourceError(exc.errno or 5, f"writing {dst!r}: {exc.strerror or exc}") from None
     except BaseException:
-        _unlink(tmp)
+        discard(tmp)
         raise
-    if fsync:
-        _sync_dir(dst)
     report.bigtiff = lay.bigtiff
     report.levels = len(todo)
     report.tiles = sum(len(im.count) for im in todo)
@@ -535,26 +531,6 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
     report.data_bytes = sum(int(im.count.sum()) for im in todo)
     report.file_size = end
     return report
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _sync_dir(path: str) -> None:
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:  # pragma: no cover - not on every platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: bool | None = None,

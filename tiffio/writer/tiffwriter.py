@@ -165,7 +165,7 @@ class TiffWriter:
                 raise TiffValueError("atomic=True needs a path (the temporary file is created next to it)")
             return Sink(target, mode)
         path = self._path = os.fspath(target)
-        require_regular(path, "write" if mode == "w" else "resume")
+        require_regular(path, "write" if mode == "w" else "resume or repair")
         if atomic:
             fd, self._temporary = create_temporary(path, ".partial")
             self._discard_temporary = weakref.finalize(self, discard, self._temporary)
@@ -367,7 +367,8 @@ class TiffWriter:
             params["reduced"] = options["layout"] == "main"
             params["pyramid_level"] = [base.index, k]
             levels.append(self._add(params, base.workers))
-        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level)
+        spill_dir = os.path.dirname(os.path.abspath(self._path)) if self._path is not None else None
+        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level, spill_dir)
         for k, im in enumerate(levels):
             im._pyramid = pyr
             im._level = k
