@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover - not on POSIX: no locks (the writer nee
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["WriterLock", "lock_path", "lock_owner", "filesystem_type", "require_local_filesystem",
-           "require_regular", "create_temporary", "publish", "discard", "sync_folder"]
+           "require_regular", "require_replaceable", "create_temporary", "publish", "discard", "sync_folder"]
 
 #: filesystem types where locks and concurrent O_APPEND from several processes are not reliable
 _REFUSED = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "fuse", "9p", "lustre", "gpfs", "ceph",
@@ -140,6 +140,19 @@ def require_regular(path: str, what: str = "write") -> bool:
         raise source_error(exc, f"cannot {what} {path!r}") from None
     check_regular(st, path, what)
     return True
+
+
+def require_replaceable(path: str) -> None:
+    """TiffTypeError unless ``path`` is absent, a regular file or a symbolic link (which a rename
+    replaces, never follows): an output renamed into place never replaces a folder, device or FIFO."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise source_error(exc, f"cannot write {path!r}") from None
+    if not stat.S_ISLNK(st.st_mode):
+        check_regular(st, path)
 
 
 def check_regular(st: os.stat_result, path: str, what: str = "write") -> None:
@@ -299,6 +312,7 @@ def create_temporary(dst: str | os.PathLike, suffix: str = ".partial") -> tuple[
     """Create a new, empty file under an unpredictable name in ``dst``'s folder, exclusively and never
     through a symlink (mode 0o666 less the umask, as any file the user creates); returns (fd, path)."""
     dst = os.fspath(dst)
+    require_replaceable(dst)
     folder, name = os.path.split(os.path.abspath(dst))
     stem = name[:180]
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
@@ -319,6 +333,7 @@ def publish(fd: int, tmp: str, dst: str | os.PathLike, sync: bool = True) -> Non
     ``dst`` (a symlink at ``dst`` is replaced, never followed), fsync the folder. ``sync=False`` skips
     both fsyncs (faster; not crash-safe)."""
     dst = os.fspath(dst)
+    require_replaceable(dst)
     try:
         if sync:
             os.fsync(fd)

@@ -122,7 +122,13 @@ def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout
         raise TiffValueError(f"missing must be 'error' or 'sparse', not {missing!r}")
     if isinstance(shards, (str, bytes, os.PathLike)):
         raise TiffTypeError("shards must be a list of paths, not one path")
-    paths = [os.fspath(p) for p in shards]
+    try:
+        paths = [os.fspath(p) for p in shards]
+        dst = os.fspath(dst)
+    except TypeError:
+        raise TiffTypeError(f"merge needs paths: dst {dst!r}, shards {shards!r}") from None
+    if any(isinstance(p, bytes) for p in [*paths, dst]):
+        raise TiffTypeError("merge needs str paths, not bytes")
     if not paths:
         raise TiffValueError("merge needs at least one shard")
     if os.path.abspath(os.fspath(dst)) in {os.path.abspath(p) for p in paths}:

@@ -18,8 +18,8 @@ from ..errors import TiffTypeError, TiffValueError, UnsupportedFeatureError
 from ..layout import FIELD_TYPE_SIZE
 from ..tags import tag_name
 
-__all__ = ["normalize_params", "check_resolution", "check_extratags", "check_software", "check_count",
-           "sanitize_stored", "STRUCTURAL_TAGS", "PHOTOMETRIC_NAMES", "PLANAR_NAMES", "MISSING", "SAMPLEFORMAT"]
+__all__ = ["normalize_params", "check_resolution", "check_extratags", "check_software", "check_count", "check_workers",
+           "STRUCTURAL_TAGS", "PHOTOMETRIC_NAMES", "PLANAR_NAMES", "MISSING", "SAMPLEFORMAT"]
 
 PHOTOMETRIC_NAMES = {"miniswhite": 0, "minisblack": 1, "rgb": 2, "palette": 3, "separated": 5, "cmyk": 5,
                      "ycbcr": 6}
@@ -51,7 +51,8 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
     if dt.kind not in SAMPLEFORMAT or (dt.kind in "ui" and dt.itemsize not in (1, 2, 4, 8)) or \
             (dt.kind == "f" and dt.itemsize not in (2, 4, 8)) or (dt.kind == "c" and dt.itemsize not in (8, 16)):
         raise UnsupportedFeatureError(f"cannot write {dt} samples (unsigned/signed ints, floats, complex)")
-    planar = PLANAR_NAMES.get(planarconfig.lower() if isinstance(planarconfig, str) else planarconfig)
+    planar = PLANAR_NAMES.get(planarconfig.lower() if isinstance(planarconfig, str) else planarconfig) \
+        if isinstance(planarconfig, (str, int, numpy.integer)) else None
     if planar is None:
         raise TiffValueError(f"planarconfig must be 'contig' or 'separate', not {planarconfig!r}")
     if len(shape) == 2:
@@ -70,8 +71,10 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
     if samples > 65535 or height > 2**32 - 1 or width > 2**32 - 1:
         raise TiffValueError(f"shape {shape} is too large for TIFF")
     try:
+        if isinstance(tile, (str, bytes, dict)) or len(tile) != 2:
+            raise TypeError
         tile = (int(tile[0]), int(tile[1]))
-    except (TypeError, IndexError, ValueError, OverflowError):
+    except (TypeError, IndexError, ValueError, OverflowError, KeyError):
         raise TiffTypeError(f"tile must be (length, width), not {tile!r}") from None
     if tile[0] <= 0 or tile[1] <= 0 or tile[0] % 16 or tile[1] % 16:
         raise TiffValueError(f"tile {tile}: TIFF tile sizes must be positive multiples of 16")
@@ -146,11 +149,11 @@ def normalize_params(shape: Any, dtype: Any, *, tile: Any, compression: Any, com
     if pm == 6:
         try:
             sub = (2, 2) if subsampling is None else (int(subsampling[0]), int(subsampling[1]))
-        except (TypeError, ValueError, IndexError, OverflowError):
+        except (TypeError, ValueError, IndexError, OverflowError, KeyError):
             raise TiffValueError(f"subsampling must be (1, 1), (2, 1) or (2, 2), not {subsampling!r}") from None
         if sub not in ((1, 1), (2, 1), (2, 2)):
             raise TiffValueError(f"subsampling must be (1, 1), (2, 1) or (2, 2), not {subsampling!r}")
-    elif subsampling not in (None, (1, 1)):
+    elif subsampling is not None and not (isinstance(subsampling, (tuple, list)) and tuple(subsampling) == (1, 1)):
         raise TiffValueError("subsampling applies only to JPEG YCbCr images")
     if missing not in MISSING:
         raise TiffValueError(f"missing must be one of {MISSING}, not {missing!r}")
@@ -209,6 +212,18 @@ def check_count(name: str, value: Any, minimum: int = 1, none: bool = True) -> i
     if value < minimum:
         raise TiffValueError(f"{name} must be >= {minimum}, not {value}")
     return int(value)
+
+
+#: at most this many encoder threads (each a real thread)
+MAX_WORKERS = 1024
+
+
+def check_workers(workers: Any) -> int | None:
+    """``workers=``: None (the default) or 0..MAX_WORKERS encoder threads (0 and 1: none)."""
+    value = check_count("workers", workers, 0)
+    if value is not None and value > MAX_WORKERS:
+        raise TiffValueError(f"workers must be at most {MAX_WORKERS}, not {value}")
+    return value
 
 
 def check_software(software: Any) -> str | None:
@@ -309,35 +324,3 @@ def _tag_value(code: int, ftype: int, value: Any) -> Any:
     if arr.dtype.kind not in "buif" or arr.size == 0:
         raise TiffValueError(f"extratags: tag {code}: {value!r} is not a number or a sequence of numbers")
     return arr.reshape(-1).tolist()
-
-
-def sanitize_stored(params: dict[str, Any], bigtiff: bool | None) -> tuple[dict[str, Any], list[str]]:
-    """Parameters read back from a file written by an older tiffio that did not check them: those that
-    would make every checkpoint fail (an unpackable resolution or extratag) are dropped so that the
-    tiles can be recovered; returns the parameters and what was dropped."""
-    dropped: list[str] = []
-    params = dict(params)
-    if params.get("resolution") is not None:
-        try:
-            check_resolution(params["resolution"])
-        except (TiffTypeError, TiffValueError) as exc:
-            dropped.append(f"resolution ({exc})")
-            params["resolution"] = None
-    kept = []
-    for tag in params.get("extratags") or []:
-        try:
-            value = tag[3]
-            if isinstance(value, dict) and "bytes" in value:
-                value = bytes.fromhex(value["bytes"])
-            check_extratags([(tag[0], tag[1], tag[2], value)], bigtiff)
-        except (TiffTypeError, TiffValueError, TypeError, ValueError, IndexError) as exc:
-            dropped.append(f"extratag {tag[0] if tag else '?'} ({exc})")
-            continue
-        kept.append(tag)
-    params["extratags"] = kept
-    try:
-        params["software"] = check_software(params.get("software"))
-    except TiffTypeError as exc:
-        dropped.append(f"software ({exc})")
-        params["software"] = None
-    return params, dropped

@@ -36,7 +36,7 @@ from typing import Any
 import numpy
 
 from ..cogcheck import ghost_area
-from ..errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
+from ..errors import SourceError, TiffFormatError, TiffTypeError, TiffValueError, UnsupportedFeatureError
 from ..layout import FIELD_TYPE_SIZE, Layout, get_layout
 from .files import create_temporary, discard, publish
 
@@ -480,7 +480,7 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         raise TiffValueError("nothing to write: no images")
     if bigtiff not in (None, True, False):
         raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
-    dst = os.fspath(dst)
+    dst = _dst_path(dst)
     report = RelayoutReport(path=dst, layout=layout)
     candidates = [False, True] if bigtiff is None else [bool(bigtiff)]
     for big in candidates:
@@ -533,6 +533,14 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
     return report
 
 
+def _dst_path(dst: Any) -> str:
+    if isinstance(dst, (str, os.PathLike)):
+        path = os.fspath(dst)
+        if isinstance(path, str) and path:
+            return path
+    raise TiffTypeError(f"the destination must be a path (str or os.PathLike), not {dst!r}")
+
+
 def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: bool | None = None,
              fsync: bool = True, progress: Progress | None = None) -> RelayoutReport:
     """Rewrite the tiled pyramid in ``src`` (a path or an open :class:`tiffio.TiffFile`) to ``dst``
@@ -551,6 +559,7 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
 
     if layout not in LAYOUTS:
         raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    dst = _dst_path(dst)
     own = not isinstance(src, TiffFile)
     tif = TiffFile(src) if own else src
     try:
@@ -559,7 +568,10 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
         if not os.path.isfile(path):
             raise UnsupportedFeatureError(f"{path}: relayout copies tile bytes from a local file; this TiffFile "
                                           "reads from elsewhere (bytes, a file object, a remote source)")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise SourceError(exc.errno or 5, f"cannot open {path!r}: {exc.strerror}") from None
         try:
             report = write_images(dst, [fd], images, byteorder=tif.byteorder, layout=layout, bigtiff=bigtiff,
                                   fsync=fsync, progress=progress)

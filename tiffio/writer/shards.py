@@ -54,6 +54,8 @@ class Plan:
         for key in ("parent", "reduced", "missing", "workers"):
             if key in options:
                 raise TiffValueError(f"Plan sets {key!r} itself")
+        if writer_options is not None and not isinstance(writer_options, dict):
+            raise TiffTypeError(f"writer_options must be a dict, not {type(writer_options).__name__}")
         wopts = dict(writer_options or {})
         for key in wopts:
             if key not in _WRITER_OPTIONS:

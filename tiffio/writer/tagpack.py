@@ -16,9 +16,9 @@ from ..enums import Compression as C
 from ..enums import FieldType as T
 from ..errors import TiffError, TiffTypeError, TiffValueError
 from ..layout import Layout, get_layout
-from .params import SAMPLEFORMAT
+from .params import SAMPLEFORMAT, check_extratags, check_resolution, check_software
 
-__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries"]
+__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries", "sanitize_stored"]
 
 
 @dataclass
@@ -203,3 +203,39 @@ def check_image_entries(params: dict[str, Any], dtype: numpy.dtype, jpegtables: 
         json.dumps(params)
     except (TypeError, ValueError) as exc:
         raise TiffValueError(f"the image's parameters cannot be stored: {exc}") from None
+
+
+def sanitize_stored(params: dict[str, Any], bigtiff: bool | None) -> tuple[dict[str, Any], list[str]]:
+    """Parameters read back from a file written by an older tiffio that did not check them: those that
+    would make every checkpoint fail (an unpackable resolution or extratag) are dropped so that the
+    tiles can be recovered; returns the parameters and what was dropped."""
+    dropped: list[str] = []
+    params = dict(params)
+    if params.get("resolution") is not None:
+        try:
+            check_resolution(params["resolution"])
+        except TiffError as exc:
+            dropped.append(f"resolution ({exc})")
+            params["resolution"] = None
+    kept = []
+    for tag in params.get("extratags") or []:
+        try:
+            value = tag[3]
+            if isinstance(value, dict) and "bytes" in value:
+                value = bytes.fromhex(value["bytes"])
+            check_extratags([(tag[0], tag[1], tag[2], value)], bigtiff)
+            for big in (False, True) if bigtiff is None else (bool(bigtiff),):
+                count, _ = pack_values(get_layout("<", big), tag[1], value)
+                if tag[2] is not None and tag[2] != count and tag[1] != T.ASCII:
+                    raise TiffValueError(f"count {tag[2]} does not match its {count} values")
+        except (TiffError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            dropped.append(f"extratag {tag[0] if tag else '?'} ({exc})")
+            continue
+        kept.append(tag)
+    params["extratags"] = kept
+    try:
+        params["software"] = check_software(params.get("software"))
+    except TiffError as exc:
+        dropped.append(f"software ({exc})")
+        params["software"] = None
+    return params, dropped

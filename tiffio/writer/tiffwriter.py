@@ -34,8 +34,8 @@ from ..layout import Layout
 from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
 from .files import WriterLock, create_temporary, discard, publish, require_local_filesystem, require_regular
 from .image import ImageWriter
-from .params import MISSING, check_count, check_software, normalize_params, sanitize_stored
-from .pipeline import EncoderThreads
+from .params import MISSING, check_count, check_software, check_workers, normalize_params
+from .pipeline import EncoderThreads, join_thread, start_thread
 from .pyramid import DEFAULT_BUDGET, FILTERS, Pyramid, level_shapes
 from .records import (
     CLASSIC_LIMIT,
@@ -49,7 +49,7 @@ from .records import (
     read_signature,
 )
 from .sink import Sink
-from .tagpack import check_image_entries
+from .tagpack import check_image_entries, sanitize_stored
 
 __all__ = ["TiffWriter", "WRITEBACK_BYTES"]
 
@@ -95,8 +95,9 @@ class TiffWriter:
             raise TiffValueError(f"mode must be 'w' or 'resume', not {mode!r}")
         if byteorder not in ("<", ">"):
             raise TiffValueError(f"byteorder must be '<' or '>', not {byteorder!r}")
-        if bigtiff not in (None, True, False):
+        if bigtiff is not None and not isinstance(bigtiff, (bool, numpy.bool_)):
             raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
+        bigtiff = None if bigtiff is None else bool(bigtiff)
         if missing not in MISSING:
             raise TiffValueError(f"missing must be one of {MISSING}, not {missing!r}")
         if checkpoint_every != "auto":
@@ -115,7 +116,7 @@ class TiffWriter:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
         self.fsync = bool(fsync)
-        self.default_workers = check_count("workers", workers, 0)
+        self.default_workers = check_workers(workers)
         self.images: list[ImageWriter] = []
         self.report: RecoveryReport | None = None
         self._lock = threading.Lock()             # file end, arrays
@@ -288,8 +289,9 @@ class TiffWriter:
         """
         self._check_open()
         layout = None
-        if pyramid not in (None, False):
-            layout = {True: "main", "main": "main", "subifds": "subifds"}.get(pyramid)
+        if pyramid is not None and pyramid is not False:
+            layout = {True: "main", "main": "main", "subifds": "subifds"}.get(pyramid) \
+                if isinstance(pyramid, (bool, str)) else None
             if layout is None:
                 raise TiffValueError(f"pyramid must be True, 'main' or 'subifds', not {pyramid!r}")
             if parent is not None or reduced:
@@ -312,7 +314,7 @@ class TiffWriter:
                 missing=self.missing if missing is None else missing,
                 software=self.software if software is ... else software, datetime=datetime,
                 byteorder=self.byteorder, bigtiff=self.bigtiff)
-            workers = check_count("workers", workers, 0)
+            workers = check_workers(workers)
             if workers is None:
                 workers = self.default_workers
             workers = max(1, workers or 1)
@@ -453,7 +455,7 @@ class TiffWriter:
                 self._writeback_mark = self._end
                 self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
                                                           name="tiffio-writeback")
-                self._writeback_thread.start()
+                start_thread(self._writeback_thread)
         return True
 
     def _writeback(self) -> None:
@@ -483,10 +485,11 @@ class TiffWriter:
     def _encoder_threads(self, workers: int) -> EncoderThreads:
         threads = self._threads
         if threads is None:
-            threads = self._threads = EncoderThreads(workers)
-            # an unclosed, collected writer stops its threads (the threads hold only the queue)
+            # no thread yet: known to close() before any starts (an interrupt while they start
+            # leaves none unstopped); an unclosed, collected writer stops them (they hold only the pipeline)
+            threads = self._threads = EncoderThreads(0)
             weakref.finalize(self, threads.stop, False)
-        elif len(threads.threads) < workers:
+        if len(threads.threads) < workers:
             threads.grow(workers)
         return threads
 
@@ -544,14 +547,14 @@ class TiffWriter:
         """Wait for the fsync + header update of the last automatic checkpoint."""
         thread = self._sync_thread
         if thread is not None:
-            thread.join()
+            join_thread(thread)
             self._sync_thread = None
 
     def _wait_writeback(self) -> None:
         with self._lock:
             thread = self._writeback_thread
         if thread is not None:
-            thread.join()
+            join_thread(thread)
 
     def _raise_pending(self) -> None:
         with self._lock:
@@ -622,7 +625,7 @@ class TiffWriter:
                 thread = threading.Thread(target=self._publish, args=(header, layout, blob_end, True, False),
                                           daemon=True, name="tiffio-checkpoint")
                 self._sync_thread = thread
-                thread.start()
+                start_thread(thread)
             else:
                 self._publish(header, layout, blob_end, self.fsync, self.fsync and final, raise_=True)
 
