@@ -3,7 +3,10 @@
 Every payload (tile, image definition, blank tile, checkpoint state) is preceded by a 28-byte
 *leader*: magic, image number, tile index, payload length, CRC-32 of the payload. TIFF readers
 never see leaders (they follow offsets); recovery, resume (and merge) scan them. The state record
-of a checkpoint ends with a footer (JSON length, magic) just before the first IFD.
+of a checkpoint ends with a footer (JSON length, magic) just before the first IFD; a scan passes
+over that footer and the checkpoint's IFDs. The first record of every working file, at offset 16,
+is the definition of image 0: its magic, CRC-32 and JSON are the file's signature
+(:func:`read_signature`), which every path that writes into an existing file checks first.
 """
 
 from __future__ import annotations
