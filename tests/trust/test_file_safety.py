@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,10 +24,12 @@ import tifffile
 
 import tiffio
 from tests.cli.helpers import ENV, run
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 from tests.crossval.writer_helpers import FullDisk
 
 from .helpers import FOREIGN, TILE, complete_tiffio_file, fingerprint, folder_listing, make_foreign, pixels, write_tiles
+
+GOLDEN = REPO / "tests" / "unit" / "golden"
 
 
 def _plan() -> tiffio.Plan:
@@ -487,3 +490,18 @@ def test_outputs_never_replace_a_folder_device_or_fifo(tmp_path):
             tiffio.TiffWriter(dst, atomic=True)
         assert fingerprint(dst) == before
     assert folder_listing(tmp_path) == ["fifo", "folder", "shard.tif"]
+
+
+@pytest.mark.parametrize("name", ["gray_lzw.tif", "rgb_jpeg_pyramid_be_big.tif", "float_sparse.tif"])
+def test_files_of_the_current_format_are_accepted(tmp_path, name):
+    """No format change: the frozen golden files (written before the signature was checked) prove to
+    be working files, recover as complete (unchanged) and resume."""
+    path = tmp_path / name
+    shutil.copyfile(GOLDEN / name, path)
+    before = fingerprint(path)
+    report = tiffio.recover(path)
+    assert report.changes == 0 and report.checkpoint_offset > 0
+    assert fingerprint(path) == before
+    with tiffio.TiffWriter(path, mode="resume") as w:
+        assert len(w.images) == report.images
+    assert fingerprint(path) == before

@@ -209,7 +209,7 @@ def test_two_resumes_of_one_shard(tmp_path):
 def test_killed_writer_is_taken_over(tmp_path):
     """SIGKILL frees the lock (the kernel closes the descriptors): the next writer resumes the file at
     once, keeps every checkpointed tile and finishes it; its lock file is then gone."""
-    from tiffio.writer.files import lock_path
+    from tiffio.writer.lock import lock_path
 
     path = tmp_path / "w.tif"
     holder = Holder(tmp_path, "w", path)
@@ -287,7 +287,7 @@ MOUNTINFO = """\
 
 
 def test_locks_are_refused_where_they_are_unreliable(tmp_path):
-    from tiffio.writer.files import require_local_filesystem
+    from tiffio.writer.lock import require_local_filesystem
 
     assert require_local_filesystem("/data/x.tif", MOUNTINFO, purpose="lock") == "ext4"
     for path in ("/mnt/nfs/x.tif", "/mnt/smb/x.tif", "/mnt/sshfs/a/x.tif"):

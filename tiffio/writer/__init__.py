@@ -31,7 +31,7 @@ TiffFormatError before a byte is written. Closing a writer whose last checkpoint
 writes nothing, so recovering a complete file leaves it byte-identical.
 
 One writer per file: a writer on a path holds an exclusive flock on a hidden sidecar next to it
-(files.py) for its lifetime; ``atomic=True`` and relayout/merge outputs are written to temporaries
+(lock.py) for its lifetime; ``atomic=True`` and relayout/merge outputs are written to temporaries
 created exclusively in the destination's folder and renamed (files.py).
 
 Whether the file is classic TIFF or BigTIFF is decided at each checkpoint.
@@ -40,10 +40,11 @@ The package, lowest layer first (each module imports only those above it in this
 
     sink.py        positional writes and reads on a path or file object, fsync, fdatasync (the only I/O
                    of file content)
-    files.py       the files the writer owns: the one-writer lock (a sidecar flock), temporaries created
-                   exclusively and renamed, regular-file and filesystem checks
     records.py     the record format: leaders, magics, CRC-32, the state record, the working file's
                    signature, scanning records
+    lock.py        one writer per file: the sidecar flock, the filesystems where locks are not reliable
+    files.py       the file a writer owns (opened after the regular-file, signature and lock checks;
+                   removed if it holds no image), temporaries created exclusively and renamed
     pipeline.py    encoder threads fed by a bounded queue (back-pressure), safe against Ctrl-C
     params.py      add_image's arguments checked into one JSON-serializable dict (stored for resume)
     tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries, the trial packing

@@ -15,7 +15,7 @@
 
 Appending from several processes is safe only where the kernel serialises ``O_APPEND`` writes: local
 filesystems. NFS, SMB/CIFS, FUSE and cluster filesystems are refused (read from
-/proc/self/mountinfo, tiffio.writer.files) with UnsupportedFeatureError: use shards + :func:`tiffio.merge`
+/proc/self/mountinfo, tiffio.writer.lock) with UnsupportedFeatureError: use shards + :func:`tiffio.merge`
 there.
 """
 
@@ -33,8 +33,8 @@ import numpy
 from ..errors import SourceError, TiffFormatError, TiffUsageError, UnsupportedFeatureError
 from ..header import parse_header
 from .checkpoint import read_state
-from .files import filesystem_type, require_local_filesystem
 from .image import ImageWriter
+from .lock import filesystem_type, require_local_filesystem
 from .records import DATA_START, LEADER, MAGIC_TILE, crc32_parts, iter_records_resync, read_signature
 from .sink import Sink, source_error
 from .tiffwriter import TiffWriter

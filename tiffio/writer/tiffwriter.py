@@ -7,9 +7,7 @@ from checkpoint.py, the IFD entries from tagpack.py, the images' parameters from
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import threading
 import time
 import warnings
@@ -32,7 +30,7 @@ from ..errors import (
 from ..header import pack_header
 from ..layout import Layout
 from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
-from .files import WriterLock, create_temporary, discard, publish, require_local_filesystem, require_regular
+from .files import WriterFile
 from .image import ImageWriter
 from .params import MISSING, check_count, check_software, check_workers, normalize_params
 from .pipeline import EncoderThreads, join_thread, start_thread
@@ -46,9 +44,7 @@ from .records import (
     MAGIC_TILE,
     crc32,
     crc32_parts,
-    read_signature,
 )
-from .sink import Sink
 from .tagpack import check_image_entries, sanitize_stored
 
 __all__ = ["TiffWriter", "WRITEBACK_BYTES"]
@@ -143,75 +139,21 @@ class TiffWriter:
         self._checkpoints = 0
         self.last_layout: Layout | None = None
         self._pyramids: list[Pyramid] = []
-        self._mode = mode
-        self._path: str | None = None             # the target, when it is a path
-        self._file_lock: WriterLock | None = None
-        self._temporary: str | None = None        # atomic=True: the file being written, renamed at close
-        self._discard_temporary: weakref.finalize | None = None
+        self._file: WriterFile | None = None
         try:
-            self._sink = self._open(target, mode, bool(lock), bool(atomic))
+            self._file = WriterFile(target, mode, bool(lock), bool(atomic), self._lock_role)
+            self._sink = self._file.sink
             if mode == "resume":
                 self.report = self._resume(_progress)
         except BaseException:
-            self._release(remove=mode == "w")
+            if self._file is not None:
+                self._file.release(remove=mode == "w")
             raise
 
-    def _open(self, target: Any, mode: str, lock: bool, atomic: bool) -> Sink:
-        """The sink, after every check: a path is a regular file (or absent, to create); a file to resume
-        proves to be a working file of tiffio's writer before it is opened for writing (nothing is
-        locked or created for a file that is not); the writer's lock is held before a byte is written;
-        atomic=True writes an exclusively created temporary in the target's folder."""
-        if not isinstance(target, (str, os.PathLike)):
-            if atomic:
-                raise TiffValueError("atomic=True needs a path (the temporary file is created next to it)")
-            return Sink(target, mode)
-        path = self._path = os.fspath(target)
-        require_regular(path, "write" if mode == "w" else "resume or repair")
-        if atomic:
-            fd, self._temporary = create_temporary(path, ".partial")
-            self._discard_temporary = weakref.finalize(self, discard, self._temporary)
-            return Sink.from_fd(fd, path)
-        if mode == "resume":
-            probe = Sink(path, "r")
-            try:
-                read_signature(probe, probe.size())
-            finally:
-                probe.close()
-        if lock:
-            require_local_filesystem(path, purpose="lock")
-            self._file_lock = WriterLock(path, self._lock_role)
-        return Sink(path, "w" if mode == "w" else "r+")
-
     def _release(self, remove: bool = False) -> None:
-        """Close the file and release the lock. ``remove`` (the file holds no image, or an atomic writer
-        is abandoned): a file ``mode='w'`` created is removed, a file object emptied, a temporary
-        discarded."""
-        sink = getattr(self, "_sink", None)
-        error: BaseException | None = None
-        try:
-            if remove and self._temporary is None and sink is not None and self._mode == "w":
-                if sink.fd is not None and self._path is not None:
-                    _remove_if_same(self._path, sink.fd)
-                elif sink.file is not None:
-                    sink.truncate(0)
-        except BaseException as exc:  # pragma: no cover - a file object that cannot be truncated
-            error = exc
-        try:
-            if sink is not None:
-                sink.close()
-        except BaseException as exc:
-            error = error or exc
-        finally:
-            if self._temporary is not None:
-                discard(self._temporary)
-                self._temporary = None
-                if self._discard_temporary is not None:
-                    self._discard_temporary.detach()
-            if self._file_lock is not None:
-                self._file_lock.release()
-                self._file_lock = None
-        if error is not None:
-            raise error
+        """Close the file and release its lock (``remove``: see WriterFile.release)."""
+        if self._file is not None:
+            self._file.release(remove)
 
     @property
     def name(self) -> str:
@@ -225,8 +167,8 @@ class TiffWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             self.close()
-        elif self._temporary is not None:  # atomic: an error means the new file is not published
-            self._abort()
+        elif self._file is not None and self._file.temporary is not None:
+            self._abort()  # atomic: after an error the new file is not published
         else:
             try:
                 self.close(_enforce=False)
@@ -369,7 +311,7 @@ class TiffWriter:
             params["reduced"] = options["layout"] == "main"
             params["pyramid_level"] = [base.index, k]
             levels.append(self._add(params, base.workers))
-        spill_dir = os.path.dirname(os.path.abspath(self._path)) if self._path is not None else None
+        spill_dir = self._file.folder if self._file is not None else None
         pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level, spill_dir)
         for k, im in enumerate(levels):
             im._pyramid = pyr
@@ -678,12 +620,8 @@ class TiffWriter:
                         self._sink.sync()  # an automatic checkpoint's header may not be synced yet
                 else:
                     self._checkpoint(final=True)
-                if self._temporary is not None:
-                    assert self._sink.fd is not None
-                    publish(self._sink.fd, self._temporary, self.name)
-                    self._temporary = None
-                    if self._discard_temporary is not None:
-                        self._discard_temporary.detach()
+                if self._file is not None:
+                    self._file.publish()  # atomic=True: the complete file takes its name
         except BaseException as exc:
             error = exc
         finally:
@@ -739,18 +677,3 @@ class TiffWriter:
                 report.missing_tiles = [int((im._offsets == 0).sum()) for im in self.images]
         return report
 
-
-def _remove_if_same(path: str, fd: int) -> None:
-    """Remove ``path`` if it is still the file open as ``fd`` (a file that held nothing)."""
-    try:
-        mine = os.fstat(fd)
-        now = os.stat(path)
-    except OSError:
-        return
-    if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise SourceError(exc.errno or errno.EIO, f"cannot remove {path!r}, which holds no image: "
-                                  f"{exc.strerror}") from None
