@@ -32,6 +32,7 @@ import hashlib
 import os
 import socket
 import stat
+import time
 import weakref
 
 from ..errors import TiffUsageError, UnsupportedFeatureError
@@ -52,6 +53,11 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NAME_MAX = 255
+#: bytes of the holder's description at the start of the lock file
+_OWNER_SIZE = 256
+#: how long the type of a filesystem (by device number) is remembered, in seconds
+_FSTYPE_TTL = 5.0
+_fstypes: dict[int, tuple[float, str]] = {}
 
 
 # --- filesystems -------------------------------------------------------------------------------
@@ -98,11 +104,23 @@ def require_local_filesystem(path: str | os.PathLike, mountinfo: str | None = No
     ``purpose='append'`` (shared append) also refuses a filesystem it cannot identify;
     ``purpose='lock'`` (the writer's lock) trusts ``flock`` where there is no mount table to read
     (not Linux)."""
+    key = None
     if purpose == "lock" and mountinfo is None:
+        # the mount table is read once per filesystem every few seconds: writers of many small files
+        # would otherwise read and parse it for each file
+        try:
+            key = os.stat(os.path.dirname(os.path.realpath(os.fspath(path))) or ".").st_dev
+        except OSError:
+            key = None
+        known = _fstypes.get(key) if key is not None else None
+        if known is not None and time.monotonic() - known[0] < _FSTYPE_TTL and not _unreliable(known[1]):
+            return known[1]
         mountinfo = _read_mountinfo()
         if mountinfo is None:  # pragma: no cover - not Linux
             return ""
     fstype = filesystem_type(path, mountinfo)
+    if key is not None:
+        _fstypes[key] = (time.monotonic(), fstype)
     if not _unreliable(fstype):
         return fstype
     where = f"{os.fspath(path)!r} is on a {fstype or 'unknown'} filesystem"
@@ -205,10 +223,11 @@ class WriterLock:
         else:  # pragma: no cover - 64 holders in a row released the lock under us
             raise TiffUsageError(f"{self.path!r}: could not take its lock {self.lock_path!r} (contended)")
         try:
-            text = f"process {os.getpid()} on {socket.gethostname()}, {role}\n".encode()
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, text, 0)
-        except OSError:  # the text is for messages only
+            # for messages only; padded to a fixed size instead of truncating the file first (ext4 flushes
+            # a file truncated to 0 and written again when it is closed: 2 ms instead of 0.1)
+            text = f"process {os.getpid()} on {socket.gethostname()}, {role}"[:_OWNER_SIZE - 1]
+            os.pwrite(self.fd, text.encode().ljust(_OWNER_SIZE - 1) + b"\n", 0)
+        except OSError:
             pass
         _HELD.add(self)
         self._finalizer = weakref.finalize(self, WriterLock._finalize, self.fd, self.lock_path, self._pid)

@@ -15,7 +15,7 @@ import numpy
 from ..enums import Compression as C
 from ..enums import FieldType as T
 from ..errors import TiffError, TiffTypeError, TiffValueError
-from ..layout import Layout, get_layout
+from ..layout import FIELD_TYPE_CHAR, FIELD_TYPE_SIZE, Layout, get_layout
 from .params import SAMPLEFORMAT, check_extratags, check_resolution, check_software
 
 __all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries", "sanitize_stored"]
@@ -27,6 +27,12 @@ class Entry:
     type: int
     count: int
     data: bytes
+
+
+#: (min, max) of the integer field types
+_INT_LIMITS = {int(t): (-(2 ** (8 * FIELD_TYPE_SIZE[int(t)] - 1)), 2 ** (8 * FIELD_TYPE_SIZE[int(t)] - 1) - 1)
+               if t in (T.SBYTE, T.SSHORT, T.SLONG, T.SLONG8) else (0, 2 ** (8 * FIELD_TYPE_SIZE[int(t)]) - 1)
+               for t in (T.BYTE, T.SHORT, T.LONG, T.LONG8, T.SBYTE, T.SSHORT, T.SLONG, T.SLONG8)}
 
 
 def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
@@ -45,6 +51,14 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     if ftype in (T.UNDEFINED, T.BYTE) and isinstance(values, (bytes, bytearray, memoryview)):
         raw = bytes(values)
         return len(raw), raw
+    limits = _INT_LIMITS.get(ftype)
+    if limits is not None and type(values) is list and len(values) <= 64 and \
+            all(type(v) is int for v in values):
+        # a few Python ints (most tags of an IFD): struct, without numpy's per-call costs; same bytes
+        low, high = limits
+        if any(v < low or v > high for v in values):
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
+        return len(values), struct.pack(f"{layout.byteorder}{len(values)}{FIELD_TYPE_CHAR[ftype]}", *values)
     if ftype in (T.RATIONAL, T.SRATIONAL):
         flat: list[int] = []
         seq = values if isinstance(values, (list, tuple, numpy.ndarray)) else [values]
@@ -186,11 +200,12 @@ def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtab
 
 def check_image_entries(params: dict[str, Any], dtype: numpy.dtype, jpegtables: bytes | None, byteorder: str,
                         bigtiff: bool | None) -> None:
-    """Pack the whole IFD of an image once, in every layout a checkpoint may choose, before anything of
-    the image is stored: what cannot be packed raises TiffValueError here, in add_image, instead of
-    failing every later checkpoint, close and recovery."""
+    """Pack the whole IFD of an image once before anything of the image is stored: what cannot be
+    packed raises TiffValueError here, in add_image, instead of failing every later checkpoint, close
+    and recovery. One layout suffices: classic and BigTIFF IFDs pack the same values (only the strile
+    arrays' and SubIFDs' types differ, and LONG8 extratags are refused unless bigtiff=True)."""
     one = numpy.zeros(1, numpy.uint64)
-    for big in ((False, True) if bigtiff is None else (bool(bigtiff),)):
+    for big in (bool(bigtiff),):
         layout = get_layout(byteorder, big)
         try:
             entries = image_entries(layout, params, dtype, jpegtables, one, one)
