@@ -18,11 +18,19 @@ __all__ = ["recover", "RecoveryReport"]
 
 
 def recover(path: str | os.PathLike, *, fsync: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> RecoveryReport:
+            progress: Callable[[int, int], None] | None = None, lock: bool = True) -> RecoveryReport:
     """Recover a file a tiffio writer left unfinished; returns what was found.
 
     The file is rewritten in place (torn bytes at the end are truncated, a checkpoint is
-    appended). ``fsync=False`` skips the fsyncs of the new checkpoint (faster, not crash-safe).
+    appended) only when that changes something: recovering a complete file (or recovering twice)
+    writes nothing. ``fsync=False`` skips the fsyncs of the new checkpoint (faster, not crash-safe).
+
+    Only a working file of tiffio's writer is repaired: its first record (the definition of its
+    first image) must check out before a byte is written; any other file, and a folder, device or
+    FIFO, raises TiffFormatError (TiffTypeError) and is left byte for byte as it was. While a writer
+    has the file open, TiffUsageError (one writer per file; ``lock`` as for :class:`TiffWriter`).
+    When the newest checkpoint is cut off (a truncated copy) or damaged, the images are rebuilt from
+    the tile records alone (``report.ignored_checkpoint``).
 
     ``progress(done, total)``, if given, follows the long part of the work, the scan of the
     records written after the last checkpoint: ``done`` bytes of them scanned out of ``total``
@@ -36,13 +44,10 @@ def recover(path: str | os.PathLike, *, fsync: bool = True,
     read or written.
     """
     writer = TiffWriter(path, mode="resume", fsync=fsync, checkpoint_every=None, checkpoint_seconds=None,
-                        _progress=progress)
+                        lock=lock, _progress=progress)
     report = writer.report
     assert report is not None
-    try:
-        if writer.images:
-            writer.checkpoint()
-    finally:
-        writer._closed = True
-        writer._sink.close()
+    # a checkpoint is written only when the last one does not hold everything; pyramids are not
+    # completed and missing tiles are not an error: this only repairs
+    writer.close(_enforce=False)
     return report

@@ -156,7 +156,7 @@ def test_torn_shard_is_recovered_first(tmp_path):
     tiles = plan.tiles(1)
     for r, c in tiles:
         im.write_tile(r, c, tile_of(levels[0], r, c))
-    w._sink.close()  # no final checkpoint: as after kill -9
+    w._release()  # no final checkpoint: as after kill -9 (the kernel closes the file and frees its lock)
     w._closed = True
     size = os.path.getsize(b)
     with open(b, "r+b") as fh:
@@ -243,7 +243,7 @@ def test_recovered_shard_does_not_win_over_a_newer_retry(tmp_path):
     w = plan.open_shard(crashed, checkpoint_every=3, checkpoint_seconds=None, fsync=False)
     for r, c in plan.tiles(0)[:8]:
         w.images[0].write_tile(r, c, tile_of(other, r, c))
-    w._sink.close()  # killed: tiles after the last checkpoint are records only
+    w._release()  # killed: tiles after the last checkpoint are records only (the kernel frees the lock)
     w._closed = True
     past = time.time_ns() - 10**10
     os.utime(crashed, ns=(past, past))

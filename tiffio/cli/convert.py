@@ -3,8 +3,11 @@
 ``convert`` re-encodes one image (a level, a region) of any TIFF tiffio reads into a tiled TIFF,
 tile by tile in bounded memory; ``--pyramid`` adds levels in the same pass and ``--cog`` produces
 a Cloud-Optimized GeoTIFF (by relayout, without recompression, when no re-encoding is asked). The
-output is written under a temporary name (``DST.partial``) and renamed when complete: an
-interrupted or failed run (Ctrl-C included) removes it and never leaves a partial DST behind.
+output is written to a temporary file created exclusively under an unpredictable name in DST's
+folder (``TiffWriter(atomic=True)``, ``tiffio.relayout``) and renamed when complete: an interrupted
+or failed run (Ctrl-C included) removes it and never leaves a partial DST behind. ``--cog`` with
+re-encoding writes its intermediate tiled file in a private folder (mode 0700) made next to DST and
+removed afterwards. Messages name the user's files, never these temporaries.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from ._common import CLIError, current, dump_json, open_tiff
@@ -37,6 +42,20 @@ RECOVER_EXAMPLES = """examples:
 """
 
 
+def _number(minimum: int, multiple: int = 1, what: str = "") -> Any:
+    """An argparse type: an int >= ``minimum`` (and a multiple of ``multiple``), else a usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or value % multiple:
+            raise argparse.ArgumentTypeError(f"{value} is not {what or f'a whole number >= {minimum}'}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("convert", parents=[common], help="re-encode into a tiled TIFF (level, region, pyramid, COG)",
@@ -49,13 +68,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--compression", "-c", help="none, lzw, deflate, zstd, lzma, packbits, jpeg, webp, jpeg2000, "
                                               "jpegxl, lerc, png (default: the source's where tiffio writes it, "
                                               "else deflate)")
-    p.add_argument("--quality", type=int, help="JPEG/WebP/... quality or codec level")
+    p.add_argument("--quality", type=_number(0), help="JPEG/WebP/... quality or codec level")
     p.add_argument("--predictor", choices=("none", "horizontal", "floatingpoint"), help="predictor for LZW, "
                    "Deflate, LZMA, Zstd (default: the source's when the codec is the same)")
-    p.add_argument("--tile", type=int, nargs="+", metavar="N", default=None,
+    p.add_argument("--tile", type=_number(16, 16, "a positive multiple of 16"), nargs="+", metavar="N",
+                   default=None,
                    help="tile size: N (square) or LENGTH WIDTH, multiples of 16 (default 256)")
     p.add_argument("--level", type=int, default=0, help="pyramid level of SRC to convert (default 0)")
-    p.add_argument("--region", type=int, nargs=4, metavar=("Y", "X", "HEIGHT", "WIDTH"),
+    p.add_argument("--region", type=_number(0), nargs=4, metavar=("Y", "X", "HEIGHT", "WIDTH"),
                    help="convert only this window (pixels of the chosen level)")
     p.add_argument("--pyramid", nargs="?", const="main", choices=("main", "subifds"),
                    help="add reduced levels (2 x 2, down to one tile) in the same pass: as reduced images in the "
@@ -64,7 +84,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="how reduced levels are computed (default: mean)")
     p.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
     p.add_argument("--bigtiff", action="store_true", help="force BigTIFF (default: decided when writing)")
-    p.add_argument("--workers", type=int, default=None, help="encoder threads (default: the writer's)")
+    p.add_argument("--workers", type=_number(1), default=None, help="encoder threads (default: the writer's)")
     p.set_defaults(func=run_convert)
 
     p = sub.add_parser("merge", parents=[common], help="merge workers' shards into one TIFF (no recompression)",
@@ -77,6 +97,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", choices=("error", "sparse"), default="error",
                    help="a tile in no shard: refuse (default, nothing written) or store it sparse")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-lock", action="store_true", help="do not lock the shards (for filesystems where locks "
+                   "are not reliable, NFS, SMB...: make sure no worker still writes them)")
     p.set_defaults(func=run_merge)
 
     p = sub.add_parser("recover", parents=[common], help="recover a file a tiffio writer left unfinished",
@@ -87,6 +109,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        epilog=RECOVER_EXAMPLES, formatter_class=fmt)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("--no-lock", action="store_true", help="do not lock the file (for filesystems where locks "
+                   "are not reliable, NFS, SMB...: make sure no writer has it open)")
     p.set_defaults(func=run_recover)
 
 
@@ -112,17 +136,12 @@ def _pyramid_supported() -> bool:
     return "pyramid" in inspect.signature(tiffio.TiffWriter.add_image).parameters
 
 
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def run_convert(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(args.dst))
     if not os.path.isdir(folder):
         raise CLIError(f"{args.dst}: the folder {folder} does not exist", 2)
+    if os.path.isdir(args.dst):
+        raise CLIError(f"{args.dst}: is a folder; give the name of the file to write", 2)
     reencode = any(getattr(args, o) not in (None, False) for o in _REENCODE_OPTIONS) or args.level or args.pyramid
     if args.pyramid_filter and not args.pyramid:
         raise CLIError("--pyramid-filter needs --pyramid", 2)
@@ -133,19 +152,38 @@ def run_convert(args: argparse.Namespace) -> int:
         relayout = _feature("relayout", "--cog needs tiffio.relayout, issue 14")
         if not reencode:
             return _relayout(relayout, args.src, args.dst, args)
-        tmp = args.dst + ".tiled.partial"
+        # the tiled intermediate: in a private folder (mode 0700, made exclusively under an unpredictable
+        # name next to DST), so that nothing can redirect it; removed with it
         try:
-            _convert(args, tmp)
-            return _relayout(relayout, tmp, args.dst, args)
+            private = tempfile.mkdtemp(prefix=f".{os.path.basename(args.dst)[:100]}.", suffix=".tiffio", dir=folder)
+        except OSError as exc:
+            raise CLIError(f"{args.dst}: cannot create a temporary folder in {folder}: {exc.strerror}") from None
+        tiled = os.path.join(private, "tiled.tif")
+        try:
+            _convert(args, tiled, shown=args.dst, atomic=False)
+            return _relayout(relayout, tiled, args.dst, args, shown=args.dst)
+        except Exception as exc:
+            _rename_in(exc, tiled, args.dst)
+            raise
         finally:
-            _remove(tmp)
-    return _convert(args, args.dst)
+            shutil.rmtree(private, ignore_errors=True)
+    return _convert(args, args.dst, shown=args.dst, atomic=True)
 
 
-def _relayout(relayout: Any, src: str, dst: str, args: argparse.Namespace) -> int:
+def _rename_in(exc: BaseException, internal: str, shown: str) -> None:
+    """Say ``shown`` (the user's file) where a message names ``internal`` (a temporary of ours)."""
+    exc.args = tuple(a.replace(internal, shown) if isinstance(a, str) else a for a in exc.args)
+    if isinstance(exc, OSError):
+        if isinstance(exc.strerror, str):
+            exc.strerror = exc.strerror.replace(internal, shown)
+        if isinstance(exc.filename, str):
+            exc.filename = exc.filename.replace(internal, shown)
+
+
+def _relayout(relayout: Any, src: str, dst: str, args: argparse.Namespace, shown: str | None = None) -> int:
     """tiffio.relayout to COG: the stored tiles copied, nothing re-encoded (it writes a temporary
     name and renames it when complete)."""
-    current(src)
+    current(shown or src)
     with progress(None, f"cog {os.path.basename(dst)}", quiet=args.quiet, unit="B") as bar:
         report = relayout(src, dst, layout="cog", progress=copy_callback(bar))
     if not args.quiet and report is not None:
@@ -226,7 +264,9 @@ def _geo_tags(ifd: Any, downsample: tuple[float, float], origin: tuple[int, int]
     return result
 
 
-def _convert(args: argparse.Namespace, dst: str) -> int:
+def _convert(args: argparse.Namespace, dst: str, shown: str, atomic: bool) -> int:
+    """Re-encode into ``dst`` (``atomic``: an exclusive temporary renamed when complete; else ``dst`` is
+    ours already, in a private folder); messages name ``shown``."""
     import numpy
 
     import tiffio
@@ -264,44 +304,34 @@ def _convert(args: argparse.Namespace, dst: str) -> int:
             band_rows -= 1
         row_bytes = band_rows * tile[0] * width * pixel_bytes
         band_cols = cols if row_bytes <= 64 << 20 else max(1, int(cols * (64 << 20) / row_bytes))
-        partial = dst + ".partial"
-        current(dst)
-        try:
-            # no checkpoints or fsyncs while writing: an unfinished DST.partial is removed, never resumed;
-            # one fsync before the rename makes the complete file durable
-            with tiffio.TiffWriter(partial, bigtiff=True if args.bigtiff else None, workers=args.workers,
-                                   fsync=False, checkpoint_every=None, checkpoint_seconds=None) as writer:
-                image = writer.add_image(shape, ifd.dtype, tile=tile, **options)
-                current(args.src)
-                with progress(rows * cols, f"{'pyramid' if args.pyramid else 'convert'} {os.path.basename(dst)}",
-                              quiet=args.quiet) as bar:
-                    for r0 in range(0, rows, band_rows):
-                        r1 = min(rows, r0 + band_rows)
-                        ty = y + r0 * tile[0]
-                        th = min(r1 * tile[0], height) - r0 * tile[0]
-                        for c0 in range(0, cols, band_cols):
-                            c1 = min(cols, c0 + band_cols)
-                            tx = x + c0 * tile[1]
-                            tw = min(c1 * tile[1], width) - c0 * tile[1]
-                            band = ifd.read_region(ty, tx, th, tw)
-                            if separate:
-                                band = numpy.moveaxis(band, 0, -1)
-                            for r in range(r0, r1):
-                                top = (r - r0) * tile[0]
-                                for c in range(c0, c1):
-                                    left = (c - c0) * tile[1]
-                                    image.write_tile(r, c, band[top: top + tile[0], left: left + tile[1]])
-                                    bar.update()
-                current(dst)
-            fd = os.open(partial, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(partial, dst)
-        except BaseException:
-            _remove(partial)
-            raise
+        current(shown)
+        # no checkpoints or fsyncs while writing: an unfinished temporary is removed, never resumed; the
+        # atomic writer's one fsync before the rename makes the complete file durable
+        with tiffio.TiffWriter(dst, bigtiff=True if args.bigtiff else None, workers=args.workers, fsync=False,
+                               checkpoint_every=None, checkpoint_seconds=None, atomic=atomic,
+                               lock=atomic) as writer:
+            image = writer.add_image(shape, ifd.dtype, tile=tile, **options)
+            current(args.src)
+            with progress(rows * cols, f"{'pyramid' if args.pyramid else 'convert'} {os.path.basename(shown)}",
+                          quiet=args.quiet) as bar:
+                for r0 in range(0, rows, band_rows):
+                    r1 = min(rows, r0 + band_rows)
+                    ty = y + r0 * tile[0]
+                    th = min(r1 * tile[0], height) - r0 * tile[0]
+                    for c0 in range(0, cols, band_cols):
+                        c1 = min(cols, c0 + band_cols)
+                        tx = x + c0 * tile[1]
+                        tw = min(c1 * tile[1], width) - c0 * tile[1]
+                        band = ifd.read_region(ty, tx, th, tw)
+                        if separate:
+                            band = numpy.moveaxis(band, 0, -1)
+                        for r in range(r0, r1):
+                            top = (r - r0) * tile[0]
+                            for c in range(c0, c1):
+                                left = (c - c0) * tile[1]
+                                image.write_tile(r, c, band[top: top + tile[0], left: left + tile[1]])
+                                bar.update()
+            current(shown)
     return 0
 
 
@@ -324,6 +354,8 @@ def run_merge(args: argparse.Namespace) -> int:
             raise CLIError(f"{shard}: no such file", 2)
     current(args.dst)
     kwargs: dict[str, Any] = {"missing": args.missing}
+    if args.no_lock:
+        kwargs["lock"] = False
     if args.cog:
         kwargs["layout"] = "cog"
     with progress(None, f"merge {os.path.basename(args.dst)}", quiet=args.quiet, unit="B") as bar:
@@ -344,7 +376,10 @@ def run_recover(args: argparse.Namespace) -> int:
         if not os.path.exists(path):
             raise CLIError(f"{path}: no such file", 2)
         with progress(None, f"recover {os.path.basename(path)}", quiet=args.quiet, unit="B") as bar:
-            report = tiffio.recover(path, progress=copy_callback(bar))
+            try:
+                report = tiffio.recover(path, progress=copy_callback(bar), lock=not args.no_lock)
+            except tiffio.TiffTypeError as exc:  # a folder, device or FIFO: not a file to repair
+                raise CLIError(f"{exc}", 2) from None
         reports.append(_report_dict(report))
         if not args.json:
             print(report)

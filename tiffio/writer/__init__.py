@@ -3,7 +3,7 @@
 File layout::
 
     [16 bytes reserved for the header]
-    [record][record]...            records = leader + payload: tiles, image definitions, blank tiles
+    [record][record]...            records = leader + payload: image definitions, tiles, blank tiles
     [state record][IFDs + values]  a checkpoint (repeated; the header points at the newest)
     [record]...                    more tiles after the checkpoint
     [state record][IFDs + values]  the final checkpoint written by close()
@@ -20,24 +20,43 @@ fdatasync also runs every ``WRITEBACK_BYTES`` appended, so that the disk writes 
 encoded. The state record just before the first IFD holds the
 writer's parameters (JSON), so that :func:`tiffio.recover` and ``mode='resume'``
 can rebuild the ImageWriters; tiles written after the last checkpoint are found
-by scanning their leaders.
+by scanning their leaders (over the IFDs of a checkpoint whose header update never happened; from
+the start of the file when the newest checkpoint is cut off or damaged).
+
+The first record, right after the 16 header bytes and written with them, is the definition of
+image 0: it is the working file's signature. A file tiffio creates stays empty until it, and a writer
+closed with no image removes the file it created. Every path that repairs, resumes, appends to or
+merges a file proves the signature first (records.read_signature) and otherwise raises
+TiffFormatError before a byte is written. Closing a writer whose last checkpoint holds everything
+writes nothing, so recovering a complete file leaves it byte-identical.
+
+One writer per file: a writer on a path holds an exclusive flock on a hidden sidecar next to it
+(lock.py) for its lifetime; ``atomic=True`` and relayout/merge outputs are written to temporaries
+created exclusively in the destination's folder and renamed (files.py).
 
 Whether the file is classic TIFF or BigTIFF is decided at each checkpoint.
 
 The package, lowest layer first (each module imports only those above it in this list)::
 
-    sink.py        positional writes and reads on a path or file object, fsync, fdatasync (the only I/O)
-    records.py     the record format: leaders, magics, CRC-32, the state record, scanning records
-    pipeline.py    encoder threads fed by a bounded queue (back-pressure)
-    params.py      add_image's arguments -> one JSON-serializable dict (stored for resume)
-    tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries
+    sink.py        positional writes and reads on a path or file object, fsync, fdatasync (the only I/O
+                   of file content)
+    records.py     the record format: leaders, magics, CRC-32, the state record, the working file's
+                   signature, scanning records
+    lock.py        one writer per file: the sidecar flock, the filesystems where locks are not reliable
+    files.py       the file a writer owns (opened after the regular-file, signature and lock checks;
+                   removed if it holds no image), temporaries created exclusively and renamed
+    pipeline.py    encoder threads fed by a bounded queue (back-pressure), safe against Ctrl-C
+    params.py      add_image's arguments checked into one JSON-serializable dict (stored for resume)
+    tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries, the trial packing
+                   that add_image runs before anything is stored
     pyramid.py     single-pass pyramids: 2 x 2 reduce, the frontier of partial parents (budget, spill)
     blocks.py      tile-aligned blocks: alignment checks, cutting, BlockEncoder (a block's tiles and the
                    pyramid levels it holds, encoded anywhere), the WriteReport of array writes
     image.py       ImageWriter (one image: grid, tile checks, write_region, encoded blocks) and
                    TileEncoder (its picklable form)
     checkpoint.py  the bytes of a checkpoint, the state record read back, resume / recovery
-    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy, pyramids)
+    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy, pyramids,
+                   atomic publication)
     relayout.py    final layouts (COG, plain) by copying stored tile bytes (no TiffWriter)
     shards.py      a shared plan for writing one image as several shards
     merge.py       shards -> one TIFF (through relayout)

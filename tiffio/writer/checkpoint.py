@@ -16,7 +16,7 @@ from typing import Any
 import numpy
 
 from ..enums import FieldType as T
-from ..errors import LimitExceededError, TiffFormatError, UnsupportedFeatureError
+from ..errors import LimitExceededError, TiffError, TiffFormatError, UnsupportedFeatureError
 from ..header import parse_header
 from ..layout import Layout, get_layout
 from .image import ImageWriter
@@ -31,9 +31,9 @@ from .records import (
     STATE_FOOTER,
     STATE_FOOTER_MAGIC,
     crc32,
-    iter_records,
-    iter_records_resync,
     pack_state_record,
+    read_signature,
+    scan_records,
 )
 from .sink import Sink
 from .tagpack import Entry, ifd_size, pack_ifd
@@ -54,9 +54,14 @@ class RecoveryReport:
     bytes_dropped: int = 0              # torn or unreadable bytes at the end, removed
     missing_tiles: list[int] = field(default_factory=list)   # per image, after recovery
     pyramid_tiles_decoded: int = 0      # stored tiles decoded to rebuild partial pyramid parents
+    ignored_checkpoint: int = 0         # first-IFD offset of a checkpoint that was cut off or damaged
+    #                                     (-1: the header itself): everything was rebuilt from the records
+    changes: int = 0                    # records that the last checkpoint does not hold yet (0: it is complete)
 
     def __str__(self) -> str:
-        return (f"{self.path}: checkpoint at {self.checkpoint_offset or 'none'}, {self.images} images, "
+        ignored = (f" (the checkpoint at {self.ignored_checkpoint} is cut off or damaged: rebuilt from the "
+                   "tile records)") if self.ignored_checkpoint else ""
+        return (f"{self.path}: checkpoint at {self.checkpoint_offset or 'none'}{ignored}, {self.images} images, "
                 f"{self.tiles_in_checkpoint} tiles in it, {self.tiles_recovered} recovered after it, "
                 f"{self.bytes_dropped} torn bytes dropped, missing per image {self.missing_tiles}")
 
@@ -131,23 +136,38 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
     return blob, first, layout
 
 
-def read_state(sink: Sink, first: int) -> dict[str, Any]:
+def read_state(sink: Sink, first: int, size: int | None = None) -> dict[str, Any]:
     """The state record just before the first IFD at ``first`` (its JSON, checked)."""
     where = f"{sink.name}: checkpoint at {first}"
-    if first < DATA_START + LEADER.size + STATE_FOOTER.size:
-        raise TiffFormatError(f"{where}: not a file written by tiffio (no state record before the first IFD)")
+    if size is None:
+        size = sink.size()
+    if first < DATA_START + LEADER.size + STATE_FOOTER.size or first > size:
+        raise TiffFormatError(f"{where}: no state record before the first IFD (the file has {size} bytes)")
     length, magic = STATE_FOOTER.unpack(sink.pread(first - STATE_FOOTER.size, STATE_FOOTER.size))
     start = first - STATE_FOOTER.size - length - LEADER.size
     if magic != STATE_FOOTER_MAGIC or start < DATA_START:
-        raise TiffFormatError(f"{where}: not a file written by tiffio (no state record before the first IFD)")
+        raise TiffFormatError(f"{where}: no state record before the first IFD")
     raw = sink.pread(start, LEADER.size + length)
     lmagic, _, _, n, crc = LEADER.unpack(raw[: LEADER.size])
     text = raw[LEADER.size:]
     if lmagic != MAGIC_STATE or n != length or crc32(text) != crc:
         raise TiffFormatError(f"{where}: the state record is damaged")
-    state: dict[str, Any] = json.loads(text)
+    try:
+        state: dict[str, Any] = json.loads(text)
+    except ValueError:
+        raise TiffFormatError(f"{where}: the state record is damaged") from None
+    if not isinstance(state, dict):
+        raise TiffFormatError(f"{where}: the state record is damaged")
     if state.get("version") != FORMAT_VERSION:
         raise UnsupportedFeatureError(f"{where}: tiffio writer format {state.get('version')} is not supported")
+    try:
+        if state["byteorder"] not in ("<", ">") or not isinstance(state["images"], list) or \
+                len(state["blanks"]) != len(state["images"]) or int(state["metadata_size"]) < 0 or \
+                first + int(state["metadata_size"]) > size:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise TiffFormatError(f"{where}: the state record is incomplete or its IFDs pass the end of the file "
+                              f"({size} bytes)") from None
     return state
 
 
@@ -165,6 +185,14 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
     it. ``make_image(params)`` creates the next ImageWriter (appended here to ``images``);
     ``set_format(byteorder, bigtiff)`` is called before the first one. Torn bytes at the end are
     truncated. Returns the report and the end of the valid records (where appending goes on).
+
+    Nothing is written before the file is proven to be a working file of tiffio's writer (its first
+    record, :func:`~tiffio.writer.records.read_signature`): anything else raises TiffFormatError and is
+    left byte for byte as it was. When the newest checkpoint cannot be used (cut off in a truncated
+    copy, damaged), the images are rebuilt from the records alone, from the start of the file
+    (``report.ignored_checkpoint`` says so): every complete tile record counts, also those written
+    after a checkpoint whose header update never happened.
+
     ``shared=True`` (a file several processes append to, tiffio.writer.shared): the scan passes over
     torn records in the middle of the file, nothing is truncated, and appending goes on at the end.
     ``progress(done, total)``, if given, is called as the records after the checkpoint are scanned:
@@ -173,59 +201,59 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
     anything is truncated (an exception it raises leaves the file as it was)."""
     size = sink.size()
     report = RecoveryReport(path=sink.name)
-    head = sink.pread(0, DATA_START)
-    first = 0
-    state = None
-    if len(head) == DATA_START and head != b"\0" * DATA_START:
-        layout, first = parse_header(head)
-        if first:
-            state = read_state(sink, first)
-            if state["byteorder"] != layout.byteorder:
-                raise TiffFormatError(f"{sink.name}: header and state record disagree on byte order")
-    elif len(head) < DATA_START:
-        raise TiffFormatError(f"{sink.name}: {len(head)} bytes is too short for a file tiffio wrote")
+    read_signature(sink, size)
     scan_from = DATA_START
-    if state is not None:
-        set_format(state["byteorder"], state["bigtiff"])
-        for params in state["images"]:
-            images.append(make_image(params))
-        for image, blank in zip(images, state["blanks"]):
-            if blank:
-                image._blank_location = (int(blank[0]), int(blank[1]))
-        load_checkpoint_arrays(sink, images)
-        scan_from = first + int(state["metadata_size"])
-        report.checkpoint_offset = first
-        report.tiles_in_checkpoint = sum(int((im._offsets != 0).sum()) for im in images)
+    try:
+        state, first = _newest_checkpoint(sink, size)
+        if state is not None:
+            set_format(state["byteorder"], state["bigtiff"])
+            for params in state["images"]:
+                images.append(make_image(params))
+            for image, blank in zip(images, state["blanks"]):
+                if blank:
+                    image._blank_location = (int(blank[0]), int(blank[1]))
+            load_checkpoint_arrays(sink, images)
+            scan_from = first + int(state["metadata_size"])
+            report.checkpoint_offset = first
+            report.tiles_in_checkpoint = sum(int((im._offsets != 0).sum()) for im in images)
+    except TiffFormatError:  # the newest checkpoint is unusable: the records alone say everything
+        report.ignored_checkpoint = _header_first_ifd(sink) or -1
+        report.checkpoint_offset = report.tiles_in_checkpoint = 0
+        images.clear()
+        scan_from = DATA_START
     # scan the records after the checkpoint
     valid_end = scan_from
     skipped: list[tuple[int, int]] = []
-    records = iter_records_resync(sink, scan_from, size, skipped) if shared else iter_records(sink, scan_from, size)
     total = max(0, size - scan_from)
     reported = 0
     if progress is not None:
         progress(0, total)
-    for magic, img, index, offset, payload in records:
+    for record in scan_records(sink, scan_from, size, shared, skipped):
+        magic, img, index, offset, payload = record.magic, record.image, record.tile, record.offset, record.payload
         length = len(payload)
         if magic == MAGIC_IMAGE:
-            record = json.loads(payload)
             if img != len(images):
                 break
+            definition = json.loads(payload)
             if not images:  # no checkpoint yet: the first image record has the writer's settings
-                set_format(record["byteorder"], record["bigtiff"])
-            images.append(make_image(record["params"]))
+                set_format(definition["byteorder"], definition["bigtiff"])
+            images.append(make_image(definition["params"]))
+            report.changes += 1
         elif magic == MAGIC_TILE:
             if img >= len(images) or index >= images[img].tile_count:
                 break
             images[img]._offsets[index] = offset
             images[img]._counts[index] = length
             report.tiles_recovered += 1
+            report.changes += 1
         elif magic == MAGIC_BLANK:
             if img >= len(images):
                 break
             images[img]._blank_location = (offset, length)
-        # MAGIC_STATE: the state record of an unfinished checkpoint: harmless, skipped
+            report.changes += 1
+        # MAGIC_STATE: an unpublished checkpoint (its header update never happened): passed over
         report.records_scanned += 1
-        valid_end = offset + length
+        valid_end = record.end
         if progress is not None and valid_end - scan_from - reported >= PROGRESS_STEP:
             reported = valid_end - scan_from
             progress(reported, total)
@@ -238,9 +266,38 @@ def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str
         report.bytes_dropped = size - valid_end
     if valid_end < size:
         sink.truncate(valid_end)
+    if not report.checkpoint_offset:
+        report.changes += 1  # no usable checkpoint: one must be written
     report.images = len(images)
     report.missing_tiles = [int((im._offsets == 0).sum()) for im in images]
     return report, valid_end
+
+
+def _header_first_ifd(sink: Sink) -> int:
+    head = sink.pread(0, DATA_START)
+    if head.strip(b"\0") == b"":
+        return 0
+    try:
+        return parse_header(head)[1]
+    except TiffError:
+        return 0
+
+
+def _newest_checkpoint(sink: Sink, size: int) -> tuple[dict[str, Any] | None, int]:
+    """The state of the checkpoint the header points at, and its first IFD (None, 0: no checkpoint
+    yet). TiffFormatError when the header or that checkpoint is damaged or cut off."""
+    head = sink.pread(0, DATA_START)
+    if head.strip(b"\0") == b"":
+        return None, 0
+    layout, first = parse_header(head)
+    if not first:
+        raise TiffFormatError(f"{sink.name}: the header points at no IFD")
+    if layout.header_size < DATA_START and head[layout.header_size:].strip(b"\0"):
+        raise TiffFormatError(f"{sink.name}: the header's reserved bytes are not zero")
+    state = read_state(sink, first, size)
+    if state["byteorder"] != layout.byteorder:
+        raise TiffFormatError(f"{sink.name}: header and state record disagree on byte order")
+    return state, first
 
 
 def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:

@@ -212,11 +212,11 @@ class ImageWriter:
         arr = numpy.asarray(array)
         if arr.dtype.newbyteorder("=") != self.dtype:
             raise TiffTypeError(f"image {self.index}: tile dtype {arr.dtype} does not match the image's {self.dtype}")
-        full = self._spec.tile_shape
-        valid = self.valid_shape(row, col)
         if self.planes > 1 and plane is None and arr.ndim == 3:
+            self.tile_index(row, col)  # checks the coordinates before anything is stored
+            full = self._spec.tile_shape
+            valid = self.valid_shape(row, col)
             if arr.shape in ((*full, self.planes), (*valid, self.planes)):
-                self.tile_index(row, col)  # checks the coordinates before anything is stored
                 for k in range(self.planes):
                     self._write_checked(row, col, arr[:, :, k], k)
                 return

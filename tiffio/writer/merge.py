@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy
 
-from ..errors import SourceError, TiffValueError
+from ..errors import SourceError, TiffTypeError, TiffValueError
 from ..layout import get_layout
+from .files import require_regular
 from .relayout import OutImage, Progress, RawTag, RelayoutReport, write_images
+from .shards import holds_nothing
+from .sink import source_error
 from .tiffwriter import TiffWriter
 
 __all__ = ["merge"]
@@ -32,16 +35,24 @@ _FREE_PARAMS = frozenset({"missing", "datetime"})
 
 
 class _Shard:
-    def __init__(self, path: str, index: int, fsync: bool) -> None:
+    """One shard, opened as a resumed writer (so that it holds the shard's lock until the merge has
+    copied its tiles: no writer can start on it meanwhile), recovered if its writer died."""
+
+    def __init__(self, path: str, index: int, fsync: bool, lock: bool) -> None:
         self.path = path
         self.index = index
         # when its writer last wrote: taken before a recovery, which would make a crashed shard look newest
-        self.mtime = os.stat(path).st_mtime_ns
-        writer = TiffWriter(path, mode="resume", fsync=fsync, checkpoint_every=None, checkpoint_seconds=None)
+        try:
+            self.mtime = os.stat(path).st_mtime_ns
+        except OSError as exc:
+            raise source_error(exc, f"cannot open the shard {path!r}") from None
+        writer = TiffWriter(path, mode="resume", fsync=fsync, checkpoint_every=None, checkpoint_seconds=None,
+                            lock=lock)
+        self.writer: TiffWriter | None = writer
         try:
             report = writer.report
             assert report is not None
-            self.recovered = bool(report.tiles_recovered or report.bytes_dropped or not report.checkpoint_offset)
+            self.recovered = bool(report.changes or report.bytes_dropped)
             if self.recovered and writer.images:
                 writer.checkpoint()  # what tiffio.recover does: every complete tile is now checkpointed
             self.byteorder = writer.byteorder
@@ -51,9 +62,15 @@ class _Shard:
             layout = get_layout(writer.byteorder, False)
             self.tags = [[RawTag(e.code, e.type, e.count, bytes(e.data)) for e in im._entries(layout, True)
                           if e.code not in (254, 324, 325, 330)] for im in self.images]
-        finally:
-            writer._closed = True
-            writer._sink.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the shard (nothing is written: it was checkpointed when loaded)."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close(_enforce=False)
 
 
 def _params(im: Any) -> dict[str, Any]:
@@ -85,7 +102,7 @@ def _check_same(first: _Shard, shard: _Shard) -> None:
 
 def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout: str = "plain",
           missing: str = "error", bigtiff: bool | None = None, fsync: bool = True,
-          progress: Progress | None = None) -> RelayoutReport:
+          progress: Progress | None = None, lock: bool = True) -> RelayoutReport:
     """Build one TIFF at ``dst`` from ``shards`` (tiffio working files holding parts of the same
     images, e.g. written with :class:`tiffio.Plan`), copying their tile bytes.
 
@@ -95,22 +112,46 @@ def merge(dst: str | os.PathLike, shards: Sequence[str | os.PathLike], *, layout
     :class:`~tiffio.writer.relayout.RelayoutReport` whose ``duplicates`` lists (image, tile index,
     shards holding it, newest first) for the tiles found in several shards.
     ``progress(copied, total)``, if given, is called as tile bytes are copied.
+
+    Every shard must prove to be a working file of tiffio's writer before anything is written to it
+    (TiffFormatError otherwise, all shards left as they were), and is locked as a writer would lock
+    it until its tiles are copied: a shard still being written (TiffUsageError) is not merged.
+    ``lock`` as for :class:`TiffWriter`.
     """
     if missing not in ("error", "sparse"):
         raise TiffValueError(f"missing must be 'error' or 'sparse', not {missing!r}")
-    paths = [os.fspath(p) for p in shards]
+    if isinstance(shards, (str, bytes, os.PathLike)):
+        raise TiffTypeError("shards must be a list of paths, not one path")
+    try:
+        paths = [os.fspath(p) for p in shards]
+        dst = os.fspath(dst)
+    except TypeError:
+        raise TiffTypeError(f"merge needs paths: dst {dst!r}, shards {shards!r}") from None
+    if any(isinstance(p, bytes) for p in [*paths, dst]):
+        raise TiffTypeError("merge needs str paths, not bytes")
     if not paths:
         raise TiffValueError("merge needs at least one shard")
     if os.path.abspath(os.fspath(dst)) in {os.path.abspath(p) for p in paths}:
         raise TiffValueError(f"the destination {os.fspath(dst)!r} is one of the shards")
-    for p in paths:
-        if not os.path.exists(p):
+    empty: list[str] = []
+    for p in paths:  # a worker that died before writing its first image leaves an empty shard: nothing to take
+        if not require_regular(p, "merge"):
             raise SourceError(2, f"shard {p!r} does not exist")
-    # a worker that died before writing its first image leaves an empty shard: nothing to take
-    empty = [p for p in paths if os.path.getsize(p) == 0]
-    loaded = [_Shard(p, k, fsync) for k, p in enumerate(paths) if p not in empty]
-    empty += [s.path for s in loaded if not s.images]
-    loaded = [s for s in loaded if s.images]
+        if holds_nothing(p):
+            empty.append(p)
+    loaded: list[_Shard] = []
+    try:
+        for k, p in enumerate(paths):
+            if p not in empty:
+                loaded.append(_Shard(p, k, fsync, lock))
+        return _merge(dst, loaded, paths, empty, layout, missing, bigtiff, fsync, progress)
+    finally:
+        for shard in loaded:
+            shard.close()
+
+
+def _merge(dst: str | os.PathLike, loaded: list[_Shard], paths: list[str], empty: list[str], layout: str,
+           missing: str, bigtiff: bool | None, fsync: bool, progress: Progress | None) -> RelayoutReport:
     if not loaded:
         raise TiffValueError(f"no shard holds an image ({len(paths)} shards)")
     paths = [s.path for s in loaded]

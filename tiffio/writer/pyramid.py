@@ -5,8 +5,9 @@ contributes one quadrant computed from the child alone, so a parent is complete 
 stored, then reduced into its own parent) as soon as its 1, 2 or 4 children are in, whatever the
 order of the tiles. Only the *frontier* of partially complete parents is held: its quadrants, up to
 ``budget`` bytes; beyond it the least recently touched quadrants are spilled, compressed, to a
-temporary file and read back when their parent completes. Row-major, Z-order and block-aligned
-orders keep the frontier small (tens of MiB at 40960² RGB with 512² tiles) and never spill.
+temporary file (unnamed, in the output's folder) and read back when their parent completes.
+Row-major, Z-order and block-aligned orders keep the frontier small (tens of MiB at 40960² RGB with
+512² tiles) and never spill.
 
 Level sizes are ceil(size / 2) (as GDAL). Filters: ``mean`` (like libvips' default): the mean of the
 pixels of each 2 x 2 block inside the image (1, 2 or 4 at the edges); integers are rounded half up,
@@ -120,8 +121,9 @@ class Frontier:
     """The quadrants of the partially complete parents, keyed by (level, plane, row, col), with
     spilling beyond ``budget`` bytes (thread-safe)."""
 
-    def __init__(self, budget: int, dtype: numpy.dtype) -> None:
+    def __init__(self, budget: int, dtype: numpy.dtype, spill_dir: str | None = None) -> None:
         self.budget = int(budget)
+        self.spill_dir = spill_dir
         self.dtype = numpy.dtype(dtype)
         self._parents: OrderedDict[tuple[int, int, int, int], _Parent] = OrderedDict()
         self._lock = threading.Lock()
@@ -207,7 +209,13 @@ class Frontier:
 
     def _spill_write(self, blob: bytes) -> int:
         if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="tiffio-pyramid-")
+            # an unnamed file (O_TMPFILE), or one created with O_EXCL | O_NOFOLLOW under a random name and
+            # removed at once: nothing can redirect it, nothing is left behind. In the output's folder (it
+            # has room for the output; the system's temporary folder may be a small tmpfs), else there.
+            try:
+                self._spill = tempfile.TemporaryFile(prefix=".tiffio-pyramid-", dir=self.spill_dir)
+            except OSError:
+                self._spill = tempfile.TemporaryFile(prefix="tiffio-pyramid-")
         offset = self._spill_end
         self._spill.seek(offset)
         self._spill.write(blob)
@@ -236,12 +244,12 @@ class Pyramid:
     """
 
     def __init__(self, levels: list[Any], filter: str, budget: int,
-                 store: Callable[[Any, int, numpy.ndarray], None]) -> None:
+                 store: Callable[[Any, int, numpy.ndarray], None], spill_dir: str | None = None) -> None:
         if filter not in FILTERS:
             raise TiffValueError(f"pyramid filter must be one of {FILTERS}, not {filter!r}")
         self.levels = levels
         self.filter = filter
-        self.frontier = Frontier(budget, levels[0].dtype)
+        self.frontier = Frontier(budget, levels[0].dtype, spill_dir)
         self._store = store
 
     # -- geometry ----------------------------------------------------------------------------

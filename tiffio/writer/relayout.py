@@ -16,8 +16,9 @@ Two layouts (no tile is decoded or re-encoded):
 
 Classic TIFF unless the file passes 4 GiB (then BigTIFF; ``bigtiff=`` forces either).
 The byte order of the sources is kept (stored tiles depend on it). The output is written to
-a temporary name next to the destination, fsynced and renamed, so that the destination is
-either absent or complete.
+a temporary file created exclusively under an unpredictable name next to the destination,
+fsynced and renamed (tiffio.writer.files), so that the destination is either as it was or
+complete, and a planted file or symlink cannot redirect the write.
 
 :func:`relayout` takes the levels of any tiled TIFF; :func:`write_images` is the engine,
 shared with :func:`tiffio.merge`, for images whose tiles live in several files.
@@ -35,8 +36,9 @@ from typing import Any
 import numpy
 
 from ..cogcheck import ghost_area
-from ..errors import SourceError, TiffFormatError, TiffValueError, UnsupportedFeatureError
+from ..errors import SourceError, TiffFormatError, TiffTypeError, TiffValueError, UnsupportedFeatureError
 from ..layout import FIELD_TYPE_SIZE, Layout, get_layout
+from .files import create_temporary, discard, publish
 
 __all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
 
@@ -478,7 +480,7 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         raise TiffValueError("nothing to write: no images")
     if bigtiff not in (None, True, False):
         raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
-    dst = os.fspath(dst)
+    dst = _dst_path(dst)
     report = RelayoutReport(path=dst, layout=layout)
     candidates = [False, True] if bigtiff is None else [bool(bigtiff)]
     for big in candidates:
@@ -505,29 +507,23 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         if bigtiff is False:
             raise TiffValueError(f"bigtiff=False, but the file needs {end} bytes, more than classic TIFF allows")
     metadata = _pack_metadata(lay, todo, layout, first, plans, arrays, data_start, tile_offsets)
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    try:
-        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise SourceError(exc.errno or 5, f"cannot create {tmp!r}: {exc.strerror}") from None
+    # a temporary created exclusively in dst's folder (never through a planted file or symlink), then
+    # fsync, rename, fsync of the folder: dst is the old file or the complete new one (files.py)
+    out, tmp = create_temporary(dst, ".tmp")
     try:
         try:
             os.ftruncate(out, end)
             _pwrite_all(out, memoryview(metadata), 0)
             _copy_tiles(out, fds, todo, layout, tile_offsets, progress)
-            if fsync:
-                os.fsync(out)
+            publish(out, tmp, dst, sync=fsync)
         finally:
             os.close(out)
-        os.replace(tmp, dst)
     except OSError as exc:
-        _unlink(tmp)
+        discard(tmp)
         raise SourceError(exc.errno or 5, f"writing {dst!r}: {exc.strerror or exc}") from None
     except BaseException:
-        _unlink(tmp)
+        discard(tmp)
         raise
-    if fsync:
-        _sync_dir(dst)
     report.bigtiff = lay.bigtiff
     report.levels = len(todo)
     report.tiles = sum(len(im.count) for im in todo)
@@ -537,24 +533,12 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
     return report
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _sync_dir(path: str) -> None:
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:  # pragma: no cover - not on every platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+def _dst_path(dst: Any) -> str:
+    if isinstance(dst, (str, os.PathLike)):
+        path = os.fspath(dst)
+        if isinstance(path, str) and path:
+            return path
+    raise TiffTypeError(f"the destination must be a path (str or os.PathLike), not {dst!r}")
 
 
 def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: bool | None = None,
@@ -575,6 +559,7 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
 
     if layout not in LAYOUTS:
         raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    dst = _dst_path(dst)
     own = not isinstance(src, TiffFile)
     tif = TiffFile(src) if own else src
     try:
@@ -583,7 +568,10 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
         if not os.path.isfile(path):
             raise UnsupportedFeatureError(f"{path}: relayout copies tile bytes from a local file; this TiffFile "
                                           "reads from elsewhere (bytes, a file object, a remote source)")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise SourceError(exc.errno or 5, f"cannot open {path!r}: {exc.strerror}") from None
         try:
             report = write_images(dst, [fd], images, byteorder=tif.byteorder, layout=layout, bigtiff=bigtiff,
                                   fsync=fsync, progress=progress)

@@ -9,18 +9,22 @@ from the shards by copying their tile bytes.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 import numpy
 
-from ..errors import TiffIndexError, TiffValueError
-from .params import normalize_params
+from ..errors import TiffIndexError, TiffTypeError, TiffValueError
+from .params import check_count, normalize_params
+from .records import DATA_START
+from .sink import source_error
+from .tagpack import check_image_entries
 from .tiffwriter import TiffWriter
 
 __all__ = ["Plan"]
 
-_WRITER_OPTIONS = ("byteorder", "bigtiff", "fsync", "checkpoint_every", "checkpoint_seconds", "workers")
+_WRITER_OPTIONS = ("byteorder", "bigtiff", "fsync", "checkpoint_every", "checkpoint_seconds", "workers", "lock")
 
 
 @dataclass(frozen=True)
@@ -45,22 +49,35 @@ class Plan:
     def create(cls, shape: Any, dtype: Any, *, workers: int, levels: int = 1,
                writer_options: dict[str, Any] | None = None, **options: Any) -> Plan:
         """A plan for ``workers`` shards; ``options`` go to add_image (checked now, not in the workers)."""
-        if int(workers) < 1:
-            raise TiffValueError(f"workers must be at least 1, not {workers!r}")
-        if int(levels) < 1:
-            raise TiffValueError(f"levels must be at least 1, not {levels!r}")
+        check_count("workers", workers, none=False)
+        check_count("levels", levels, none=False)
         for key in ("parent", "reduced", "missing", "workers"):
             if key in options:
                 raise TiffValueError(f"Plan sets {key!r} itself")
+        if writer_options is not None and not isinstance(writer_options, dict):
+            raise TiffTypeError(f"writer_options must be a dict, not {type(writer_options).__name__}")
         wopts = dict(writer_options or {})
         for key in wopts:
             if key not in _WRITER_OPTIONS:
                 raise TiffValueError(f"writer_options: {key!r} is not one of {_WRITER_OPTIONS}")
-        plan = cls(tuple(int(v) for v in shape), str(numpy_dtype(dtype)), int(workers),
-                   tuple(sorted(options.items())), int(levels), tuple(sorted(wopts.items())))
+        try:
+            shape = tuple(int(v) for v in shape)
+            dt = numpy_dtype(dtype)
+        except (TypeError, ValueError, OverflowError):
+            raise TiffTypeError(f"shape and dtype must be a sequence of ints and a numpy dtype, not {shape!r}, "
+                                f"{dtype!r}") from None
+        try:
+            plan = cls(shape, str(dt), int(workers), tuple(sorted(options.items())), int(levels),
+                       tuple(sorted(wopts.items())))
+        except TypeError:  # an option value that cannot be sorted or hashed
+            raise TiffTypeError("Plan options must be keyword arguments of add_image") from None
+        byteorder = wopts.get("byteorder", "<")
+        bigtiff = wopts.get("bigtiff")
         for k in range(plan.levels):  # validate every level's parameters here, in the caller
-            normalize_params(plan.level_shape(k), plan.dtype, parent=None, reduced=k > 0, missing="sparse",
-                             software="tiffio", **_add_image_defaults(dict(plan.options)))
+            params = normalize_params(plan.level_shape(k), plan.dtype, parent=None, reduced=k > 0, missing="sparse",
+                                      software="tiffio", byteorder=byteorder, bigtiff=bigtiff,
+                                      **_add_image_defaults(dict(plan.options)))
+            check_image_entries(params, numpy_dtype(plan.dtype), None, byteorder, bigtiff)
         return plan
 
     # -- geometry --------------------------------------------------------------------------
@@ -118,10 +135,15 @@ class Plan:
     def open_shard(self, path: str | os.PathLike, **writer_options: Any) -> TiffWriter:
         """Open a shard for writing: a new working file with the plan's images, or, when ``path``
         already holds a shard (a retried task), that shard resumed (its tiles kept). The images
-        are ``writer.images`` (level 0 first)."""
+        are ``writer.images`` (level 0 first).
+
+        A file at ``path`` that is not a shard (not a working file of tiffio's writer) raises
+        TiffFormatError and is left as it was; an empty one (its worker died before writing) is
+        started again. While the shard is open elsewhere (the original of a retried task still
+        runs), TiffUsageError: one writer per file."""
         opts = {"missing": "sparse", **dict(self.writer_options), **writer_options}
         path = os.fspath(path)
-        if os.path.exists(path) and os.path.getsize(path) > 0:
+        if not holds_nothing(path):
             writer = TiffWriter(path, mode="resume", **opts)
             try:
                 self._check_shard(writer)
@@ -145,12 +167,31 @@ class Plan:
 
     def _check_shard(self, writer: TiffWriter) -> None:
         if len(writer.images) > self.levels:
-            raise TiffValueError(f"{writer._sink.name}: the shard has {len(writer.images)} images, the plan "
+            raise TiffValueError(f"{writer.name}: the shard has {len(writer.images)} images, the plan "
                                  f"{self.levels} levels")
         for k, im in enumerate(writer.images):
             if tuple(im.shape) != self.level_shape(k) or im.dtype.str != numpy_dtype(self.dtype).str:
-                raise TiffValueError(f"{writer._sink.name}: image {k} is {im.shape} {im.dtype}, the plan says "
+                raise TiffValueError(f"{writer.name}: image {k} is {im.shape} {im.dtype}, the plan says "
                                      f"{self.level_shape(k)} {self.dtype}")
+
+
+def holds_nothing(path: str) -> bool:
+    """Whether ``path`` is absent or a file a shard's worker left before it stored anything: empty, or
+    the 16 zero bytes of a header that an older tiffio wrote when it created a file."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return False  # (the writer refuses it)
+        if st.st_size == 0:
+            return True
+        if st.st_size != DATA_START:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(DATA_START + 1) == b"\0" * DATA_START
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise source_error(exc, f"cannot read the shard {path!r}") from None
 
 
 def numpy_dtype(dtype: Any) -> numpy.dtype:

@@ -15,7 +15,8 @@
 
 Appending from several processes is safe only where the kernel serialises ``O_APPEND`` writes: local
 filesystems. NFS, SMB/CIFS, FUSE and cluster filesystems are refused (read from
-/proc/self/mountinfo) with UnsupportedFeatureError: use shards + :func:`tiffio.merge` there.
+/proc/self/mountinfo, tiffio.writer.lock) with UnsupportedFeatureError: use shards + :func:`tiffio.merge`
+there.
 """
 
 from __future__ import annotations
@@ -33,51 +34,12 @@ from ..errors import SourceError, TiffFormatError, TiffUsageError, UnsupportedFe
 from ..header import parse_header
 from .checkpoint import read_state
 from .image import ImageWriter
-from .records import DATA_START, LEADER, MAGIC_TILE, crc32_parts, iter_records_resync
-from .sink import Sink
+from .lock import filesystem_type, require_local_filesystem
+from .records import DATA_START, LEADER, MAGIC_TILE, crc32_parts, iter_records_resync, read_signature
+from .sink import Sink, source_error
 from .tiffwriter import TiffWriter
 
 __all__ = ["SharedWriter", "SharedAppender", "filesystem_type", "require_local_filesystem"]
-
-#: filesystem types where concurrent O_APPEND from several processes is not safe
-_REFUSED = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "fuse", "9p", "lustre", "gpfs", "ceph",
-            "glusterfs", "afs", "ocfs2", "gfs2", "beegfs", "orangefs", "sshfs", "davfs", "ncpfs", "coda")
-
-
-def filesystem_type(path: str | os.PathLike, mountinfo: str | None = None) -> str:
-    """The type of the filesystem holding ``path`` (Linux /proc/self/mountinfo: the mount point
-    that is the longest prefix of the real path)."""
-    if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
-                mountinfo = fh.read()
-        except OSError:
-            raise UnsupportedFeatureError("shared append needs /proc/self/mountinfo (Linux) to check that the "
-                                          "file is on a local filesystem") from None
-    real = os.path.realpath(os.fspath(path))
-    best, fstype = -1, ""
-    for line in mountinfo.splitlines():
-        parts = line.split(" - ", 1)
-        fields = parts[0].split()
-        if len(parts) != 2 or len(fields) < 5:
-            continue
-        mount = fields[4].encode().decode("unicode_escape") if "\\" in fields[4] else fields[4]
-        inside = real == mount or real.startswith(mount.rstrip("/") + "/") or mount == "/"
-        if inside and len(mount) > best:
-            best, fstype = len(mount), parts[1].split()[0]
-    return fstype
-
-
-def require_local_filesystem(path: str | os.PathLike, mountinfo: str | None = None) -> str:
-    """Raise UnsupportedFeatureError unless ``path`` is on a local filesystem; returns its type."""
-    fstype = filesystem_type(path, mountinfo)
-    base = fstype.split(".", 1)[0].lower()
-    if not fstype or base in _REFUSED or base.startswith(("fuse", "nfs")):
-        raise UnsupportedFeatureError(
-            f"{os.fspath(path)!r} is on a {fstype or 'unknown'} filesystem: several processes cannot append to one "
-            "file safely there (O_APPEND is emulated or not serialised); write shards and tiffio.merge them instead")
-    return fstype
-
 
 class _Owner:
     """What an ImageWriter needs of its writer to encode and index tiles (appenders have no writer)."""
@@ -89,6 +51,7 @@ class _Owner:
 
 class _CoordinatorWriter(TiffWriter):
     _shared_append = True
+    _lock_role = "coordinator of shared append"
 
 
 class SharedWriter:
@@ -107,15 +70,24 @@ class SharedWriter:
                 raise TiffUsageError(f"SharedWriter checkpoints when asked (checkpoint()); {key} is not used")
         self._lock_fd = -1
         self.skipped: list[tuple[int, int]] = []   # (offset, bytes) of torn stretches passed over
-        if mode == "resume":
-            self._lock_fd = os.open(self.path, os.O_RDONLY)
-            with self._exclusive():
-                self._writer = _CoordinatorWriter(self.path, mode="resume", checkpoint_every=None,
+        try:
+            if mode == "resume":
+                self._lock_fd = _open_for_lock(self.path)
+                with self._exclusive():
+                    self._writer = _CoordinatorWriter(self.path, mode="resume", checkpoint_every=None,
+                                                      checkpoint_seconds=None, **writer_options)
+            else:
+                self._writer = _CoordinatorWriter(self.path, mode=mode, checkpoint_every=None,
                                                   checkpoint_seconds=None, **writer_options)
-        else:
-            self._writer = _CoordinatorWriter(self.path, mode=mode, checkpoint_every=None, checkpoint_seconds=None,
-                                              **writer_options)
-            self._lock_fd = os.open(self.path, os.O_RDONLY)
+                self._lock_fd = _open_for_lock(self.path)
+        except BaseException:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+            writer = getattr(self, "_writer", None)
+            if writer is not None:
+                writer.close(_enforce=False)
+            raise
 
     @property
     def report(self) -> Any:
@@ -158,7 +130,7 @@ class SharedWriter:
                 writer.images[img]._offsets[index] = offset
                 writer.images[img]._counts[index] = len(payload)
                 found += 1
-            writer._end = size
+            writer._end = max(writer._end, size)  # (a new file is empty until its first image)
             writer._since_checkpoint += found
         return found
 
@@ -193,6 +165,13 @@ class SharedWriter:
         self.close()
 
 
+def _open_for_lock(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise source_error(exc, f"cannot open {path!r}") from None
+
+
 class SharedAppender:
     """One producer's handle on a shared file: encodes tiles and appends each as one record with one
     ``os.write`` (``O_APPEND``). The images are those of the file's last checkpoint."""
@@ -207,6 +186,7 @@ class SharedAppender:
             if not first:
                 raise TiffFormatError(f"{self.path}: no checkpoint yet: the coordinator publishes the images "
                                       "(SharedWriter.add_image) before appenders open the file")
+            read_signature(sink, sink.size())  # appending to a file tiffio did not write would change it
             state = read_state(sink, first)
         finally:
             sink.close()

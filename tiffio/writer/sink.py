@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import stat as _stat
 import threading
 from typing import Any
 
@@ -23,13 +24,7 @@ class Sink:
         self._lock = threading.Lock()
         if isinstance(target, (str, os.PathLike)):
             self.name = os.fspath(target)
-            flags = os.O_RDWR | getattr(os, "O_BINARY", 0)
-            if mode == "w":
-                flags |= os.O_CREAT | os.O_TRUNC
-            try:
-                self.fd = os.open(self.name, flags, 0o666)
-            except OSError as exc:
-                raise source_error(exc, f"cannot open {self.name!r}") from None
+            self.fd = _open_regular(self.name, mode)
             self.owns = True
         elif hasattr(target, "write") and hasattr(target, "seek"):
             self.file = target
@@ -42,6 +37,15 @@ class Sink:
                     raise SourceError(f"{self.name}: cannot truncate the file object ({exc})") from None
         else:
             raise TiffTypeError(f"target must be a path or a binary file object, not {type(target).__name__}")
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> Sink:
+        """A sink on a descriptor the caller opened (it is closed with the sink); ``name`` is what
+        messages call the file."""
+        sink = cls.__new__(cls)
+        sink.fd, sink.file, sink.owns, sink.name = fd, None, True, name
+        sink._lock = threading.Lock()
+        return sink
 
     def pwrite(self, offset: int, *parts: bytes) -> None:
         try:
@@ -126,6 +130,36 @@ class Sink:
                 os.close(fd)
             except OSError as exc:
                 raise source_error(exc, f"{self.name}: close") from None
+
+
+def _open_regular(path: str, mode: str) -> int:
+    """Open ``path`` (``'w'``: created or emptied, ``'r'``: read only, else read-write) and make sure
+    it is a regular file before anything is written: it is emptied only after that check, and
+    O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking the open."""
+    flags = (os.O_RDONLY if mode == "r" else os.O_RDWR) | getattr(os, "O_BINARY", 0) | \
+        getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
+    if mode == "w":
+        flags |= os.O_CREAT
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise source_error(exc, f"cannot open {path!r}") from None
+    try:
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            raise TiffTypeError(f"cannot {'write' if mode == 'w' else 'open'} {path!r}: it is not a regular file "
+                                "(a folder, device, FIFO or socket); tiffio writes and repairs regular files only")
+        if hasattr(os, "O_NONBLOCK") and hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        if mode == "w" and st.st_size:
+            os.ftruncate(fd, 0)
+    except OSError as exc:
+        os.close(fd)
+        raise source_error(exc, f"cannot open {path!r}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def source_error(exc: OSError, what: str) -> SourceError:

@@ -3,6 +3,7 @@ and the entries of one image's IFD (no I/O)."""
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ import numpy
 
 from ..enums import Compression as C
 from ..enums import FieldType as T
-from ..errors import TiffTypeError, TiffValueError
-from ..layout import Layout
-from .params import SAMPLEFORMAT
+from ..errors import TiffError, TiffTypeError, TiffValueError
+from ..layout import FIELD_TYPE_CHAR, FIELD_TYPE_SIZE, Layout, get_layout
+from .params import SAMPLEFORMAT, check_extratags, check_resolution, check_software
 
-__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries"]
+__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries", "sanitize_stored"]
 
 
 @dataclass
@@ -26,6 +27,12 @@ class Entry:
     type: int
     count: int
     data: bytes
+
+
+#: (min, max) of the integer field types
+_INT_LIMITS = {int(t): (-(2 ** (8 * FIELD_TYPE_SIZE[int(t)] - 1)), 2 ** (8 * FIELD_TYPE_SIZE[int(t)] - 1) - 1)
+               if t in (T.SBYTE, T.SSHORT, T.SLONG, T.SLONG8) else (0, 2 ** (8 * FIELD_TYPE_SIZE[int(t)]) - 1)
+               for t in (T.BYTE, T.SHORT, T.LONG, T.LONG8, T.SBYTE, T.SSHORT, T.SLONG, T.SLONG8)}
 
 
 def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
@@ -44,16 +51,32 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     if ftype in (T.UNDEFINED, T.BYTE) and isinstance(values, (bytes, bytearray, memoryview)):
         raw = bytes(values)
         return len(raw), raw
+    limits = _INT_LIMITS.get(ftype)
+    if limits is not None and type(values) is list and len(values) <= 64 and \
+            all(type(v) is int for v in values):
+        # a few Python ints (most tags of an IFD): struct, without numpy's per-call costs; same bytes
+        low, high = limits
+        if any(v < low or v > high for v in values):
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
+        return len(values), struct.pack(f"{layout.byteorder}{len(values)}{FIELD_TYPE_CHAR[ftype]}", *values)
     if ftype in (T.RATIONAL, T.SRATIONAL):
         flat: list[int] = []
         seq = values if isinstance(values, (list, tuple, numpy.ndarray)) else [values]
+        signed = ftype == T.SRATIONAL
         if len(seq) and all(isinstance(v, (int, numpy.integer)) for v in seq) and len(seq) % 2 == 0 and \
                 not isinstance(values, numpy.ndarray):
             flat = [int(v) for v in seq]  # already numerator/denominator pairs
         else:
             for v in seq:
-                frac = Fraction(v).limit_denominator(2**31 - 1 if ftype == T.SRATIONAL else 2**32 - 1)
+                try:
+                    frac = Fraction(float(v) if isinstance(v, numpy.floating) else v).limit_denominator(
+                        2**31 - 1 if signed else 2**32 - 1)
+                except (TypeError, ValueError, OverflowError):
+                    raise TiffValueError(f"{v!r} is not a finite number ({T(ftype).name})") from None
                 flat += [frac.numerator, frac.denominator]
+        low, high = (-(2**31), 2**31 - 1) if signed else (0, 2**32 - 1)
+        if any(not low <= v <= high for v in flat):
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
         arr = numpy.asarray(flat, layout.value_dtype(ftype))
         return len(flat) // 2, arr.tobytes()
     try:
@@ -67,6 +90,10 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     if dtype.kind in "ui" and arr.size:
         info = numpy.iinfo(dtype)
         if arr.min() < info.min or arr.max() > info.max:
+            raise TiffValueError(f"values do not fit field type {T(ftype).name}")
+    if dtype.kind == "f" and arr.size and dtype.itemsize == 4:
+        finite = arr[numpy.isfinite(arr)]
+        if finite.size and numpy.abs(finite).max() > numpy.finfo(numpy.float32).max:
             raise TiffValueError(f"values do not fit field type {T(ftype).name}")
     return arr.size, arr.astype(dtype).tobytes()
 
@@ -160,11 +187,75 @@ def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtab
     for code, ftype, count, value in p["extratags"]:
         if isinstance(value, dict) and "bytes" in value:
             value = bytes.fromhex(value["bytes"])
-        n, data = pack_values(layout, ftype, value)
+        try:
+            n, data = pack_values(layout, ftype, value)
+        except (TiffError, ValueError, TypeError, OverflowError) as exc:
+            raise TiffValueError(f"extratags: tag {code}: {exc}") from None
         if count is not None and count != n and ftype != T.ASCII:
-            raise TiffValueError(f"extratag {code}: count {count} does not match {n} values")
+            raise TiffValueError(f"extratags: tag {code}: count {count} does not match its {n} values")
+        if code == 338 and n != max(0, spp - base):
+            raise TiffValueError(f"extratags: tag 338 (ExtraSamples): {n} values, but the image has {spp - base} "
+                                 "extra samples")
         if code in used:
             out = [e for e in out if e.code != code]
         out.append(Entry(code, ftype, n, data))
         used.add(code)
     return out
+
+
+def check_image_entries(params: dict[str, Any], dtype: numpy.dtype, jpegtables: bytes | None, byteorder: str,
+                        bigtiff: bool | None) -> None:
+    """Pack the whole IFD of an image once before anything of the image is stored: what cannot be
+    packed raises TiffValueError here, in add_image, instead of failing every later checkpoint, close
+    and recovery. One layout suffices: classic and BigTIFF IFDs pack the same values (only the strile
+    arrays' and SubIFDs' types differ, and LONG8 extratags are refused unless bigtiff=True)."""
+    one = numpy.zeros(1, numpy.uint64)
+    for big in (bool(bigtiff),):
+        layout = get_layout(byteorder, big)
+        try:
+            entries = image_entries(layout, params, dtype, jpegtables, one, one)
+            pack_ifd(layout, entries, 16, 0)
+        except TiffValueError:
+            raise
+        except (TiffError, ValueError, TypeError, OverflowError, struct.error) as exc:
+            raise TiffValueError(f"the image's tags cannot be stored: {exc}") from None
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError) as exc:
+        raise TiffValueError(f"the image's parameters cannot be stored: {exc}") from None
+
+
+def sanitize_stored(params: dict[str, Any], bigtiff: bool | None) -> tuple[dict[str, Any], list[str]]:
+    """Parameters read back from a file written by an older tiffio that did not check them: those that
+    would make every checkpoint fail (an unpackable resolution or extratag) are dropped so that the
+    tiles can be recovered; returns the parameters and what was dropped."""
+    dropped: list[str] = []
+    params = dict(params)
+    if params.get("resolution") is not None:
+        try:
+            check_resolution(params["resolution"])
+        except TiffError as exc:
+            dropped.append(f"resolution ({exc})")
+            params["resolution"] = None
+    kept = []
+    for tag in params.get("extratags") or []:
+        try:
+            value = tag[3]
+            if isinstance(value, dict) and "bytes" in value:
+                value = bytes.fromhex(value["bytes"])
+            check_extratags([(tag[0], tag[1], tag[2], value)], bigtiff)
+            for big in (False, True) if bigtiff is None else (bool(bigtiff),):
+                count, _ = pack_values(get_layout("<", big), tag[1], value)
+                if tag[2] is not None and tag[2] != count and tag[1] != T.ASCII:
+                    raise TiffValueError(f"count {tag[2]} does not match its {count} values")
+        except (TiffError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            dropped.append(f"extratag {tag[0] if tag else '?'} ({exc})")
+            continue
+        kept.append(tag)
+    params["extratags"] = kept
+    try:
+        params["software"] = check_software(params.get("software"))
+    except TiffError as exc:
+        dropped.append(f"software ({exc})")
+        params["software"] = None
+    return params, dropped

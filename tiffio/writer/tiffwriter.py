@@ -10,23 +10,42 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy
 
+from ..codecs import compression_name
 from ..encoding import encode_segment_parts
-from ..errors import LimitExceededError, SourceError, TiffError, TiffUsageError, TiffValueError
+from ..errors import (
+    LimitExceededError,
+    SourceError,
+    TiffError,
+    TiffFormatWarning,
+    TiffUsageError,
+    TiffValueError,
+)
 from ..header import pack_header
 from ..layout import Layout
 from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
+from .files import WriterFile
 from .image import ImageWriter
-from .params import MISSING, normalize_params
-from .pipeline import EncoderThreads
+from .params import MISSING, check_count, check_software, check_workers, normalize_params
+from .pipeline import EncoderThreads, join_thread, start_thread
 from .pyramid import DEFAULT_BUDGET, FILTERS, Pyramid, level_shapes
-from .records import CLASSIC_LIMIT, DATA_START, LEADER, MAGIC_BLANK, MAGIC_IMAGE, MAGIC_TILE, crc32, crc32_parts
-from .sink import Sink
+from .records import (
+    CLASSIC_LIMIT,
+    DATA_START,
+    LEADER,
+    MAGIC_BLANK,
+    MAGIC_IMAGE,
+    MAGIC_TILE,
+    crc32,
+    crc32_parts,
+)
+from .tagpack import check_image_entries, sanitize_stored
 
 __all__ = ["TiffWriter", "WRITEBACK_BYTES"]
 
@@ -41,41 +60,69 @@ class TiffWriter:
     ``False`` force it. ``checkpoint_every`` (tiles) and ``checkpoint_seconds`` trigger
     automatic checkpoints (None disables each); ``checkpoint_every='auto'`` is
     ``max(1000, tiles in the file / 16)`` so that checkpoints of huge images stay cheap.
-    ``mode='resume'`` reopens a file tiffio wrote (see :func:`tiffio.recover`).
+    ``mode='resume'`` reopens a file tiffio wrote (see :func:`tiffio.recover`); a file that does not
+    prove to be one (its first record, written with the first image) raises TiffFormatError and is
+    left as it was. Only regular files are written (a folder, device or FIFO raises TiffTypeError).
+
+    One writer per file: a writer on a path holds an exclusive lock on it until it is closed (a
+    ``flock`` on a hidden ``.NAME.tiffio-lock`` next to it, released by the kernel if the process
+    dies); another writer, ``recover``, ``merge`` or ``Plan.open_shard`` on the same file raises
+    TiffUsageError naming it. Where locks are not reliable (NFS, SMB, FUSE...) the writer refuses
+    with UnsupportedFeatureError; ``lock=False`` skips the lock when the caller makes sure of it.
+
+    ``atomic=True`` (``mode='w'``, a path) writes a temporary file created exclusively under an
+    unpredictable name in the target's folder and renames it to the target when :meth:`close`
+    succeeds (after an fsync of the file, and of the folder after the rename): the target is then
+    either as it was or complete. An exception inside ``with``, or a close with no image, removes
+    the temporary. For files written in one go (no resume; ``checkpoint_every=None`` saves time).
     """
 
     #: resume passes over torn records in the middle of the file and never truncates (set by the
     #: shared-append coordinator, tiffio.writer.shared, whose file other processes append to)
     _shared_append = False
+    #: what the lock file says about its holder
+    _lock_role = "writer"
 
     def __init__(self, target: Any, *, bigtiff: bool | None = None, byteorder: str = "<", mode: str = "w",
                  missing: str = "blank", software: str | None = "tiffio", checkpoint_every: Any = "auto",
                  checkpoint_seconds: float | None = 60.0, fsync: bool = True, workers: int | None = None,
-                 _progress: ScanProgress | None = None) -> None:
+                 lock: bool = True, atomic: bool = False, _progress: ScanProgress | None = None) -> None:
         if mode not in ("w", "resume"):
             raise TiffValueError(f"mode must be 'w' or 'resume', not {mode!r}")
         if byteorder not in ("<", ">"):
             raise TiffValueError(f"byteorder must be '<' or '>', not {byteorder!r}")
-        if bigtiff not in (None, True, False):
+        if bigtiff is not None and not isinstance(bigtiff, (bool, numpy.bool_)):
             raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
+        bigtiff = None if bigtiff is None else bool(bigtiff)
         if missing not in MISSING:
             raise TiffValueError(f"missing must be one of {MISSING}, not {missing!r}")
+        if checkpoint_every != "auto":
+            checkpoint_every = check_count("checkpoint_every", checkpoint_every)
+        if checkpoint_seconds is not None:
+            if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) or \
+                    not checkpoint_seconds >= 0 or checkpoint_seconds == float("inf"):
+                raise TiffValueError(f"checkpoint_seconds must be a number of seconds >= 0 or None, "
+                                     f"not {checkpoint_seconds!r}")
+        if atomic and mode != "w":
+            raise TiffValueError("atomic=True writes a new file: only with mode='w'")
         self.byteorder = byteorder
         self.bigtiff = bigtiff
         self.missing = missing
-        self.software = software
+        self.software = check_software(software)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
-        self.fsync = fsync
-        self.default_workers = workers
+        self.fsync = bool(fsync)
+        self.default_workers = check_workers(workers)
         self.images: list[ImageWriter] = []
         self.report: RecoveryReport | None = None
         self._lock = threading.Lock()             # file end, arrays
         self._ckpt_lock = threading.RLock()       # checkpoints vs everything else
         self._end = DATA_START
+        self._clean_end = -1                      # the file end right after the last published checkpoint
         self._max_classic = CLASSIC_LIMIT
         self._copy_tiles = True
         self._closed = False
+        self._abandon = False                     # set when the writer is abandoned: queued tiles are dropped
         self._error: BaseException | None = None
         self._latest: dict[tuple[int, int], int] = {}  # tiles in encoder threads -> sequence number
         self._seq = 0
@@ -92,15 +139,26 @@ class TiffWriter:
         self._checkpoints = 0
         self.last_layout: Layout | None = None
         self._pyramids: list[Pyramid] = []
-        self._sink = Sink(target, mode)
+        self._file: WriterFile | None = None
         try:
-            if mode == "w":
-                self._sink.pwrite(0, b"\0" * DATA_START)
-            else:
+            self._file = WriterFile(target, mode, bool(lock), bool(atomic), self._lock_role)
+            self._sink = self._file.sink
+            if mode == "resume":
                 self.report = self._resume(_progress)
         except BaseException:
-            self._sink.close()
+            if self._file is not None:
+                self._file.release(remove=mode == "w")
             raise
+
+    def _release(self, remove: bool = False) -> None:
+        """Close the file and release its lock (``remove``: see WriterFile.release)."""
+        if self._file is not None:
+            self._file.release(remove)
+
+    @property
+    def name(self) -> str:
+        """The file's name (its path, or the file object's name) as messages give it."""
+        return self._sink.name
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> TiffWriter:
@@ -109,11 +167,31 @@ class TiffWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             self.close()
+        elif self._file is not None and self._file.temporary is not None:
+            self._abort()  # atomic: after an error the new file is not published
         else:
             try:
                 self.close(_enforce=False)
             except TiffError:
                 pass  # the original exception is more informative
+
+    def _abort(self) -> None:
+        """Abandon an atomic writer: drop the tiles still queued, remove the temporary file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abandon = True
+        try:
+            for pyr in self._pyramids:
+                pyr.close()
+            if self._threads is not None:
+                self._threads.join()
+                self._threads.stop(True)
+                self._threads = None
+            self._wait_sync()
+            self._wait_writeback()
+        finally:
+            self._release(remove=True)
 
     @property
     def closed(self) -> bool:
@@ -156,8 +234,9 @@ class TiffWriter:
         """
         self._check_open()
         layout = None
-        if pyramid not in (None, False):
-            layout = {True: "main", "main": "main", "subifds": "subifds"}.get(pyramid)
+        if pyramid is not None and pyramid is not False:
+            layout = {True: "main", "main": "main", "subifds": "subifds"}.get(pyramid) \
+                if isinstance(pyramid, (bool, str)) else None
             if layout is None:
                 raise TiffValueError(f"pyramid must be True, 'main' or 'subifds', not {pyramid!r}")
             if parent is not None or reduced:
@@ -181,10 +260,11 @@ class TiffWriter:
                 parent=None if parent is None else parent.index, reduced=reduced,
                 missing=self.missing if missing is None else missing,
                 software=self.software if software is ... else software, datetime=datetime,
-                byteorder=self.byteorder, rowsperstrip=rowsperstrip)
+                byteorder=self.byteorder, rowsperstrip=rowsperstrip, bigtiff=self.bigtiff)
+            workers = check_workers(workers)
             if workers is None:
                 workers = self.default_workers
-            workers = max(1, int(workers or 1))
+            workers = max(1, workers or 1)
             if layout is not None:
                 params["pyramid"] = {"layout": layout, "filter": pyramid_filter, "budget": int(pyramid_budget)}
             image = self._add(params, workers)
@@ -198,7 +278,15 @@ class TiffWriter:
                              sort_keys=True).encode()
         self._raise_pending()
         with self._lock:
-            self._append(MAGIC_IMAGE, image.index, 0, payload)
+            if self._end == DATA_START:
+                # the file's first record, the definition of image 0, is the signature of a working file
+                # (records.read_signature): written with the header's 16 bytes in one write, so that a
+                # file tiffio created is empty or holds it
+                leader = LEADER.pack(MAGIC_IMAGE, image.index, 0, len(payload), crc32(payload))
+                self._sink.pwrite(0, b"\0" * DATA_START, leader, payload)
+                self._end = DATA_START + len(leader) + len(payload)
+            else:
+                self._append(MAGIC_IMAGE, image.index, 0, payload)
         self.images.append(image)
         return image
 
@@ -228,7 +316,8 @@ class TiffWriter:
             params["reduced"] = options["layout"] == "main"
             params["pyramid_level"] = [base.index, k]
             levels.append(self._add(params, base.workers))
-        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level)
+        spill_dir = self._file.folder if self._file is not None else None
+        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level, spill_dir)
         for k, im in enumerate(levels):
             im._pyramid = pyr
             im._level = k
@@ -239,9 +328,25 @@ class TiffWriter:
         """Encode and store one tile of a reduced level (in the thread that completed it)."""
         self._store_tile(image, index, encode_segment_parts(image._spec, pixels), None)
 
-    def _make_image(self, params: dict[str, Any], workers: int) -> ImageWriter:
+    def _make_image(self, params: dict[str, Any], workers: int, stored: bool = False) -> ImageWriter:
+        """An ImageWriter for ``params``, checked before anything of it is stored: its blank tile is
+        encoded (the codec accepts the parameters) and its IFD packed once in every layout a checkpoint
+        may use. ``stored``: parameters read back from the file (an older tiffio may have stored some
+        that cannot be packed: those are dropped with a warning, so that the tiles stay recoverable)."""
+        if stored:
+            params, dropped = sanitize_stored(params, self.bigtiff)
+            if dropped:
+                warnings.warn(f"{self.name}: image {len(self.images)}: dropped what no checkpoint can store: "
+                              f"{'; '.join(dropped)}", TiffFormatWarning, stacklevel=4)
         image = ImageWriter(self, len(self.images), params, workers)
-        image._blank_tile()  # encode now: checks the codec and the parameters before anything is stored
+        try:
+            image._blank_tile()
+        except TiffError as exc:
+            if stored:
+                raise
+            raise TiffValueError(f"compression {compression_name(params['compression'])} with these parameters "
+                                 f"(compression_level {params['level']!r}) cannot encode a tile: {exc}") from None
+        check_image_entries(params, image.dtype, image.spec.jpegtables, self.byteorder, self.bigtiff)
         return image
 
     # -- appending -------------------------------------------------------------------------------
@@ -297,7 +402,7 @@ class TiffWriter:
                 self._writeback_mark = self._end
                 self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
                                                           name="tiffio-writeback")
-                self._writeback_thread.start()
+                start_thread(self._writeback_thread)
         return True
 
     def _writeback(self) -> None:
@@ -310,6 +415,8 @@ class TiffWriter:
 
     def _encode_job(self, image: ImageWriter, index: int, array: numpy.ndarray, seq: int) -> None:
         """Runs in an encoder thread: encode, checksum and store one tile."""
+        if self._abandon:
+            return
         try:
             if self._store_tile(image, index, encode_segment_parts(image._spec, array), seq) and \
                     image._pyramid is not None:
@@ -325,10 +432,11 @@ class TiffWriter:
     def _encoder_threads(self, workers: int) -> EncoderThreads:
         threads = self._threads
         if threads is None:
-            threads = self._threads = EncoderThreads(workers)
-            # an unclosed, collected writer stops its threads (the threads hold only the queue)
-            weakref.finalize(self, EncoderThreads.stop, threads.jobs, threads.threads, False)
-        elif len(threads.threads) < workers:
+            # no thread yet: known to close() before any starts (an interrupt while they start
+            # leaves none unstopped); an unclosed, collected writer stops them (they hold only the pipeline)
+            threads = self._threads = EncoderThreads(0)
+            weakref.finalize(self, threads.stop, False)
+        if len(threads.threads) < workers:
             threads.grow(workers)
         return threads
 
@@ -355,7 +463,7 @@ class TiffWriter:
             seq = self._seq
             self._latest[key] = seq
         try:
-            threads.jobs.put((self._encode_job, (image, index, arr, seq)))  # blocks while the queue is full
+            threads.put(self._encode_job, (image, index, arr, seq))  # blocks while the queue is full
         except BaseException:
             with self._lock:
                 if self._latest.get(key) == seq:
@@ -389,14 +497,14 @@ class TiffWriter:
         """Wait for the fsync + header update of the last automatic checkpoint."""
         thread = self._sync_thread
         if thread is not None:
-            thread.join()
+            join_thread(thread)
             self._sync_thread = None
 
     def _wait_writeback(self) -> None:
         with self._lock:
             thread = self._writeback_thread
         if thread is not None:
-            thread.join()
+            join_thread(thread)
 
     def _raise_pending(self) -> None:
         with self._lock:
@@ -456,7 +564,7 @@ class TiffWriter:
                 blob, first_ifd, layout = build_checkpoint(self.images, self.byteorder, self.bigtiff, pos, final,
                                                            self._max_classic, self._sink.name)
                 self._sink.pwrite(pos, blob)  # one write: state record + every IFD and array
-                self._end = pos + len(blob)
+                self._end = blob_end = pos + len(blob)
                 self._since_checkpoint = 0
                 self._last_checkpoint_time = time.monotonic()
                 self._checkpoints += 1
@@ -464,14 +572,14 @@ class TiffWriter:
             # threads go on appending tiles meanwhile (after the checkpoint, outside the lock)
             header = pack_header(layout, first_ifd).ljust(DATA_START, b"\0")
             if background and self.fsync:
-                thread = threading.Thread(target=self._publish, args=(header, layout, True, False), daemon=True,
-                                          name="tiffio-checkpoint")
+                thread = threading.Thread(target=self._publish, args=(header, layout, blob_end, True, False),
+                                          daemon=True, name="tiffio-checkpoint")
                 self._sync_thread = thread
-                thread.start()
+                start_thread(thread)
             else:
-                self._publish(header, layout, self.fsync, self.fsync and final, raise_=True)
+                self._publish(header, layout, blob_end, self.fsync, self.fsync and final, raise_=True)
 
-    def _publish(self, header: bytes, layout: Layout, sync_before: bool, sync_after: bool,
+    def _publish(self, header: bytes, layout: Layout, blob_end: int, sync_before: bool, sync_after: bool,
                  raise_: bool = False) -> None:
         """fsync, point the header at the new IFDs, (fsync again)."""
         try:
@@ -481,6 +589,8 @@ class TiffWriter:
             if sync_after:
                 self._sink.sync()
             self.last_layout = layout
+            with self._lock:
+                self._clean_end = blob_end
         except BaseException as exc:
             if raise_:
                 raise
@@ -493,7 +603,11 @@ class TiffWriter:
         """Store the remaining tiles, write the final IFDs and close the file.
 
         Images with ``missing='error'`` and missing tiles raise TiffValueError after the file
-        is written (with those tiles sparse), so that what was written stays readable.
+        is written (with those tiles sparse), so that what was written stays readable. When the
+        file's last checkpoint already holds everything (a resumed file given nothing new), nothing
+        is written. A writer closed with no image leaves no file (``mode='w'``: the file it created
+        is removed; a file object is left empty). With ``atomic=True`` the file is renamed to its
+        name here, once complete.
         """
         if self._closed:
             return
@@ -505,7 +619,17 @@ class TiffWriter:
                     self._raise_pending()
                     for pyr in self._pyramids:
                         pyr.finish()
-                self._checkpoint(final=True)
+                with self._ckpt_lock:
+                    self._wait_sync()
+                    self._drain()
+                    clean = self._end == self._clean_end and self._error is None
+                if clean:
+                    if self.fsync:
+                        self._sink.sync()  # an automatic checkpoint's header may not be synced yet
+                else:
+                    self._checkpoint(final=True)
+                if self._file is not None:
+                    self._file.publish()  # atomic=True: the complete file takes its name
         except BaseException as exc:
             error = exc
         finally:
@@ -520,10 +644,10 @@ class TiffWriter:
             if self._threads is not None:
                 if error is not None:  # the final checkpoint failed before draining: let them finish
                     self._threads.join()
-                EncoderThreads.stop(self._threads.jobs, self._threads.threads, True)
+                self._threads.stop(True)
                 self._threads = None
             try:
-                self._sink.close()
+                self._release(remove=not self.images)
             except SourceError as exc:
                 error = error or exc
         if error is not None:
@@ -545,10 +669,12 @@ class TiffWriter:
             self.bigtiff = bigtiff
 
         def make_image(params: dict[str, Any]) -> ImageWriter:
-            return self._make_image(params, max(1, int(self.default_workers or 1)))
+            return self._make_image(params, max(1, self.default_workers or 1), stored=True)
 
         report, self._end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append,
                                     progress=progress)
+        if not report.changes:  # the file's last checkpoint holds everything: closing adds nothing
+            self._clean_end = self._end
         self._since_checkpoint = report.tiles_recovered
         for image in list(self.images):
             if image.params.get("pyramid"):
@@ -558,3 +684,4 @@ class TiffWriter:
                     lambda im, i: im.decode_tile(self._sink.pread(int(im._offsets[i]), int(im._counts[i]))))
                 report.missing_tiles = [int((im._offsets == 0).sum()) for im in self.images]
         return report
+
