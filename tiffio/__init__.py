@@ -4,48 +4,48 @@ Read any tile, strip or region of a TIFF or BigTIFF lazily; write tiled TIFFs
 incrementally. See README.md for a tour.
 """
 
-from .cogcheck import check_cog
+from .codecs.decode import SegmentSpec, decode_segment
 from .enums import (
-                    Compression,
-                    ExtraSamples,
-                    FieldType,
-                    FillOrder,
-                    NewSubfileType,
-                    Photometric,
-                    PlanarConfiguration,
-                    Predictor,
-                    ResolutionUnit,
-                    SampleFormat,
+    Compression,
+    ExtraSamples,
+    FieldType,
+    FillOrder,
+    NewSubfileType,
+    Photometric,
+    PlanarConfiguration,
+    Predictor,
+    ResolutionUnit,
+    SampleFormat,
 )
 from .errors import (
-                    CorruptSegmentError,
-                    LimitExceededError,
-                    NotARegularFileError,
-                    NotATiffError,
-                    SourceError,
-                    SourceIsADirectoryError,
-                    SourceNotFoundError,
-                    SourcePermissionError,
-                    SourceTimeoutError,
-                    TiffError,
-                    TiffFormatError,
-                    TiffFormatWarning,
-                    TiffIndexError,
-                    TiffTypeError,
-                    TiffUsageError,
-                    TiffValueError,
-                    TruncatedError,
-                    UnsupportedFeatureError,
+    CorruptSegmentError,
+    LimitExceededError,
+    NotARegularFileError,
+    NotATiffError,
+    SourceError,
+    SourceIsADirectoryError,
+    SourceNotFoundError,
+    SourcePermissionError,
+    SourceTimeoutError,
+    TiffError,
+    TiffFormatError,
+    TiffFormatWarning,
+    TiffIndexError,
+    TiffTypeError,
+    TiffUsageError,
+    TiffValueError,
+    TruncatedError,
+    UnsupportedFeatureError,
 )
-from .filesequence import FileSequence
-from .ifd import StrileArray, Tag
 from .limits import Limits
 from .metadata import GeoTiff, ImageJMetadata, OmeMetadata
-from .multifile import imread
-from .reader import IFD, TiffFile, open
+from .read.cogcheck import check_cog
+from .read.entries import StrileArray, Tag
+from .read.file import IFD, TiffFile, open
+from .read.filesequence import FileSequence
+from .read.imread import imread
+from .read.series.series import Series
 from .recovery import recover
-from .segment import SegmentSpec, decode_segment
-from .series import Series
 from .writer import ImageWriter, RecoveryReport, TiffWriter
 from .writer.blocks import WriteReport
 from .writer.fanin import FanInReport, fan_in

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy
 
-from .chunkmap import window_shape
+from ._edge.chunkmap import window_shape
+from ._edge.filecache import open_cached, source_path
+from ._edge.selection import Selection, key_arg, key_token, page_window_axes
+from ._edge.sequencemap import imread_axes
 from .errors import TiffTypeError, TiffValueError
-from .filecache import open_cached, source_path
-from .filesequence import FileSequence, SequenceTiling
-from .reader import IFD, TiffFile
-from .reader import open as _tiff_open
-from .selection import Selection, key_arg, key_token, page_window_axes
-from .sequencemap import imread_axes
+from .read.file import IFD, TiffFile
+from .read.file import open as _tiff_open
+from .read.filesequence import FileSequence, SequenceTiling
 from .sources import redact_url
 
 __all__ = ["from_tiff", "imread", "TiffRegionArray", "FileSequenceArray"]
@@ -501,7 +501,7 @@ def _to_tiff(array: Any, target: Any, *, tile: Any, compression: Any, predictor:
     from dask.optimization import cull
 
     from .codecs import compression_name
-    from .encoding import parse_compression
+    from .codecs.encode import parse_compression
     from .metadata.geotiff import GeoTiff
     from .writer.blocks import WriteReport
     from .writer.fanin import fan_in

@@ -37,13 +37,13 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.xarray needs xarray: pip install 'tiffio[xarray]'") from exc
 
+from ._edge.filecache import open_cached, source_path
+from ._edge.selection import Selection
 from .dask import TiffRegionArray
 from .errors import TiffError, TiffValueError
-from .filecache import open_cached, source_path
 from .metadata.geotiff import GeoTiff
-from .reader import TiffFile
-from .selection import Selection
-from .series import Series, dimension_names
+from .read.file import TiffFile
+from .read.series.series import Series, dimension_names
 
 __all__ = ["TiffBackendEntrypoint", "TiffBackendArray", "open_dataset", "open_groups"]
 

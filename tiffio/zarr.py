@@ -41,15 +41,15 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
-from .chunkmap import window_shape
+from ._edge.chunkmap import window_shape
+from ._edge.filecache import clear_cache, open_cached, source_path
+from ._edge.hierarchy import StoreLayout
+from ._edge.selection import key_arg, key_token
+from ._edge.sequencemap import SequenceMap
 from .errors import TiffValueError
-from .filecache import clear_cache, open_cached, source_path
-from .filesequence import FileSequence
-from .reader import TiffFile
-from .selection import key_arg, key_token
-from .sequencemap import SequenceMap
+from .read.file import TiffFile
+from .read.filesequence import FileSequence
 from .sources import redact_url
-from .storelayout import StoreLayout
 
 __all__ = ["TiffStore", "FileSequenceStore", "clear_cache"]
 
@@ -292,7 +292,7 @@ class TiffStore(_ReadOnlyStore):
         if decode not in ("store", "codec"):
             raise TiffValueError(f"decode must be 'store' or 'codec', not {decode!r}")
         if decode == "codec":
-            from . import zarrcodec  # noqa: F401 - registers the codec zarr will ask for
+            from ._edge import zarrcodec  # noqa: F401 - registers the codec zarr will ask for
         if fill is not None:
             fill = fill.item() if isinstance(fill, numpy.generic) else fill
         fill_key = "nan" if isinstance(fill, float) and math.isnan(fill) else fill

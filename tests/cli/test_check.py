@@ -174,7 +174,7 @@ def test_check_reads_every_frame_marker_of_table_b1(tmp_path, sof):
     """SOF5-SOF7 and SOF13-SOF15 are frame headers (differential frames of hierarchical JPEG, T.81
     Table B.1). check's own marker walk used to know only SOF0-3 and SOF9-11 and reported "no
     JPEG frame header" for them, where the decoder's probe saw the frame; the one walk of
-    tiffio.jpeg finds it, and check says what is wrong with it."""
+    tiffio.format.jpeg finds it, and check says what is wrong with it."""
     import numpy
 
     import tiffio

@@ -1,4 +1,4 @@
-"""The JPEG marker walk (tiffio.jpeg) over every JPEG stream of fixtures/ and ../shared/corpus.
+"""The JPEG marker walk (tiffio.format.jpeg) over every JPEG stream of fixtures/ and ../shared/corpus.
 
 Every segment of every JPEG-compressed IFD (SubIFDs included; compression 7 and its aliases as
 stored, old-style JPEG as the stream the reader maps it to) is walked, and its frame header -
@@ -20,7 +20,7 @@ import pytest
 import tiffio
 from tiffio.codecs import JPEG_COMPRESSIONS
 from tiffio.enums import Compression
-from tiffio.jpeg import frame_fields, parse_header
+from tiffio.format.jpeg import frame_fields, parse_header
 
 from ..conftest import CORPUS, FIXTURES
 from ..timebound import cpu_bound

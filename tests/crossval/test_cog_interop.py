@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tiffio.cogcheck import check_cog
+from tiffio.read.cogcheck import check_cog
 from tiffio.writer.relayout import relayout
 
 from .cog_helpers import gdal_validate

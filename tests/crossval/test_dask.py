@@ -105,7 +105,7 @@ def test_imread_sequence_and_missing_file(sequence):
 def test_whole_file_chunks_open_each_file_once_and_keep_none_open(sequence):
     """chunks="file": each file is opened, read and closed by its task; the process's file cache
     (for window chunks, which read one file many times) keeps none of them."""
-    from tiffio import filecache
+    from tiffio._edge import filecache
     root, data = sequence
     filecache.clear_cache()
     arr = tdask.imread(str(root / "img_t*_c*.tif"), pattern=r"(t)(\d+)_(c)(\d+)")
@@ -211,7 +211,7 @@ def test_distributed_levels_and_sequence(client, sequence):
     zseq = zarr.open_array(FileSequenceStore(str(root / "img_t*_c*.tif"), pattern=r"(t)(\d+)_(c)(\d+)"), mode="r")
     assert numpy.array_equal(da.from_zarr(zseq).compute(), data)
     # the work ran in the worker processes, which opened the file themselves
-    cached = client.run(lambda: [key[0] for key in tiffio.filecache._cache])
+    cached = client.run(lambda: [key[0] for key in tiffio._edge.filecache._cache])
     assert len(cached) == 2 and any(str(PYRAMID) in paths for paths in cached.values())
 
 

@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.regions import IFDRegions, _parallel, default_workers
+from tiffio.read.ifd.regions import IFDRegions, _parallel, default_workers
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -50,7 +50,7 @@ def test_parallel_raises_the_first_failing_item_and_starts_none_after_it(workers
 
 def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
     """A read made from a task of the same pool (every thread busy) finishes on its own."""
-    from tiffio.regions import _executor
+    from tiffio.read.ifd.regions import _executor
     pool = _executor(2)
     inner = [pool.submit(_parallel, lambda i: i + 1, list(range(50)), 2) for _ in range(4)]
     assert [f.result(timeout=20) for f in inner] == [list(range(1, 51))] * 4
@@ -59,7 +59,7 @@ def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
 @pytest.fixture
 def pool_calls(monkeypatch):
     """Records the thread count of every _parallel call a read makes (the real one runs)."""
-    import tiffio.regions as regions
+    import tiffio.read.ifd.regions as regions
     calls: list[int] = []
     parallel = regions._parallel
 

@@ -14,7 +14,7 @@ import pytest
 
 import tiffio
 from tiffio.codecs import JPEG_COMPRESSIONS
-from tiffio.jpeg import parse_header
+from tiffio.format.jpeg import parse_header
 
 from ..conftest import CORPUS, FIXTURES
 from ..timebound import cpu_bound

@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.regions import IFDRegions
+from tiffio.read.ifd.regions import IFDRegions
 
 from ..tiffbuild import simple_image
 

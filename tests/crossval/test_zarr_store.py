@@ -368,7 +368,7 @@ async def test_raw_store_serves_stored_bytes_and_references_skip_sparse():
 
 
 def test_codec_round_trips_its_json():
-    from tiffio.zarrcodec import TiffioCodec
+    from tiffio._edge.zarrcodec import TiffioCodec
     meta = json.loads(TiffStore(PYRAMID, decode="codec").layout.meta["1/zarr.json"])
     codec = TiffioCodec.from_dict(meta["codecs"][0])
     assert codec.to_dict() == meta["codecs"][0]

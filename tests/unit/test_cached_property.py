@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from tiffio._cached import cached_property
-from tiffio.directory import IFD
-from tiffio.reader import TiffFile
+from tiffio.read.file import TiffFile
+from tiffio.read.ifd.ifd import IFD
 
 
 class Thing:

@@ -12,7 +12,7 @@ import pytest
 
 import tiffio
 from tiffio.codecs import CODEC_SHAPE_LIMITS
-from tiffio.segment import SegmentSpec
+from tiffio.codecs.decode import SegmentSpec
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "malformed" / "codec_shape_impossible"
 

@@ -1,4 +1,4 @@
-"""tiffio.filesequence: names + pattern -> axes, shape, positions; same answers as tifffile."""
+"""tiffio.read.filesequence: names + pattern -> axes, shape, positions; same answers as tifffile."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tiffio.filesequence import FileSequence, axis_code, natural_sorted, parse_filenames
+from tiffio.read.filesequence import FileSequence, axis_code, natural_sorted, parse_filenames
 
 CASES = [
     # (names, pattern, kwargs)

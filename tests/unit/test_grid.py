@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tiffio
-from tiffio.grid import SegmentGrid
+from tiffio.format.grid import SegmentGrid
 
 
 def test_index_order_planes_outermost():

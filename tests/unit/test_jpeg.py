@@ -1,4 +1,4 @@
-"""tiffio.jpeg: the one JPEG marker walk, frame headers (T.81 Table B.1), tables and colour markers.
+"""tiffio.format.jpeg: the one JPEG marker walk, frame headers (T.81 Table B.1), tables and colour markers.
 
 Streams come from imagecodecs' libjpeg encoder and are decoded by it (and by Pillow) to check that
 what the module builds decodes as it claims."""
@@ -14,7 +14,7 @@ import numpy
 import pytest
 
 from tiffio import CorruptSegmentError
-from tiffio.jpeg import (
+from tiffio.format.jpeg import (
     SOF_MARKERS,
     frame_fields,
     frame_prefix,

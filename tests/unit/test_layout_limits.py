@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tiffio
-from tiffio.layout import FIELD_TYPE_SIZE, get_layout
+from tiffio.format.layout import FIELD_TYPE_SIZE, get_layout
 
 
 @pytest.mark.parametrize("bo,big,entry,inline,count,header", [

@@ -18,7 +18,7 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.cogcheck import check_cog
+from tiffio.read.cogcheck import check_cog
 
 from .scale_workers import TILE, level_arrays, tile_of, write_shard
 

@@ -6,7 +6,7 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.predictors import apply_predictor, undo_predictor
+from tiffio.codecs.predictors import apply_predictor, undo_predictor
 
 RNG = numpy.random.default_rng(7)
 
@@ -51,7 +51,7 @@ def test_unsupported_predictors():
 def test_many_samples_take_the_column_path_with_the_same_result(dtype):
     """From 64 samples per pixel on, predictor 2 is undone a column at a time (imagecodecs'
     loop took 15 s on a fuzzed 833 MB image of 65,535 samples); the result is bit-identical."""
-    from tiffio import predictors
+    from tiffio.codecs import predictors
     shape = (2, 3, 7, predictors._COLUMN_LOOP_SAMPLES + 1)
     bits = RNG.integers(0, 256, size=(*shape[:-1], shape[-1] * numpy.dtype(dtype).itemsize), dtype="u1")
     a = bits.view(dtype)

@@ -17,7 +17,7 @@ import tifffile
 
 import tiffio
 from tests.tiffbuild import Builder
-from tiffio.grid import SegmentGrid
+from tiffio.format.grid import SegmentGrid
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 MALFORMED = FIXTURES / "malformed"

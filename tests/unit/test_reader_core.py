@@ -9,8 +9,8 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.header import pack_header, parse_header
-from tiffio.layout import get_layout
+from tiffio.format.header import pack_header, parse_header
+from tiffio.format.layout import get_layout
 
 from ..tiffbuild import Builder, simple_image
 

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tiffio.cogcheck import check_cog, ghost_area, parse_ghost_area
+from tiffio.read.cogcheck import check_cog, ghost_area, parse_ghost_area
 from tiffio.writer.relayout import relayout
 
 

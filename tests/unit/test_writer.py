@@ -1,4 +1,4 @@
-"""Unit tests of tiffio.writer / tiffio.encoding: API contract, errors, BigTIFF decision, threads,
+"""Unit tests of tiffio.writer / tiffio.codecs.encode: API contract, errors, BigTIFF decision, threads,
 pickling, file objects, disk-full behaviour and golden byte layouts."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tifffile
 
 import tiffio
 from tests.crossval.writer_helpers import FullDisk
-from tiffio.encoding import split_jpeg_tables
+from tiffio.codecs.encode import split_jpeg_tables
 
 GOLDEN = Path(__file__).parent / "golden"
 

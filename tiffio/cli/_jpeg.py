@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jpeg import parse_header
+from ..format.jpeg import parse_header
 
 __all__ = ["check_jpeg"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy
 
-from ..encoding import EncodeSpec, encode_segment
+from ..codecs.encode import EncodeSpec, encode_segment
 from ..errors import TiffTypeError, TiffValueError
 from .pyramid import reduce2
 

@@ -17,8 +17,8 @@ import numpy
 
 from ..enums import FieldType as T
 from ..errors import LimitExceededError, TiffError, TiffFormatError, UnsupportedFeatureError
-from ..header import parse_header
-from ..layout import Layout, get_layout
+from ..format.header import parse_header
+from ..format.layout import Layout, get_layout
 from .image import ImageWriter
 from .records import (
     DATA_START,
@@ -302,7 +302,7 @@ def _newest_checkpoint(sink: Sink, size: int) -> tuple[dict[str, Any] | None, in
 
 def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:
     """Fill the images' tile offsets and byte counts from the checkpoint's IFDs (read with the reader)."""
-    from ..reader import TiffFile
+    from ..read.file import TiffFile
     source = sink.name if sink.fd is not None else sink.file
     tf = TiffFile(source, strict=True)
     try:

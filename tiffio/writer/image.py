@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from ..codecs import compression_name
-from ..encoding import EncodeSpec, encode_segment, make_jpegtables
+from ..codecs.decode import SegmentSpec, decode_segment
+from ..codecs.encode import EncodeSpec, encode_segment, make_jpegtables
 from ..enums import Compression as C
 from ..errors import TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
-from ..layout import Layout
-from ..segment import SegmentSpec, decode_segment
+from ..format.layout import Layout
 from .blocks import BlockEncoder, EncodedBlock, block_tiles, check_block
 from .params import SAMPLEFORMAT
 from .pyramid import Pyramid, reduce2

@@ -22,8 +22,8 @@ import numpy
 
 from ..enums import FieldType as T
 from ..errors import LimitExceededError, TiffUsageError, TiffValueError
-from ..header import pack_header
-from ..layout import get_layout
+from ..format.header import pack_header
+from ..format.layout import get_layout
 from ..metadata.imagej import build_imagej_description, imagej_shape, pack_ijmetadata
 from .sink import Sink
 from .tagpack import Entry, ifd_size, pack_ifd, pack_values
@@ -219,8 +219,8 @@ def write_imagej(target: str | os.PathLike[str], data: Any, *, axes: str | None 
 def write_imagej_plane(path: str | os.PathLike[str], index: int, array: Any) -> None:
     """Write plane ``index`` into an ImageJ file created by :class:`ImageJWriter` (from any
     process): the plane's offset is read from the file's first IFD."""
-    from ..reader import TiffFile
-    from ..series_detect import find_series
+    from ..read.file import TiffFile
+    from ..read.series.detect import find_series
     with TiffFile(path) as tif:
         series = find_series(tif)[0]
         if series.kind != "imagej" or not series.is_contiguous:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy
 
 from ..codecs import compression_name
-from ..encoding import parse_compression
+from ..codecs.encode import parse_compression
 from ..enums import Compression as C
 from ..errors import TiffTypeError, TiffValueError, UnsupportedFeatureError
 from ..metadata.geotiff import GeoTiff

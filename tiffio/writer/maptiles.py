@@ -148,8 +148,8 @@ def map_tiles(src: Any, dst: Any, func: Callable[[numpy.ndarray], Any], *, overl
     reduced ``level``). An exception of ``func`` stops the run with TiffError naming the tile;
     the tiles written stay in ``dst`` (``TiffWriter(dst, mode='resume')``).
     """
-    from ..reader import TiffFile
-    from ..reader import open as tiff_open
+    from ..read.file import TiffFile
+    from ..read.file import open as tiff_open
     start = time.perf_counter()
     if not callable(func):
         raise TiffTypeError(f"func must be callable, not {type(func).__name__}")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy
 
 from ..errors import SourceError, TiffTypeError, TiffValueError
-from ..layout import get_layout
+from ..format.layout import get_layout
 from .files import require_regular
 from .relayout import OutImage, Progress, RawTag, RelayoutReport, write_images
 from .shards import holds_nothing

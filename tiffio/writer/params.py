@@ -11,12 +11,12 @@ from typing import Any
 import numpy
 
 from ..codecs import compression_name
-from ..encoding import IMAGE_CODECS, WRITABLE, parse_compression
+from ..codecs.encode import IMAGE_CODECS, WRITABLE, parse_compression
 from ..enums import Compression as C
 from ..enums import FieldType as T
 from ..errors import TiffTypeError, TiffValueError, UnsupportedFeatureError
-from ..layout import FIELD_TYPE_SIZE
-from ..tags import tag_name
+from ..format.layout import FIELD_TYPE_SIZE
+from ..format.tags import tag_name
 
 __all__ = ["normalize_params", "check_resolution", "check_extratags", "check_software", "check_count", "check_workers",
            "STRUCTURAL_TAGS", "PHOTOMETRIC_NAMES", "PLANAR_NAMES", "MISSING", "SAMPLEFORMAT"]

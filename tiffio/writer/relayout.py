@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy
 
-from ..cogcheck import ghost_area
 from ..errors import SourceError, TiffFormatError, TiffTypeError, TiffValueError, UnsupportedFeatureError
-from ..layout import FIELD_TYPE_SIZE, Layout, get_layout
+from ..format.layout import FIELD_TYPE_SIZE, Layout, get_layout
+from ..read.cogcheck import ghost_area
 from .files import create_temporary, discard, publish
 
 __all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
@@ -555,7 +555,7 @@ def relayout(src: Any, dst: str | os.PathLike, *, layout: str = "cog", bigtiff: 
     tiles stay sparse. ``progress(copied, total)``, if given, is called as tile bytes are copied.
     Returns a :class:`RelayoutReport`.
     """
-    from ..reader import TiffFile
+    from ..read.file import TiffFile
 
     if layout not in LAYOUTS:
         raise TiffValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")

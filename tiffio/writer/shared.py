@@ -31,7 +31,7 @@ from typing import Any
 import numpy
 
 from ..errors import SourceError, TiffFormatError, TiffUsageError, UnsupportedFeatureError
-from ..header import parse_header
+from ..format.header import parse_header
 from .checkpoint import read_state
 from .image import ImageWriter
 from .lock import filesystem_type, require_local_filesystem

@@ -15,7 +15,7 @@ import numpy
 from ..enums import Compression as C
 from ..enums import FieldType as T
 from ..errors import TiffError, TiffTypeError, TiffValueError
-from ..layout import FIELD_TYPE_CHAR, FIELD_TYPE_SIZE, Layout, get_layout
+from ..format.layout import FIELD_TYPE_CHAR, FIELD_TYPE_SIZE, Layout, get_layout
 from .params import SAMPLEFORMAT, check_extratags, check_resolution, check_software
 
 __all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries", "sanitize_stored"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy
 
 from ..codecs import compression_name
-from ..encoding import encode_segment_parts
+from ..codecs.encode import encode_segment_parts
 from ..errors import (
     LimitExceededError,
     SourceError,
@@ -27,8 +27,8 @@ from ..errors import (
     TiffUsageError,
     TiffValueError,
 )
-from ..header import pack_header
-from ..layout import Layout
+from ..format.header import pack_header
+from ..format.layout import Layout
 from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
 from .files import WriterFile
 from .image import ImageWriter
