@@ -109,7 +109,7 @@ def run_one(case, contender, args):
         if contender == "floor":
             from concurrent.futures import ThreadPoolExecutor
 
-            from tiffio.encoding import EncodeSpec, encode_segment, make_jpegtables
+            from tiffio.codecs.encode import EncodeSpec, encode_segment, make_jpegtables
             spec = EncodeSpec(compression=7, dtype=numpy.dtype(numpy.uint8), tile=(512, 512), samples=3, level=75,
                               photometric=6, jpeg_subsampling=(2, 2))
             spec = dataclasses.replace(spec, jpegtables=make_jpegtables(spec))

@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 from bench_read import ForeignLoad, add_quiet_args, loadavg, machine_info, machine_text, run_interleaved, wait_quiet  # noqa: E402
 
 import tiffio  # noqa: E402
-from tiffio.encoding import split_jpeg_tables  # noqa: E402
+from tiffio.codecs.encode import split_jpeg_tables  # noqa: E402
 
 
 def make_tiles(tile, samples, dtype, n=16):

@@ -30,7 +30,7 @@ CHILD = r'''
 import json, sys, threading, time, http.client
 sys.path.insert(0, sys.argv[3])
 scenario, url = sys.argv[1:3]
-import tiffio, tiffio.sources.http, tiffio.segment_read
+import tiffio, tiffio.sources.http, tiffio.read.ifd.segments
 events = []
 now = time.perf_counter
 
@@ -65,14 +65,14 @@ def w_read_body(self, resp, conn, n, what):
     ev("last-byte", port=port(conn), n=n)
     return data
 tiffio.sources.http.HTTPFetcher._read_body = w_read_body
-decode = tiffio.segment_read.decode_segment
+decode = tiffio.read.ifd.segments.decode_segment
 def w_decode(*a, **k):
     ev("decode-start")
     try:
         return decode(*a, **k)
     finally:
         ev("decode-end")
-tiffio.segment_read.decode_segment = w_decode
+tiffio.read.ifd.segments.decode_segment = w_decode
 REGION = (20100, 20100, 2048, 2048)
 t0 = now()
 ev("open-start")
