@@ -4,6 +4,7 @@ Read any tile, strip or region of a TIFF or BigTIFF lazily; write tiled TIFFs
 incrementally. See README.md for a tour.
 """
 
+from . import _oldpaths
 from .codecs.decode import SegmentSpec, decode_segment
 from .enums import (
     Compression,
@@ -59,6 +60,14 @@ from .writer.shards import Plan
 from .writer.shared import SharedAppender, SharedWriter
 
 __version__ = "0.1.0"
+
+_oldpaths.install()
+
+
+def __getattr__(name: str) -> object:
+    """The module paths of 0.1.0 that moved (``tiffio.reader`` ...), with a DeprecationWarning."""
+    return _oldpaths.module_getattr(name)
+
 
 __all__ = [
     "open", "TiffFile", "TiffWriter", "imwrite", "map_tiles", "WriteReport", "ImageWriter", "recover", "RecoveryReport", "relayout", "RelayoutReport", "merge", "Plan", "fan_in", "FanInReport", "SharedWriter", "SharedAppender",

@@ -21,18 +21,13 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..metadata import ImageJMetadata, OmeMetadata
 from ..sources import open_source
 from .entries import ParseContext
-from .ifd.fields import TagMapping
 from .ifd.ifd import IFD, IFDSequence
-from .ifd.regions import RegionWindow, default_workers
 from .levels import Level, find_associated, find_levels, find_masks
 from .metadata import read_imagej_metadata, read_ome_metadata
 from .series.detect import find_series
 from .series.series import Series
 
 __all__ = ["open", "TiffFile", "IFD"]
-
-# names that lived here before the reader split, still importable from here
-_MOVED = (IFDSequence, TagMapping, RegionWindow, default_workers)
 
 _open = open
 
