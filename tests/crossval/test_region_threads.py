@@ -10,7 +10,8 @@ import numpy
 import pytest
 
 import tiffio
-from tiffio.read.ifd.regions import IFDRegions, _parallel, default_workers
+from tiffio.read.ifd.regions import IFDRegions
+from tiffio.read.pool import default_workers, parallel_map, shared_pool
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -23,7 +24,7 @@ def test_parallel_returns_every_result_in_order(n, workers):
     def square(i):
         threads.add(threading.current_thread().name)
         return i * i
-    assert _parallel(square, list(range(n)), workers) == [i * i for i in range(n)]
+    assert parallel_map(square, list(range(n)), workers) == [i * i for i in range(n)]
     assert len(threads) <= min(n, workers)
 
 
@@ -44,29 +45,28 @@ def test_parallel_raises_the_first_failing_item_and_starts_none_after_it(workers
             raise KeyError(10)
         return i
     with pytest.raises(ValueError, match="3"):
-        _parallel(func, list(range(200)), workers)
+        parallel_map(func, list(range(200)), workers)
     assert max(started) <= 10 + workers  # only what other threads had already taken
 
 
 def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
     """A read made from a task of the same pool (every thread busy) finishes on its own."""
-    from tiffio.read.ifd.regions import _executor
-    pool = _executor(2)
-    inner = [pool.submit(_parallel, lambda i: i + 1, list(range(50)), 2) for _ in range(4)]
+    pool = shared_pool(2)
+    inner = [pool.submit(parallel_map, lambda i: i + 1, list(range(50)), 2) for _ in range(4)]
     assert [f.result(timeout=20) for f in inner] == [list(range(1, 51))] * 4
 
 
 @pytest.fixture
 def pool_calls(monkeypatch):
-    """Records the thread count of every _parallel call a read makes (the real one runs)."""
+    """Records the thread count of every parallel_map call a read makes (the real one runs)."""
     import tiffio.read.ifd.regions as regions
     calls: list[int] = []
-    parallel = regions._parallel
+    parallel = regions.parallel_map
 
     def recording(func, items, workers):
         calls.append(workers)
         return parallel(func, items, workers)
-    monkeypatch.setattr(regions, "_parallel", recording)
+    monkeypatch.setattr(regions, "parallel_map", recording)
     return calls
 
 

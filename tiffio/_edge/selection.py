@@ -19,7 +19,8 @@ import numpy
 
 from ..errors import TiffFormatError, TiffValueError
 from ..read.file import IFD, TiffFile
-from ..read.series.series import ContiguousPage, Series, page_axes, run_parallel, split_pages
+from ..read.pool import PAGE_POOL, parallel_map
+from ..read.series.series import ContiguousPage, Series, page_axes, split_pages
 
 __all__ = ["Selection", "page_window_axes", "read_page_window", "key_arg", "key_token"]
 
@@ -263,5 +264,5 @@ class Selection:
             self.check_page(page)
             read_page_window(self.keyframe, page, page_box, fill, 1, out=planes[slot])
 
-        run_parallel(work, list(enumerate(numbers)), workers)
+        parallel_map(work, list(enumerate(numbers)), workers, PAGE_POOL)
         return out

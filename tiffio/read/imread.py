@@ -24,8 +24,9 @@ from ..errors import LimitExceededError, TiffError, TiffFormatError, TiffTypeErr
 from ..limits import DEFAULT_LIMITS
 from .file import TiffFile
 from .filesequence import FileSequence
+from .pool import PAGE_POOL, parallel_map
 from .series.detect import find_series
-from .series.series import Series, page_key, run_parallel
+from .series.series import Series, page_key
 
 __all__ = ["imread"]
 
@@ -153,7 +154,7 @@ def imread(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Fi
     if processes:
         _read_in_processes(seq, result, info, int(processes), report)
         return _transpose(result, axes, seq.axes + page_axes_)
-    run_parallel(work, list(seq.items()), workers)
+    parallel_map(work, list(seq.items()), workers, PAGE_POOL)
     return _transpose(result, axes, seq.axes + page_axes_)
 
 

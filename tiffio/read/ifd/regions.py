@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import math
 import operator
-import os
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, NamedTuple, TypeVar
 
 import numpy
@@ -21,43 +19,15 @@ from ...errors import TiffTypeError, TiffValueError, TruncatedError
 from ...format.grid import RegionPart
 from ...sources import FileSource
 from ...sources.iothreads import DaemonThreadPool, io_pool, wait
+from ..pool import default_workers, parallel_map
 from .segments import IFDSegments
 
-__all__ = ["IFDRegions", "RegionWindow", "default_workers", "REMOTE_BATCH_BYTES"]
+__all__ = ["IFDRegions", "RegionWindow", "REMOTE_BATCH_BYTES"]
 
 #: a remote region fetches at most this many bytes before decoding them (one wave each)
 REMOTE_BATCH_BYTES = 64 << 20
 
 T = TypeVar("T")
-
-
-def default_workers() -> int:
-    """Threads of a read when the caller does not say: the CPU count, at most 16."""
-    return _DEFAULT_WORKERS
-
-
-# os.cpu_count() costs ~15 us per call on Linux (it reads /sys): asked once
-_DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 16))
-
-
-_POOLS: dict[tuple[str, int], ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def shared_pool(workers: int, name: str = "tiffio") -> ThreadPoolExecutor:
-    """A process-wide thread pool per (name, worker count), started once: reads do not pay for
-    thread start-up. Separate names keep nested work apart (a page pool whose tasks wait on the
-    segment pool must not share its threads)."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get((name, workers))
-        if pool is None:
-            pool = _POOLS[name, workers] = ThreadPoolExecutor(workers, thread_name_prefix=name)
-        return pool
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The segment pool of region reads."""
-    return shared_pool(workers)
 
 
 def _prefetch_pool() -> DaemonThreadPool:
@@ -83,50 +53,6 @@ _SMALL_RAW_SEGMENT = 64 << 10
 #: segments with a predictor up to this size are read through the prepared reader in regions
 #: (and coded one-segment images up to this size through it in asarray)
 _SMALL_PREDICTED_SEGMENT = 256 << 10
-
-
-def _parallel(func: Callable[[T], Any], items: list[T], workers: int) -> list[Any]:
-    """[func(item) for item in items] on ``workers`` threads: the calling thread and
-    ``workers - 1`` tasks of the shared pool, each taking the next item from one shared
-    counter until none is left.
-
-    One pool task per item cost more than decoding a small segment (futures, wake-ups, GIL
-    hand-offs: a level of 64² Deflate tiles read 2.1 x slower that way), and fixed runs of
-    items balance unequal segments badly; a shared counter does neither. The error raised is
-    the one of the first failing item in item order, as a loop would raise it; items after
-    a failed one are not started."""
-    n = len(items)
-    results: list[Any] = [None] * n
-    lock = threading.Lock()
-    cursor = [0, n]  # next item, first failed item (n: none)
-    errors: dict[int, BaseException] = {}
-
-    def work() -> None:
-        while True:
-            with lock:
-                k = cursor[0]
-                if k >= cursor[1]:
-                    return
-                cursor[0] = k + 1
-            try:
-                results[k] = func(items[k])
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                with lock:
-                    errors[k] = exc
-                    cursor[1] = min(cursor[1], k)
-                return
-
-    pool = _executor(min(workers, 64))
-    futures = [pool.submit(work) for _ in range(min(workers, n) - 1)]
-    try:
-        work()
-    finally:
-        for future in futures:
-            if not future.cancel():  # a task that never started has nothing to do (and a
-                future.result()      # caller inside the pool must not wait for it)
-    if errors:
-        raise errors[min(errors)]
-    return results
 
 
 #: whole uncompressed images read in contiguous runs (IFDRegions._read_runs): pieces of this many
@@ -474,7 +400,7 @@ class IFDRegions(IFDSegments):
         n = self._workers(workers)
         if n == 1 or len(items) < 2:
             return [func(item) for item in items]
-        return _parallel(func, items, n)
+        return parallel_map(func, items, n)
 
     def _run(self, func: Callable[[T], None], items: list[T], workers: int | None) -> None:
         """func(item) for every item, as _map; the first error in item order propagates."""

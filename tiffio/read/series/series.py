@@ -17,51 +17,21 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy
 
 from ...alloc import allocate, require_fill
 from ...errors import TiffError, TiffFormatError, TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
-from ..ifd.regions import default_workers, shared_pool
+from ..pool import PAGE_POOL, parallel_map
 
 if TYPE_CHECKING:
     from ..file import TiffFile
     from ..ifd.ifd import IFD
 
-__all__ = ["Series", "ContiguousPage", "page_axes", "page_key", "run_parallel", "squeeze_axes", "split_pages",
+__all__ = ["Series", "ContiguousPage", "page_axes", "page_key", "squeeze_axes", "split_pages",
            "dimension_names"]
-
-def run_parallel(func: Callable[[Any], None], items: Sequence[Any], workers: int | None) -> None:
-    """Call ``func`` on every item in a thread pool; the first exception propagates
-    after all calls are finished or cancelled."""
-    workers = default_workers() if workers is None else max(1, int(workers))
-    if workers == 1 or len(items) < 2:
-        for item in items:
-            func(item)
-        return
-    # page-level pool, apart from the segment pool of IFD.read_region (no nested waits)
-    pool = shared_pool(min(workers, 64), "tiffio-series")
-    futures = [pool.submit(func, item) for item in items]
-    error: BaseException | None = None
-    for future in futures:
-        if error is not None:
-            future.cancel()
-            continue
-        try:
-            future.result()
-        except BaseException as exc:
-            error = exc
-    for future in futures:
-        if not future.cancelled():
-            try:
-                future.result()
-            except BaseException:
-                pass
-    if error is not None:
-        raise error
-
 
 # --- page properties as tifffile sees them ---------------------------------------------------
 def page_axes(ifd: IFD) -> str:
@@ -381,7 +351,7 @@ class Series:
                 return
             ifd.asarray(out=planes[slot], workers=1 if total > 1 else workers)
 
-        run_parallel(work, list(enumerate(indices)), workers)
+        parallel_map(work, list(enumerate(indices)), workers, PAGE_POOL)
         return result
 
     def read_region(self, y: int, x: int, height: int, width: int, *, key: Any = None,
@@ -435,7 +405,7 @@ class Series:
                 return
             ifd.read_region(y, x, height, width, out=planes[slot], workers=1 if total > 1 else workers)
 
-        run_parallel(work, list(enumerate(indices)), workers)
+        parallel_map(work, list(enumerate(indices)), workers, PAGE_POOL)
         return result
 
 
