@@ -84,7 +84,7 @@ def bench_stack(repeat: int) -> list[str]:
     def tiffio_plane(path, key):
         with tiffio.open(path) as tif:
             plane = tif.series[0].asarray(key=key)
-            return plane, tif._ctx.metadata_bytes, tif.source.bytes_read, tif.source.requests
+            return plane, tif.context.metadata_bytes, tif.source.bytes_read, tif.source.requests
 
     def tifffile_pages():
         with tifffile.TiffFile(big) as t:

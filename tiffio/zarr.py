@@ -401,7 +401,7 @@ class TiffStore(_ReadOnlyStore):
         """Remote files: the gets zarr issues together (one event-loop tick) share one planned
         fetch of all their segments (IFD.prefetch_segments), instead of one request each."""
         arr, _coords = handle
-        if not arr.ifd._tiff.source.remote or arr.whole:
+        if not arr.ifd.context.source.remote or arr.whole:
             return
         batch = self._remote_batch
         owner = batch is None

@@ -29,7 +29,7 @@ def test_fast_path_equals_general_path_and_tifffile(row):
             general = ifd.read_segment(i, fill=0)        # fill= forces the general path
             before = tif.source.bytes_read
             fast = ifd.read_segment(i)                   # blocks are loaded now: the fast path
-            assert ifd._fast_reader is not None
+            assert ifd.fast_reader is not None
             assert tif.source.bytes_read - before == ifd.segment_location(i)[1] or ifd.is_sparse(i)
             assert fast.shape == general.shape and fast.dtype == general.dtype
             assert numpy.array_equal(fast, general)
@@ -74,7 +74,7 @@ def test_uncompressed_fast_path_equals_general_path(tmp_path, byteorder, dtype):
             fast = ifd.read_segment(i)
             assert fast.dtype == general.dtype == numpy.dtype(dtype) and fast.shape == general.shape
             assert numpy.array_equal(fast, general) and fast.flags.writeable
-        assert ifd._fast_reader is not None
+        assert ifd.fast_reader is not None
         assert numpy.array_equal(ifd.asarray(), data)
 
 
@@ -93,7 +93,7 @@ def test_fast_path_threads_keep_their_own_read_buffers(tmp_path):
         ifd = tif.ifds[0]
         expected = [ifd.read_segment(i, fill=0) for i in range(ifd.segment_count)]  # general path
         ifd.read_segment(0)
-        assert ifd._fast_reader is not None and hasattr(ifd._local, "read_view")
+        assert ifd.fast_reader is not None and hasattr(ifd._local, "read_view")
         order = [int(i) for i in rng.integers(0, ifd.segment_count, 16 * 200)]
 
         def reader(k: int) -> None:
@@ -139,7 +139,7 @@ def test_fast_path_never_decodes_a_frame_of_another_shape(tmp_path, monkeypatch,
         ifd = tif.ifds[0]
         ifd.read_segment(0)
         ifd.read_segment(0)  # strile blocks loaded: the fast path, with tile 0's prefix known
-        fast = ifd._fast_reader
+        fast = ifd.fast_reader
         assert fast is not None and seen == [(8, 32, 32, 3)] * 2
         assert fast(1) is None  # refused: the general path takes it
         assert len(seen) == 2, "the fast path handed the codec a frame of another shape"
@@ -169,7 +169,7 @@ def test_coded_fast_path_equals_general_path_and_tifffile(tmp_path, compression,
         ifd = tif.ifds[0]
         assert ifd.predictor == predictor
         ifd.read_segment(0)
-        fast_reader = ifd._fast_reader
+        fast_reader = ifd.fast_reader
         if predictor == 3 and byteorder == ">":
             # the floating-point predictor works on the file's byte order: the general path's case
             assert fast_reader is None
@@ -209,8 +209,8 @@ def test_coded_fast_path_leaves_bad_streams_to_the_general_path(tmp_path, damage
     with tiffio.open(path) as tif:
         ifd = tif.ifds[0]
         ifd.read_segment(0)
-        assert ifd._fast_reader is not None and ifd._fast_reader(3) is None
-        assert numpy.array_equal(ifd._fast_reader(2), data[32:, :32])
+        assert ifd.fast_reader is not None and ifd.fast_reader(3) is None
+        assert numpy.array_equal(ifd.fast_reader(2), data[32:, :32])
         try:
             general = ifd.read_segment(3, fill=0)
         except tiffio.TiffError as exc:
@@ -288,4 +288,4 @@ def test_large_predicted_tiles_keep_the_general_region_path(tmp_path):
     with tiffio.open(path) as tif:
         ifd = tif.ifds[0]
         assert numpy.array_equal(ifd.asarray(), data)
-        assert ifd._fast_reader is not None and ifd._region_fast_reader is None
+        assert ifd.fast_reader is not None and ifd._region_fast_reader is None

@@ -171,7 +171,7 @@ def test_contiguous_stack_reads_independent_of_page_count(tmp_path):
             s = tif.series[0]
             plane = s.asarray(key=pages // 2)
             numpy.testing.assert_array_equal(plane, data[pages // 2])
-            figures.append((tif._ctx.metadata_bytes, len(tif.ifds._items)))
+            figures.append((tif.context.metadata_bytes, len(tif.ifds._items)))
     assert figures[0] == figures[1]
     assert figures[1][1] == 1  # only IFD 0 parsed
 

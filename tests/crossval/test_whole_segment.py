@@ -51,7 +51,7 @@ def test_one_strip_image_reads_through_the_fast_path(tmp_path, compression, pred
         assert not ifd.is_tiled and ifd.segment_count == 1
         got = ifd.asarray()
         assert tif.source.requests <= 3  # header + IFD (one read for such a small file) + the strip
-        assert ifd._fast_reader is not None
+        assert ifd.fast_reader is not None
     with tiffio.open(path) as tif:
         ifd = tif.ifds[0]
         ref = tifffile.imread(path)
@@ -85,7 +85,7 @@ def test_a_tile_padded_past_the_image_takes_the_general_path(tmp_path):
         ifd = tif.ifds[0]
         assert ifd.segment_count == 1
         got = ifd.asarray()
-        assert ifd._fast_reader is not None and ifd._fast_reader(0).shape == (64, 64)
+        assert ifd.fast_reader is not None and ifd.fast_reader(0).shape == (64, 64)
     assert got.shape == (50, 40) and numpy.array_equal(got, data)
 
 

@@ -256,7 +256,7 @@ class PageChunks:
         if page is None:
             return None
         if not self.region and (page is self.keyframe or (isinstance(page, IFD) and self.check_layout(page))):
-            fast = page._fast_reader
+            fast = page.fast_reader
             if fast is not None:
                 arr = fast(self._index(coords))
                 if arr is not None and arr.dtype == self.dtype and arr.size == self.chunk_nbytes // self.dtype.itemsize:

@@ -82,7 +82,7 @@ class EncodeSpec:
         return (th, tw, self.samples) if self.samples > 1 else (th, tw)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _full_tile(self, array: Any) -> numpy.ndarray:
+    def full_tile(self, array: Any) -> numpy.ndarray:
         arr = numpy.asarray(array)
         if arr.dtype.newbyteorder("=") != self.dtype:
             raise TiffTypeError(f"tile dtype {arr.dtype} does not match the image's {self.dtype}")
@@ -117,7 +117,7 @@ def encode_segment_parts(spec: EncodeSpec, array: Any) -> tuple[Any, ...]:
     1-D uint8 memoryviews) to be written one after the other: lets the writer store a tile
     with one vectored write and no joining copy (a JPEG tile is the cached abbreviated
     header + a view of the encoder's scan; an uncompressed tile is a view of the array)."""
-    arr = spec._full_tile(array)
+    arr = spec.full_tile(array)
     code = spec.compression
     where = f"encoding a {compression_name(code)} tile"
     if code == C.JPEG:

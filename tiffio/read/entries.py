@@ -152,18 +152,18 @@ def decode_value(layout: Layout, field_type: int, count: int, raw: bytes) -> Any
 class Tag:
     """One IFD entry. ``value`` is decoded (and, if stored out of line, read) on first access."""
 
-    __slots__ = ("code", "type", "count", "value_offset", "_raw_inline", "_value", "_ctx", "_where")
+    __slots__ = ("code", "type", "count", "value_offset", "raw_inline", "_value", "_ctx", "where")
 
     def __init__(self, code: int, field_type: int, count: int, raw_inline: bytes, value_offset: int | None,
                  ctx: ParseContext, where: str) -> None:
         self.code = code
         self.type = field_type
         self.count = count
-        self._raw_inline = raw_inline
+        self.raw_inline = raw_inline
         self.value_offset = value_offset  # None when the value is stored inline
         self._value: Any = _UNSET
         self._ctx = ctx
-        self._where = where
+        self.where = where
 
     @property
     def name(self) -> str:
@@ -174,19 +174,19 @@ class Tag:
     def byte_count(self) -> int:
         """Size in bytes of the value as stored (count x the field type's size)."""
         size = FIELD_TYPE_SIZE.get(self.type)
-        return self.count * size if size is not None else len(self._raw_inline)
+        return self.count * size if size is not None else len(self.raw_inline)
 
     def raw_bytes(self) -> bytes:
         """The value's bytes as stored (file byte order)."""
         if self.value_offset is None:
-            return self._raw_inline[: self.byte_count]
+            return self.raw_inline[: self.byte_count]
         n = self.byte_count
-        what = f"{self._where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"
+        what = f"{self.where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"
         if self.value_offset + n > self._ctx.source.size:
             raise TruncatedError(f"{what}: {n} bytes pass the end of the file ({self._ctx.source.size} bytes)")
-        self._ctx.limits.check("max_tag_bytes", n, f"{self._where}: tag {self.name} ({self.code})")
+        self._ctx.limits.check("max_tag_bytes", n, f"{self.where}: tag {self.name} ({self.code})")
         return self._ctx.read_metadata(
-            self.value_offset, n, f"{self._where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"
+            self.value_offset, n, f"{self.where}: value of tag {self.name} ({self.code}) at offset {self.value_offset}"
         )
 
     @property
@@ -222,14 +222,15 @@ class StrileArray:
         self.length = tag.count if length is None else min(length, tag.count)
         if tag.type not in (FieldType.BYTE, FieldType.SHORT, FieldType.LONG, FieldType.LONG8,
                             FieldType.IFD, FieldType.IFD8, FieldType.SLONG, FieldType.SLONG8):
-            raise TiffFormatError(f"{tag._where}: tag {tag.name} has field type {tag.type}, expected an integer type")
+            raise TiffFormatError(f"{tag.where}: tag {tag.name} has field type {tag.type}, expected an integer type")
         self._dtype = ctx.layout.value_dtype(tag.type)
         self._itemsize = self._dtype.itemsize
-        self._blocks: dict[int, numpy.ndarray] = {}
+        #: the blocks read so far: block index -> values (filled in place, never replaced)
+        self.blocks: dict[int, numpy.ndarray] = {}
         self._all: numpy.ndarray | None = None
         self._lock = threading.Lock()
         if tag.value_offset is None:
-            self._all = numpy.frombuffer(tag._raw_inline, self._dtype, tag.count)[: self.length].astype(numpy.int64)
+            self._all = numpy.frombuffer(tag.raw_inline, self._dtype, tag.count)[: self.length].astype(numpy.int64)
 
     def __len__(self) -> int:
         return self.length
@@ -242,7 +243,7 @@ class StrileArray:
     def _read(self, first: int, n: int) -> numpy.ndarray:
         tag = self._tag
         offset = tag.value_offset + first * self._itemsize  # type: ignore[operator]
-        what = f"{tag._where}: {tag.name} entries {first}..{first + n - 1}"
+        what = f"{tag.where}: {tag.name} entries {first}..{first + n - 1}"
         self._ctx.limits.check("max_tag_bytes", n * self._itemsize, what)
         data = self._ctx.read_metadata(offset, n * self._itemsize, what)
         return numpy.frombuffer(data, self._dtype).astype(numpy.int64)
@@ -253,7 +254,7 @@ class StrileArray:
         if self._all is not None or not 0 <= index < self.length:
             return None
         block = index // self.block_entries
-        if block in self._blocks:
+        if block in self.blocks:
             return None
         first = block * self.block_entries
         n = min(self.block_entries, self.length - first)
@@ -263,7 +264,7 @@ class StrileArray:
         # hot path (one lookup per segment read): blocks are kept as Python lists, whose
         # indexing is several times cheaper than numpy scalar access + int()
         block, pos = divmod(index, self.block_entries)
-        values = self._blocks.get(block)
+        values = self.blocks.get(block)
         if values is not None and 0 <= index:
             return values[pos]
         if not 0 <= index < self.length:
@@ -275,7 +276,7 @@ class StrileArray:
         else:
             values = self._read(first, n).tolist()
         with self._lock:
-            self._blocks[block] = values
+            self.blocks[block] = values
         return values[pos]
 
     def to_numpy(self) -> numpy.ndarray:
@@ -403,7 +404,7 @@ def prefetch_strile_blocks(ctx: ParseContext, arrays: list[StrileArray | None], 
         return
     spans: set[tuple[int, int]] = set()
     for array in arrays:
-        if array is None or array._all is not None:
+        if array is None or array.inline:
             continue
         blocks = {int(i) // array.block_entries for i in indices if 0 <= i < array.length}
         for block in blocks:

@@ -88,8 +88,8 @@ class TiffFile:
                 raise NotATiffError(f"{self.source.name}: {exc}{_looks_like(head)}") from None
             if limits is not None and not isinstance(limits, Limits):
                 raise TiffTypeError(f"limits must be a tiffio.Limits, not {type(limits).__name__}")
-            self._ctx = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
-            self._ctx.seed_page(0, head)
+            self.context = ParseContext(self.source, self.layout, limits or DEFAULT_LIMITS, strict)
+            self.context.seed_page(0, head)
             if first_offset == 0:
                 raise TiffFormatError(f"{self.source.name}: the header's first-IFD offset is 0 (no image)")
             self.ifds = IFDSequence(self, first_offset, path="IFD")
@@ -112,12 +112,12 @@ class TiffFile:
     @property
     def strict(self) -> bool:
         """Whether recoverable spec violations raise (True) or warn and read on (False)."""
-        return self._ctx.strict
+        return self.context.strict
 
     @property
     def limits(self) -> Limits:
         """The :class:`~tiffio.Limits` this file is read under."""
-        return self._ctx.limits
+        return self.context.limits
 
     @property
     def name(self) -> str:
@@ -135,19 +135,19 @@ class TiffFile:
         """The arrays the file holds (:class:`tiffio.Series`: shape, axes, dtype, levels),
         found as tifffile finds them: shaped JSON, OME-XML, ImageJ, uniform pages, groups
         of pages of equal shape and storage. Contiguous stacks are not walked."""
-        self._check_open()
+        self.require_open()
         return find_series(self)
 
     @cached_property
     def imagej_metadata(self) -> ImageJMetadata | None:
         """The ImageJ description and IJMetadata of the first IFD, or None."""
-        self._check_open()
+        self.require_open()
         return read_imagej_metadata(self)
 
     @cached_property
     def ome_metadata(self) -> OmeMetadata | None:
         """The OME-XML of the first IFD, parsed (:class:`tiffio.OmeMetadata`), or None."""
-        self._check_open()
+        self.require_open()
         return read_ome_metadata(self)
 
     # --- pyramid levels -----------------------------------------------------------------
@@ -155,7 +155,7 @@ class TiffFile:
     def levels(self) -> list[Level]:
         """Resolution levels of the main image (:class:`tiffio.levels.Level`: index, ifd,
         shape, downsample), level 0 first, whatever convention stored them."""
-        self._check_open()
+        self.require_open()
         return find_levels(self)
 
     @cached_property
@@ -186,11 +186,12 @@ class TiffFile:
             self._closed_flag = True
         ifds = self.__dict__.get("ifds")
         if ifds is not None:
-            ifds._release()
+            ifds.release()
         for other in self.__dict__.pop("_sibling_files", ()):  # files of a multi-file OME series
             other.close()
 
-    def _check_open(self) -> None:
+    def require_open(self) -> None:
+        """Raise :class:`tiffio.TiffUsageError` if the file is closed (every read checks this first)."""
         if getattr(self, "_closed_flag", False):
             raise TiffUsageError(f"{self.name}: the TiffFile is closed")
 

@@ -165,7 +165,7 @@ def _read_into(path: str, target: numpy.ndarray, info: tuple) -> None:
         with TiffFile(path, strict=strict) as tif:
             ifd0 = tif.ifds[0]
             # a single-page file like the first reads from its IFD without series detection
-            plain = (ifd0._entries.next_offset == 0 and ifd0.get(330) is None and first_npages == 1
+            plain = (ifd0.entries.next_offset == 0 and ifd0.get(330) is None and first_npages == 1
                      and first_kind in ("uniform", "generic", "imagej") and tuple(ifd0.shape) == page_shape
                      and page_key(ifd0) == first_key)
             if plain:

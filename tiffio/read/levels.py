@@ -11,21 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from .handle import FileHandle as TiffFile
 from .ifd.ifd import IFD
 
 __all__ = ["Level", "find_levels", "find_masks", "find_associated"]
 
-
-
-class TiffFile(Protocol):
-    """What this module needs of a tiffio.TiffFile (which imports this module)."""
-
-    @property
-    def ifds(self) -> Sequence[IFD]: ...
 
 
 _REDUCED = 1

@@ -26,7 +26,8 @@ from ..metadata.ome import OmeMetadata, is_ome_xml, parse_ome_xml
 from .entries import parse_ifd_entries
 
 if TYPE_CHECKING:
-    from .file import IFD, TiffFile
+    from .handle import FileHandle as TiffFile
+    from .ifd.fields import IFDTags as IFD
 
 __all__ = ["read_imagej_metadata", "read_ome_metadata", "read_geotiff", "read_resolution", "read_icc_profile",
            "read_xmp", "read_exif"]
@@ -48,8 +49,8 @@ def read_imagej_metadata(tif: TiffFile) -> ImageJMetadata | None:
         try:
             ij = parse_ijmetadata(bytes(data), counts, tif.byteorder, f"{first.where}: IJMetadata")
         except TiffFormatError as exc:
-            tif._ctx.problem(str(exc))
-    return ImageJMetadata.from_values(text, ij)  # type: ignore[arg-type]
+            tif.context.problem(str(exc))
+    return ImageJMetadata.from_values(text, ij)
 
 
 def read_ome_metadata(tif: TiffFile) -> OmeMetadata | None:
@@ -58,7 +59,7 @@ def read_ome_metadata(tif: TiffFile) -> OmeMetadata | None:
     text = first.description
     if not is_ome_xml(text):
         return None
-    return parse_ome_xml(text)  # type: ignore[arg-type]
+    return parse_ome_xml(text)
 
 
 def read_geotiff(ifd: IFD) -> GeoTiff | None:
@@ -94,16 +95,16 @@ def _sub_ifd_values(ifd: IFD, code: int, names: dict[int, str], what: str) -> di
         return {}
     where = f"{ifd.path} {what} IFD"
     try:
-        entries = parse_ifd_entries(ifd._ctx, offset, where)
+        entries = parse_ifd_entries(ifd.context, offset, where)
     except TiffError as exc:
-        ifd._ctx.problem(f"{ifd.where}: {what} IFD at offset {offset} is unreadable ({exc})")
+        ifd.context.problem(f"{ifd.where}: {what} IFD at offset {offset} is unreadable ({exc})")
         return {}
     result: dict[str, Any] = {}
     for tcode, tag in entries.tags.items():
         try:
             result[names.get(tcode, str(tcode))] = tag.value
         except TiffError as exc:
-            ifd._ctx.problem(f"{where}: tag {tcode}: {exc}")
+            ifd.context.problem(f"{where}: tag {tcode}: {exc}")
     return result
 
 

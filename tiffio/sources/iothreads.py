@@ -57,7 +57,7 @@ class DaemonThreadPool:
                                      name=f"{self.name}-{self._threads}", daemon=True).start()
         return future
 
-    def _forget_threads(self) -> None:
+    def forget_threads(self) -> None:
         """After fork: the child has none of the parent's threads."""
         self._queue = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
@@ -99,7 +99,7 @@ def io_pool(name: str = "tiffio-io", max_workers: int = 32) -> DaemonThreadPool:
 
 def _after_fork() -> None:
     for pool in list(_POOLS.values()):
-        pool._forget_threads()
+        pool.forget_threads()
 
 
 if hasattr(os, "register_at_fork"):

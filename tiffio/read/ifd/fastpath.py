@@ -58,13 +58,14 @@ def build_fast_reader(owner_state: dict[str, Any], source: FileSource, spec: Seg
     d, h, w, s = stored
     dtype = spec.dtype
     inline = offsets.inline and counts.inline
+    offset_blocks, count_blocks = offsets.blocks, counts.blocks  # filled in place as blocks are read
 
     def locate(index: int) -> tuple[int, int]:
         """(offset, byte count) from loaded strile blocks; (0, 0) sends to the general path."""
         if owner_state.get("_closed_flag") or not 0 <= index < count:
             return 0, 0
         block, pos = divmod(index, entries)
-        offs, cnts = offsets._blocks.get(block), counts._blocks.get(block)
+        offs, cnts = offset_blocks.get(block), count_blocks.get(block)
         if offs is None or cnts is None:
             if not inline:
                 return 0, 0

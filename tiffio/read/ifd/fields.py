@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy
 
@@ -26,25 +26,10 @@ from ...enums import Compression, Photometric, PlanarConfiguration, enum_or_int
 from ...errors import TiffFormatError, TiffFormatWarning, UnsupportedFeatureError
 from ...format.grid import SegmentGrid
 from ...format.tags import TAG_CODES, tag_name
-from ...sources import ByteSource
-from ..entries import IFDEntries, ParseContext, Tag
+from ..entries import IFDEntries, Tag
+from ..handle import FileHandle
 
-__all__ = ["FileHandle", "TagMapping", "IFDTags"]
-
-
-class FileHandle(Protocol):
-    """What an IFD needs from the file that owns it (tiffio.reader.TiffFile)."""
-
-    source: ByteSource
-    _ctx: ParseContext
-
-    @property
-    def byteorder(self) -> str: ...
-
-    @property
-    def strict(self) -> bool: ...
-
-    def _check_open(self) -> None: ...
+__all__ = ["TagMapping", "IFDTags"]
 
 
 class TagMapping(Mapping):
@@ -90,8 +75,8 @@ class IFDTags:
 
     def __init__(self, tiff: FileHandle, entries: IFDEntries, index: int, path: str, depth: int = 0) -> None:
         self._tiff = tiff
-        self._ctx = tiff._ctx
-        self._entries = entries
+        self.context = tiff.context
+        self.entries = entries
         self.index = index
         self.path = path
         self.offset = entries.offset
@@ -106,7 +91,7 @@ class IFDTags:
     def where(self) -> str:
         """Where this IFD is, for messages: ``'slide.tif: IFD 2 at offset 6700 (0x1a2c)'``
         (the file's name first: ParseContext.locate)."""
-        return self._entries.where
+        return self.entries.where
 
     # --- tag access ---------------------------------------------------------------------
     def get(self, key: int | str, default: Any = None) -> Any:
@@ -116,21 +101,25 @@ class IFDTags:
             return default
         return tag.value
 
-    def _int(self, code: int, default: Any = None) -> Any:
-        tag = self._entries.tags.get(code)
+    def get_int(self, code: int, default: Any = None) -> Any:
+        """The first value of a numeric tag as an int, or ``default`` if absent or not numeric
+        (reported as a problem: a warning, or an error when strict)."""
+        tag = self.entries.tags.get(code)
         if tag is None:
             return default
         value = tag.value
         if isinstance(value, tuple):
             value = value[0] if value else default
         if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
-            self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}; "
+            self.context.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value {value!r}; "
                               f"it is ignored")
             return default
         return int(value)
 
-    def _ints(self, code: int) -> tuple[int, ...] | None:
-        tag = self._entries.tags.get(code)
+    def get_ints(self, code: int) -> tuple[int, ...] | None:
+        """Every value of a numeric tag as ints, or None if absent or not numeric (reported as a
+        problem)."""
+        tag = self.entries.tags.get(code)
         if tag is None:
             return None
         value = tag.value
@@ -138,7 +127,7 @@ class IFDTags:
             value = (value,)
         if isinstance(value, (bytes, str)) or not all(
                 isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)) for v in value):
-            self._ctx.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value; it is ignored")
+            self.context.problem(f"{self.where}: tag {tag_name(code)} has a non-numeric value; it is ignored")
             return None
         return tuple(int(v) for v in value)
 
@@ -146,12 +135,12 @@ class IFDTags:
     @cached_property
     def compression(self) -> int:
         """Compression (tag 259) as a :class:`~tiffio.Compression` member, or the int for unknown codes (default 1, none)."""
-        return enum_or_int(Compression, self._int(259, 1))
+        return enum_or_int(Compression, self.get_int(259, 1))
 
     @cached_property
     def photometric(self) -> int | None:
         """PhotometricInterpretation (tag 262) as a :class:`~tiffio.Photometric` member or int, None when absent."""
-        value = self._int(262)
+        value = self.get_int(262)
         if self.compression == Compression.OJPEG and (value is None or value == 2):
             value = 6  # old-style JPEG is YCbCr unless said otherwise (spec-notes/jpeg.md "Old-style JPEG (compression 6)")
         return value
@@ -159,7 +148,7 @@ class IFDTags:
     @cached_property
     def samples_per_pixel(self) -> int:
         """SamplesPerPixel (tag 277), default 1."""
-        spp = self._int(277)
+        spp = self.get_int(277)
         if spp is None:
             spp = 3 if (self.compression == Compression.OJPEG and self.photometric in (0, 1, 2, 6)) else 1
         if spp < 1:
@@ -171,7 +160,7 @@ class IFDTags:
     @cached_property
     def bits_per_sample(self) -> int:
         """BitsPerSample (tag 258) of the samples (all samples share it), default 1."""
-        values = self._ints(258)
+        values = self.get_ints(258)
         if not values:
             return 8 if self.compression == Compression.OJPEG else 1
         values = values[: self.samples_per_pixel]
@@ -182,7 +171,7 @@ class IFDTags:
     @cached_property
     def sample_format(self) -> int:
         """SampleFormat (tag 339) of the samples, default 1 (unsigned integer)."""
-        values = self._ints(339)
+        values = self.get_ints(339)
         if not values:
             return 1
         values = values[: self.samples_per_pixel]
@@ -193,11 +182,11 @@ class IFDTags:
     @cached_property
     def planar_configuration(self) -> int:
         """PlanarConfiguration (tag 284): 1 contiguous, 2 separate planes (default 1)."""
-        value = self._int(284, 1)
+        value = self.get_int(284, 1)
         if self.samples_per_pixel == 1:
             return 1
         if value not in (1, 2):
-            self._ctx.problem(f"{self.where}: PlanarConfiguration {value} is invalid; 1 (contig) is assumed")
+            self.context.problem(f"{self.where}: PlanarConfiguration {value} is invalid; 1 (contig) is assumed")
             return 1
         return value
 
@@ -209,22 +198,22 @@ class IFDTags:
     @cached_property
     def predictor(self) -> int:
         """Predictor (tag 317): 1 none, 2 horizontal, 3 floating point (default 1)."""
-        return self._int(317, 1)
+        return self.get_int(317, 1)
 
     @cached_property
     def fill_order(self) -> int:
         """FillOrder (tag 266): 1 most significant bit first, 2 least significant first (default 1)."""
-        return self._int(266, 1)
+        return self.get_int(266, 1)
 
     @cached_property
     def is_tiled(self) -> bool:
         """True when the image is stored in tiles (TileWidth present), False for strips."""
-        return 322 in self._entries.tags
+        return 322 in self.entries.tags
 
     @cached_property
     def width(self) -> int:
         """ImageWidth (tag 256) in pixels."""
-        value = self._int(256)
+        value = self.get_int(256)
         if value is None:
             raise TiffFormatError(f"{self.where}: ImageWidth (256) is missing")
         return value
@@ -232,7 +221,7 @@ class IFDTags:
     @cached_property
     def length(self) -> int:
         """ImageLength (tag 257) in pixels (the image's height)."""
-        value = self._int(257)
+        value = self.get_int(257)
         if value is None:
             raise TiffFormatError(f"{self.where}: ImageLength (257) is missing")
         return value
@@ -240,19 +229,19 @@ class IFDTags:
     @cached_property
     def depth(self) -> int:
         """ImageDepth (tag 32997, SGI volumes) in pixels, default 1."""
-        return self._int(32997, 1)
+        return self.get_int(32997, 1)
 
     @cached_property
     def rows_per_strip(self) -> int:
         """RowsPerStrip (tag 278) clamped to the image length (default: the whole image in one strip)."""
-        tag = self._entries.tags.get(278)
+        tag = self.entries.tags.get(278)
         if tag is None or tag.count != 1:
             return self.length
-        value = self._int(278)
+        value = self.get_int(278)
         if value is None:  # a non-numeric value, already reported
             return self.length
         if value <= 0:  # 0, or negative from a signed field type
-            self._ctx.problem(f"{self.where}: RowsPerStrip is {value}; one strip is assumed")
+            self.context.problem(f"{self.where}: RowsPerStrip is {value}; one strip is assumed")
             return self.length
         return min(value, self.length)
 
@@ -261,7 +250,7 @@ class IFDTags:
         """(TileLength, TileWidth), or None for strips."""
         if not self.is_tiled:
             return None
-        tw, tl = self._int(322), self._int(323)
+        tw, tl = self.get_int(322), self.get_int(323)
         if tl is None:
             raise TiffFormatError(f"{self.where}: TileWidth is present but TileLength (323) is missing")
         if tw is None:
@@ -279,20 +268,20 @@ class IFDTags:
         """YCbCrSubSampling (tag 530) as (horizontal, vertical) for YCbCr images (default (2, 2)), else None."""
         if self.photometric != 6:
             return None
-        values = self._ints(530)
+        values = self.get_ints(530)
         return (values[0], values[1]) if values and len(values) >= 2 else (2, 2)
 
     @cached_property
     def extra_samples(self) -> tuple[int, ...]:
         """ExtraSamples (tag 338) codes, one per extra sample (empty tuple when absent)."""
-        return self._ints(338) or ()
+        return self.get_ints(338) or ()
 
     @cached_property
     def new_subfile_type(self) -> int:
         """NewSubfileType (tag 254) flags (reduced resolution 1, page 2, mask 4), default 0; the old SubfileType (255) values 2 and 3 map to 1 and 2."""
-        value = self._int(254, 0)
+        value = self.get_int(254, 0)
         if value == 0:
-            old = self._int(255)
+            old = self.get_int(255)
             if old == 2:
                 return 1
             if old == 3:
@@ -308,7 +297,7 @@ class IFDTags:
     @cached_property
     def jpegtables(self) -> bytes | None:
         """JPEGTables (tag 347) bytes shared by the JPEG segments, or None."""
-        tag = self._entries.tags.get(347)
+        tag = self.entries.tags.get(347)
         if tag is None:
             return None
         value = tag.value
@@ -317,7 +306,7 @@ class IFDTags:
         if isinstance(value, tuple) and all(isinstance(v, int) and 0 <= v < 256 for v in value):
             return bytes(value)
         if isinstance(value, tuple) or tag.count > 1:
-            self._ctx.problem(f"{self.where}: JPEGTables (347) has field type {tag.type}, not bytes; it is ignored")
+            self.context.problem(f"{self.where}: JPEGTables (347) has field type {tag.type}, not bytes; it is ignored")
         return None
 
     @cached_property
@@ -370,14 +359,14 @@ class IFDTags:
     @cached_property
     def grid(self) -> SegmentGrid:
         """The :class:`~tiffio.grid.SegmentGrid`: segment counts, shapes and index arithmetic of this image."""
-        limits = self._ctx.limits
+        limits = self.context.limits
         for name, value in (("ImageWidth", self.width), ("ImageLength", self.length), ("ImageDepth", self.depth)):
             if value < 0:
                 raise TiffFormatError(f"{self.where}: {name} is {value}")
             limits.check("max_dimension", value, f"{self.where}: {name}")
         if self.is_tiled:
             tl, tw = self.tile_shape  # type: ignore[misc]
-            td = self._int(32998, 1)
+            td = self.get_int(32998, 1)
             if td <= 0:
                 raise TiffFormatError(f"{self.where}: TileDepth is {td}")
             segment = (td, tl, tw)
@@ -410,13 +399,13 @@ class IFDTags:
             samples=self.grid.segment_samples, tiled=self.is_tiled, photometric=photometric,
             jpegtables=self.jpegtables if compression in JPEG_COMPRESSIONS else None,
             jpeg_colorspace=colorspace, jpeg_outcolorspace=outcolorspace,
-            t4options=self._int(292, 0) or 0,
+            t4options=self.get_int(292, 0) or 0,
             webp_alpha=compression in (Compression.WEBP, Compression.WEBP_OLD) and self.samples_per_pixel == 4,
-            strict=self._ctx.strict, where=self.where, segment_rows=self.grid.segment[1],
+            strict=self.context.strict, where=self.where, segment_rows=self.grid.segment[1],
         )
         if self.grid.count:  # an image with a width, length or depth of 0 has no segments
             d, h, w, s = self.grid.stored_shape(0)
-            self._ctx.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
+            self.context.limits.check("max_segment_bytes", d * h * w * s * dtype.itemsize,
                                    f"{self.where}: decoded size of one segment")
         spec.check_supported()  # after the Limits: a bound the caller can raise is named first
         return spec

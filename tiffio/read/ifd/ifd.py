@@ -20,8 +20,8 @@ from ...errors import LimitExceededError, TiffFormatError, TiffIndexError, TiffT
 from ...metadata import GeoTiff, IccProfile, Resolution
 from ...sources import FileSource
 from ..entries import IFDEntries, walk_chain
+from ..handle import FileHandle
 from ..metadata import read_exif, read_geotiff, read_icc_profile, read_resolution, read_xmp
-from .fields import FileHandle
 from .regions import IFDRegions
 
 __all__ = ["IFD", "IFDSequence"]
@@ -36,7 +36,7 @@ class IFDSequence(Sequence["IFD"]):
         self._depth = depth
         self._items: list[IFD] = []
         self._walker: Iterator[IFDEntries] | None = walk_chain(
-            tiff._ctx, first_offset, lambda i: f"{path} {i}")
+            tiff.context, first_offset, lambda i: f"{path} {i}")
         self._lock = threading.RLock()
 
     def _advance(self) -> bool:
@@ -53,17 +53,17 @@ class IFDSequence(Sequence["IFD"]):
                 self._walker = None
                 raise
             self._walker = None
-            self._tiff._ctx.problem(f"{exc}; the chain ends here")
+            self._tiff.context.problem(f"{exc}; the chain ends here")
             return False
         self._items.append(IFD(self._tiff, entries, len(self._items), f"{self._path} {len(self._items)}", self._depth))
         return True
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Drop the per-thread decode buffers of every IFD parsed so far (TiffFile.close)."""
         with self._lock:
             items = list(self._items)
         for ifd in items:
-            ifd._release()
+            ifd.release()
 
     @overload
     def __getitem__(self, index: int) -> IFD: ...
@@ -72,7 +72,7 @@ class IFDSequence(Sequence["IFD"]):
     def __getitem__(self, index: slice) -> list[IFD]: ...
 
     def __getitem__(self, index: int | slice) -> IFD | list[IFD]:
-        self._tiff._check_open()
+        self._tiff.require_open()
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if not isinstance(index, (int, numpy.integer)) or isinstance(index, bool):
@@ -111,11 +111,11 @@ class IFD(IFDRegions):
     Geometry and decoding parameters are derived from the tags when first used.
     """
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Drop this IFD's (and its parsed SubIFDs') per-thread decode buffers."""
         self._local = threading.local()
         for sub in self.__dict__.get("subifds", ()):
-            sub._release()
+            sub.release()
 
     def memmap(self) -> numpy.memmap:
         """A read-only numpy.memmap of the image, shaped :attr:`shape`.
@@ -124,7 +124,7 @@ class IFD(IFDRegions):
         FillOrder 2, stored contiguously in a local file (as tifffile's ``memmap``);
         anything else raises TiffUsageError saying why.
         """
-        self._tiff._check_open()
+        self._tiff.require_open()
         reasons = []
         source = self._tiff.source
         if not isinstance(source, FileSource):
@@ -186,19 +186,19 @@ class IFD(IFDRegions):
     @cached_property
     def subifds(self) -> list[IFD]:
         """The IFDs listed in SubIFDs (330), each followed by its own chain."""
-        tag = self._entries.tags.get(330)
+        tag = self.entries.tags.get(330)
         if tag is None:
             return []
-        if self._depth + 1 > self._ctx.limits.max_subifd_depth:
+        if self._depth + 1 > self.context.limits.max_subifd_depth:
             raise LimitExceededError(f"{self.where}: SubIFDs nested deeper than Limits.max_subifd_depth="
-                                     f"{self._ctx.limits.max_subifd_depth}; pass limits=tiffio.Limits("
+                                     f"{self.context.limits.max_subifd_depth}; pass limits=tiffio.Limits("
                                      "max_subifd_depth=...) to tiffio.open to allow it")
-        offsets = self._ints(330) or ()
+        offsets = self.get_ints(330) or ()
         result: list[IFD] = []
         seen = {self.offset}
         for k, first in enumerate(offsets):
             if first == self.offset:
-                self._ctx.problem(f"{self.where}: SubIFD {k} points back to its parent IFD (a cycle)")
+                self.context.problem(f"{self.where}: SubIFD {k} points back to its parent IFD (a cycle)")
                 continue
             if first in seen:
                 # writers may list every SubIFD *and* chain them (spec-notes/subifds.md

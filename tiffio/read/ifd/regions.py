@@ -87,7 +87,7 @@ class IFDRegions(IFDSegments):
         per-thread buffers, segments decoded straight into the result where it is
         contiguous); ``out`` may be a C-contiguous array of :attr:`shape` and :attr:`dtype`.
         """
-        self._tiff._check_open()
+        self._tiff.require_open()
         if out is not None and not isinstance(out, numpy.ndarray):
             raise TiffTypeError(f"out must be a numpy array, not {type(out).__name__}")
         if 0 in self.shape:  # ImageWidth, ImageLength or ImageDepth 0: an empty array (as tifffile)
@@ -119,7 +119,7 @@ class IFDRegions(IFDSegments):
             return None
         nbytes, pieces, swap = plan
         dtype = self.dtype
-        self._ctx.limits.check("max_output_bytes", nbytes, self.where)
+        self.context.limits.check("max_output_bytes", nbytes, self.where)
         if out is None:
             result = allocate(self.shape, dtype, self.where)
         else:
@@ -128,7 +128,7 @@ class IFDRegions(IFDSegments):
                                      f"not {out.shape} {out.dtype}")
             result = out
         target = memoryview(result.reshape(-1).view(numpy.uint8))  # type: ignore[arg-type]
-        source = self._ctx.source
+        source = self.context.source
 
         def read(piece: tuple[int, int, int]) -> None:
             offset, begin, end = piece
@@ -157,7 +157,7 @@ class IFDRegions(IFDSegments):
         grid = self.grid
         if (self.is_tiled or self.depth != 1 or spec.predictor != 1 or spec.fillorder != 1
                 or spec.sampleformat not in (1, 2, 3) or spec.bits != dtype.itemsize * 8
-                or self._ctx.source.remote or not grid.count or grid.count > _RUNS_MAX_STRIPS):
+                or self.context.source.remote or not grid.count or grid.count > _RUNS_MAX_STRIPS):
             return None
         counts = self.segment_byte_counts
         if counts is None or self._stored_segment_count < grid.count:
@@ -171,7 +171,7 @@ class IFDRegions(IFDSegments):
         rows = numpy.full(grid.per_plane, rps, numpy.int64)
         rows[-1] = self.length - rps * (grid.per_plane - 1)
         need = numpy.tile(rows, grid.planes) * (self.width * grid.segment_samples * dtype.itemsize)
-        if (offsets <= 0).any() or (counts_ < need).any() or int((offsets + need).max()) > self._ctx.source.size:
+        if (offsets <= 0).any() or (counts_ < need).any() or int((offsets + need).max()) > self.context.source.size:
             return None  # sparse, short or cut-off strips: the general path reads them as libtiff does
         # runs: strips whose bytes continue where the previous strip's end
         breaks = numpy.flatnonzero(offsets[1:] != offsets[:-1] + need[:-1]) + 1
@@ -187,7 +187,7 @@ class IFDRegions(IFDSegments):
 
     def _whole_segment(self) -> numpy.ndarray | None:
         """The image of a one-segment IFD through the fast reader, or None (the general path)."""
-        fast = self._fast_reader
+        fast = self.fast_reader
         if fast is None:
             return None
         shape = self.shape
@@ -196,7 +196,7 @@ class IFDRegions(IFDSegments):
             # a large Deflate/Zstd/LZW result would be the codec's read-only bytes plus a copy:
             # twice the image in memory for a moment; the general path decodes into the result
             return None
-        self._ctx.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")
+        self.context.limits.check("max_output_bytes", nbytes, f"{self.where}: asarray")
         arr = fast(0)
         if arr is None or arr.size != math.prod(shape):  # a tile padded past the image, say
             return None
@@ -244,7 +244,7 @@ class IFDRegions(IFDSegments):
         Parts of the window outside the image, and sparse segments, are ``fill``
         (default: GDAL_NODATA if present, else 0).
         """
-        self._tiff._check_open()
+        self._tiff.require_open()
         for name, value in (("y", y), ("x", x), ("height", height), ("width", width), ("z", z), ("depth", depth)):
             if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
                 if name == "depth" and value is None:
@@ -261,7 +261,7 @@ class IFDRegions(IFDSegments):
         dtype = self.dtype
         shaped = (grid.planes, depth, height, width, grid.segment_samples)
         out_shape = self._region_axes(shaped)
-        self._ctx.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
+        self.context.limits.check("max_output_bytes", math.prod(shaped) * dtype.itemsize, f"{self.where}: read_region")
         fill_value = self._fill_value(fill)
         inside = z >= 0 and y >= 0 and x >= 0 and z + depth <= self.depth and y + height <= self.length \
             and x + width <= self.width
@@ -315,7 +315,7 @@ class IFDRegions(IFDSegments):
         if _fetched is not None and all(part.index in _fetched for part in parts):  # iter_regions fetched them
             self._run(lambda part: place(part, _fetched[part.index][0], _fetched[part.index][1] or None, True),
                       parts, workers)
-        elif self._ctx.source.remote:
+        elif self.context.source.remote:
             self._place_remote(parts, place, workers)
         else:
             fast = self._region_fast_reader
@@ -380,7 +380,7 @@ class IFDRegions(IFDSegments):
         with a predictor, which it would copy once more (512² uint16 Deflate + predictor 2:
         9 % slower; 64² Deflate tiles 26 %, 8192² JPEG windows 15 % faster one-threaded:
         benchmarks/RESULTS.md "Regions through the prepared reader")."""
-        fast = self._fast_reader
+        fast = self.fast_reader
         if fast is None or not self.grid.count:
             return None
         if self.predictor != 1 and self._segment_nbytes > _SMALL_PREDICTED_SEGMENT:
@@ -437,7 +437,7 @@ class IFDRegions(IFDSegments):
                     yield RegionWindow(ya, xa, yb - ya, xb - xa, core)
 
         # remote: the next chunk's bytes are fetched while this one is decoded and consumed
-        remote = self._ctx.source.remote
+        remote = self.context.source.remote
         ahead: Future[Any] | None = None
         pending = windows()
         win = next(pending, None)

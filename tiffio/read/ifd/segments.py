@@ -54,7 +54,7 @@ class IFDSegments(IFDTags):
 
     # --- strile arrays ----------------------------------------------------------------------
     def _strile_tag(self, tiled_code: int, strip_code: int) -> Tag | None:
-        tags = self._entries.tags
+        tags = self.entries.tags
         if self.is_tiled:
             # some old writers store tile offsets under the strip tag codes
             return tags.get(tiled_code, tags.get(strip_code))
@@ -64,8 +64,8 @@ class IFDSegments(IFDTags):
     def segment_offsets(self) -> StrileArray:
         """TileOffsets or StripOffsets, read block by block on demand."""
         tag = self._strile_tag(324, 273)
-        if tag is None and self.compression == Compression.OJPEG and 513 in self._entries.tags:
-            tag = self._entries.tags[513]
+        if tag is None and self.compression == Compression.OJPEG and 513 in self.entries.tags:
+            tag = self.entries.tags[513]
         if tag is None:
             raise TiffFormatError(f"{self.where}: {'TileOffsets (324)' if self.is_tiled else 'StripOffsets (273)'} is missing")
         return self._checked_strile(tag)
@@ -74,8 +74,8 @@ class IFDSegments(IFDTags):
     def segment_byte_counts(self) -> StrileArray | None:
         """TileByteCounts or StripByteCounts (None if missing), read on demand."""
         tag = self._strile_tag(325, 279)
-        if tag is None and self.compression == Compression.OJPEG and 514 in self._entries.tags:
-            tag = self._entries.tags[514]
+        if tag is None and self.compression == Compression.OJPEG and 514 in self.entries.tags:
+            tag = self.entries.tags[514]
         if tag is None:
             return None
         return self._checked_strile(tag)
@@ -91,10 +91,10 @@ class IFDSegments(IFDTags):
                 # a few missing entries can be read as empty segments; this many cannot be justified
                 raise TiffFormatError(f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
                                       f"({self._grid_text()})")
-            self._ctx.problem(
+            self.context.problem(
                 f"{self.where}: {tag.name} has {tag.count} values, expected {expected} "
                 f"({self._grid_text()}); the missing segments read as empty")
-        return StrileArray(tag, self._ctx, expected)
+        return StrileArray(tag, self.context, expected)
 
     def _grid_text(self) -> str:
         g = self.grid
@@ -108,14 +108,14 @@ class IFDSegments(IFDTags):
 
     def segment_location(self, index: int) -> tuple[int, int]:
         """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
-        self._tiff._check_open()
+        self._tiff.require_open()
         index = _segment_index(index)
         if not 0 <= index < self.grid.count:
             raise self._index_error(index)
         offsets = self.segment_offsets
         counts = self.segment_byte_counts
-        if self._ctx.source.remote:  # the offsets block and the byte-counts block in one round trip
-            prefetch_strile_blocks(self._ctx, [offsets, counts], (index,))
+        if self.context.source.remote:  # the offsets block and the byte-counts block in one round trip
+            prefetch_strile_blocks(self.context, [offsets, counts], (index,))
         offset = offsets[index] if index < offsets.length else 0
         if counts is None:
             count = self._estimated_byte_count(index, offset)
@@ -139,10 +139,10 @@ class IFDSegments(IFDTags):
         if self.compression == 1:
             d, h, w, s = self.grid.stored_shape(0)
             return d * h * ((w * s * self.bits_per_sample + 7) // 8)
-        layout = self._ctx.layout
-        used = layout.header_size + layout.count_size + len(self._entries.tags) * layout.entry_size \
+        layout = self.context.layout
+        used = layout.header_size + layout.count_size + len(self.entries.tags) * layout.entry_size \
             + layout.offset_size
-        for tag in self._entries.tags.values():
+        for tag in self.entries.tags.values():
             if tag.value_offset is not None:
                 used += tag.count * FIELD_TYPE_SIZE.get(tag.type, 0)
         space = size - used if used <= size else size
@@ -161,13 +161,13 @@ class IFDSegments(IFDTags):
                 continue
             backed = array.backed_length(size)
             if backed < array.length:
-                self._ctx.problem(f"{self.where}: {array.name} has {array.length} entries, the file holds "
+                self.context.problem(f"{self.where}: {array.name} has {array.length} entries, the file holds "
                                   f"{backed} ({size} bytes); the rest read as empty", TruncatedError)
             n = min(n, backed)
         return n
 
     def _estimated_byte_count(self, index: int, offset: int) -> int:
-        self._ctx.problem(f"{self.where}: {'TileByteCounts' if self.is_tiled else 'StripByteCounts'} is missing")
+        self.context.problem(f"{self.where}: {'TileByteCounts' if self.is_tiled else 'StripByteCounts'} is missing")
         if self.compression == 1:
             d, h, w, s = self.grid.stored_shape(index)
             return math.ceil(d * h * w * s * self.bits_per_sample / 8) if self.bits_per_sample < 8 else \
@@ -181,10 +181,10 @@ class IFDSegments(IFDTags):
     def segment_locations(self, indices: Sequence[int]) -> list[tuple[int, int]]:
         """(offset, byte_count) of several segments; on a remote source every strile block they
         need (offsets and byte counts) is fetched first, together, in one round trip."""
-        self._tiff._check_open()
-        if self._ctx.source.remote and len(indices) > 1:
+        self._tiff.require_open()
+        if self.context.source.remote and len(indices) > 1:
             grid_count = self.grid.count
-            prefetch_strile_blocks(self._ctx, [self.segment_offsets, self.segment_byte_counts],
+            prefetch_strile_blocks(self.context, [self.segment_offsets, self.segment_byte_counts],
                                    [i for i in indices if 0 <= i < grid_count])
         return [self.segment_location(i) for i in indices]
 
@@ -334,7 +334,7 @@ class IFDSegments(IFDTags):
         return view
 
     def _check_data_range(self, index: int, offset: int, count: int) -> None:
-        limits = self._ctx.limits
+        limits = self.context.limits
         if count > limits.max_segment_bytes:
             limits.check("max_segment_bytes", count, f"{self.where}: segment {index}: byte count")
         size = self._tiff.source.size
@@ -345,7 +345,7 @@ class IFDSegments(IFDTags):
     def _check_length(self, index: int, offset: int, count: int, got: int) -> None:
         if got < count:
             size = self._tiff.source.size
-            self._ctx.problem(f"{self.where}: segment {index}: {count} bytes at offset {offset} pass the end of "
+            self.context.problem(f"{self.where}: segment {index}: {count} bytes at offset {offset} pass the end of "
                               f"the file ({size} bytes); {got} are there", TruncatedError)
 
     def _read_buffer(self, nbytes: int) -> memoryview:
@@ -417,30 +417,30 @@ class IFDSegments(IFDTags):
         if data[:2] == SOI:
             return data
         where = f"{self.where}: segment {index}"
-        start = self._int(513)
-        length = self._int(514)
+        start = self.get_int(513)
+        length = self.get_int(514)
         if start and length and self.segment_count == 1 and start <= offset < start + length \
-                and length <= self._ctx.limits.max_segment_bytes:
+                and length <= self.context.limits.max_segment_bytes:
             # the strip lies inside a complete interchange stream, whose scan may be longer
             # than StripByteCounts says (libtiff decodes the stream)
             stream = self._read_data(index, start, length)
             if stream[:2] == SOI:
                 return stream
         if start and 0 < offset - start <= 1 << 20:
-            prefix = self._ctx.read_metadata(start, offset - start, f"{where}: JPEGInterchangeFormat stream header")
+            prefix = self.context.read_metadata(start, offset - start, f"{where}: JPEGInterchangeFormat stream header")
             if prefix[:2] == SOI:
                 return prefix + data
         tables = self.__dict__.get("_ojpeg_tables")
         if tables is None:
-            q, dc, ac = self._ints(519), self._ints(520), self._ints(521)
+            q, dc, ac = self.get_ints(519), self.get_ints(520), self.get_ints(521)
             if not (q and dc and ac):
                 raise UnsupportedFeatureError(f"{where}: old-style JPEG data without a stream header or "
                                               "JPEGQTables/JPEGDCTables/JPEGACTables cannot be mapped to a JPEG stream")
-            tables = OJpegTables.read(q, dc, ac, self._ctx.read_metadata, self.where)
+            tables = OJpegTables.read(q, dc, ac, self.context.read_metadata, self.where)
             self.__dict__["_ojpeg_tables"] = tables
         _d, h, w, _s = shape
         components = self.samples_per_pixel if not self.is_separate else 1
-        header = build_scan_header(tables, h, w, components, self.subsampling or (1, 1), self._int(515, 0) or 0)
+        header = build_scan_header(tables, h, w, components, self.subsampling or (1, 1), self.get_int(515, 0) or 0)
         return header + data + b"\xff\xd9"
 
     def _uncompressed_read_size(self, index: int, shape: tuple[int, int, int, int], count: int) -> int:
@@ -448,7 +448,7 @@ class IFDSegments(IFDTags):
         bits = self.bits_per_sample
         need = d * h * ((w * s * bits + 7) // 8)
         if count < need:
-            self._ctx.problem(f"{self.where}: segment {index} byte count {count} is less than the {need} bytes "
+            self.context.problem(f"{self.where}: segment {index} byte count {count} is less than the {need} bytes "
                               "an uncompressed segment of its shape needs")
             return need
         return min(count, need) if count > need else count
@@ -464,7 +464,7 @@ class IFDSegments(IFDTags):
         (default: GDAL_NODATA if the IFD has it, else 0).
         """
         if not valid and fill is None:
-            fast = self._fast_reader
+            fast = self.fast_reader
             if fast is not None:
                 try:
                     arr = fast(index)
@@ -472,7 +472,7 @@ class IFDSegments(IFDTags):
                     arr = None
                 if arr is not None:
                     return arr
-        self._tiff._check_open()
+        self._tiff.require_open()
         index = _segment_index(index)
         if not 0 <= index < self.grid.count:
             raise self._index_error(index)
@@ -483,7 +483,7 @@ class IFDSegments(IFDTags):
         return arr.reshape(self._segment_axes(arr.shape))
 
     @cached_property
-    def _fast_reader(self) -> FastReader | None:
+    def fast_reader(self) -> FastReader | None:
         """The prepared hot path of read_segment (fast_path.py), or None where it does not apply:
         tiled flat images, and images stored as one strip, of a local file with byte counts."""
         source = self._tiff.source
@@ -496,5 +496,5 @@ class IFDSegments(IFDTags):
             return None
         stored = self.grid.stored_shape(0)
         return build_fast_reader(self._tiff.__dict__, source, spec, self.segment_offsets, counts, self.grid.count,
-                                 stored, self._segment_axes(stored), self._ctx.limits.max_segment_bytes,
+                                 stored, self._segment_axes(stored), self.context.limits.max_segment_bytes,
                                  self._read_buffer)

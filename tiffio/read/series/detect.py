@@ -17,17 +17,17 @@ from ..metadata import read_imagej_metadata
 from .ome import series_ome
 from .series import (
     Series,
-    _check_shape,
-    _dtype,
-    _page_nbytes,
-    _reshape_axes,
+    check_shape,
+    ifd_nbytes,
     is_final,
     page_axes,
+    page_dtype,
     page_key,
+    reshape_axes,
 )
 
 if TYPE_CHECKING:
-    from ..file import TiffFile
+    from ..handle import FileHandle as TiffFile
     from ..ifd.ifd import IFD
 
 __all__ = ["find_series", "parse_shaped_description", "undescribed_pages"]
@@ -68,7 +68,7 @@ def undescribed_pages(tif: TiffFile) -> list[tuple[str, str]]:
         try:
             if not ifd.shape:
                 found.append((ifd.where, "the page has no shape"))
-            elif _dtype(ifd) is None:
+            elif page_dtype(ifd) is None:
                 ifd.dtype  # noqa: B018 - raises the reason
                 found.append((ifd.where, "the page has no dtype"))
             else:
@@ -95,7 +95,7 @@ def undescribed_pages(tif: TiffFile) -> list[tuple[str, str]]:
 def _descriptions(ifd: IFD) -> list[str]:
     """ImageDescription and, as tifffile's description1, a second ImageDescription entry."""
     values = [ifd.description or ""]
-    extra = getattr(ifd._entries, "duplicates", None)
+    extra = getattr(ifd.entries, "duplicates", None)
     if extra:
         values.extend(v for v in extra if isinstance(v, str))
     return values
@@ -133,7 +133,7 @@ def parse_shaped_description(text: str) -> dict[str, Any]:
 
 
 def _next_ifd_offset(ifd: IFD) -> int:
-    return int(ifd._entries.next_offset)
+    return int(ifd.entries.next_offset)
 
 
 def _contiguous_stack(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
@@ -142,7 +142,7 @@ def _contiguous_stack(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
     if npages < 1 or not is_final(keyframe) or keyframe.subifds:
         return False
     start = int(keyframe.segment_offsets[0])
-    end = start + npages * _page_nbytes(keyframe)
+    end = start + npages * ifd_nbytes(keyframe)
     if end > tif.source.size:
         return False
     nxt = _next_ifd_offset(keyframe)
@@ -160,7 +160,7 @@ def _chain_ends_after(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
     if second == 0 or npages < 2:
         return False
     try:
-        entries = parse_ifd_entries(tif._ctx, second, f"{keyframe.path} + 1")
+        entries = parse_ifd_entries(tif.context, second, f"{keyframe.path} + 1")
         if npages == 2:
             last = entries
         else:
@@ -169,14 +169,14 @@ def _chain_ends_after(tif: TiffFile, keyframe: IFD, npages: int) -> bool:
             if third == 0 or stride <= 0:
                 return False
             predicted = second + (npages - 2) * stride
-            last = parse_ifd_entries(tif._ctx, predicted, f"{keyframe.path} + {npages - 1}")
+            last = parse_ifd_entries(tif.context, predicted, f"{keyframe.path} + {npages - 1}")
         tag = last.tags.get(324 if keyframe.is_tiled else 273)
         if tag is None:
             return False
         first = tag.value[0] if isinstance(tag.value, tuple) else tag.value
     except TiffError:
         return False
-    expected = int(keyframe.segment_offsets[0]) + (npages - 1) * _page_nbytes(keyframe)
+    expected = int(keyframe.segment_offsets[0]) + (npages - 1) * ifd_nbytes(keyframe)
     return first == expected and last.next_offset == 0
 
 
@@ -186,7 +186,7 @@ def _series_imagej(tif: TiffFile) -> list[Series] | None:
         return None
     meta = info.raw
     page = tif.ifds[0]
-    dtype = _dtype(page)
+    dtype = page_dtype(page)
     if dtype is None:
         return None
 
@@ -208,7 +208,7 @@ def _series_imagej(tif: TiffFile) -> list[Series] | None:
     multipage = _next_ifd_offset(page) != 0
     if images == 1 and multipage:
         images = len(tif.ifds)
-    page_nbytes = _page_nbytes(page)
+    page_nbytes = ifd_nbytes(page)
     nbytes = images * page_nbytes
     final = is_final(page)
     if not final:
@@ -257,7 +257,7 @@ def _series_shaped(tif: TiffFile) -> list[Series] | None:
 
 
 def _subifd_at(page: IFD, i: int) -> IFD | None:
-    listed = page._ints(330) or ()
+    listed = page.get_ints(330) or ()
     if i >= len(listed):
         return None
     return next((sub for sub in page.subifds if sub.offset == listed[i]), None)
@@ -273,7 +273,7 @@ def _detect_shaped(tif: TiffFile, sublist: list[IFD | None] | None, series: list
             else:
                 if index >= len(sublist):
                     break
-                keyframe = sublist[0]  # type: ignore[assignment]  # tifffile keys SubIFD series on the first
+                keyframe = sublist[0]  # tifffile keys SubIFD series on the first
         except TiffIndexError:
             break
         if keyframe is None:
@@ -325,12 +325,12 @@ def _detect_shaped(tif: TiffFile, sublist: list[IFD | None] | None, series: list
         name = str(meta.get("name", ""))
         s = _shaped_append(tif, keyframe, pages, axes, shape, reshape, name, truncated, npages_found, contiguous)
         if sublist is not None:
-            s._is_subifd = True  # type: ignore[attr-defined]
+            s.is_subifd = True
         series.append(s)
         index += npages
         if sublist is None and contiguous and _chain_ends_after(tif, keyframe, npages):
             break  # the stack's last IFD ends the chain: no other series, nothing to walk
-        nsub = len(keyframe._ints(330) or ()) if keyframe.get(330) is not None else 0
+        nsub = len(keyframe.get_ints(330) or ()) if keyframe.get(330) is not None else 0
         for i in range(nsub):
             level: list[IFD | None] = []
             for page in s.ifds:
@@ -349,7 +349,7 @@ def _detect_shaped(tif: TiffFile, sublist: list[IFD | None] | None, series: list
 def _shaped_append(tif: TiffFile, keyframe: IFD, pages: list[IFD | None], axes: str | None,
                    shape: tuple[int, ...] | None, reshape: tuple[int, ...], name: str, truncated: Any,
                    npages: int, contiguous: bool) -> Series:
-    failed = not _check_shape(keyframe.shape, reshape)
+    failed = not check_shape(keyframe.shape, reshape)
     if failed or axes is None or shape is None:
         shape = tuple(keyframe.shape)
         axes = page_axes(keyframe)
@@ -365,7 +365,7 @@ def _shaped_append(tif: TiffFile, keyframe: IFD, pages: list[IFD | None], axes: 
         axes = "Q" + axes
         shape = (resize // size, *shape)
     try:
-        axes = _reshape_axes(axes, shape, reshape)
+        axes = reshape_axes(axes, shape, reshape)
         shape = reshape
     except ValueError:
         pass
@@ -397,7 +397,7 @@ def _is_uniform(tif: TiffFile) -> bool:
 
 def _series_uniform(tif: TiffFile) -> list[Series] | None:
     page = tif.ifds[0]
-    if _dtype(page) is None:
+    if page_dtype(page) is None:
         return None
     pages: list[IFD | None] = list(tif.ifds)
     key = page_key(page)
@@ -418,7 +418,7 @@ def _series_generic(tif: TiffFile) -> list[Series]:
 
     def add(ifd: IFD, is_sub: bool) -> None:
         try:
-            if not ifd.shape or _dtype(ifd) is None:
+            if not ifd.shape or page_dtype(ifd) is None:
                 return
             key = page_key(ifd)
         except TiffError:
@@ -433,7 +433,7 @@ def _series_generic(tif: TiffFile) -> list[Series]:
     for ifd in tif.ifds:
         add(ifd, False)
         if ifd.get(330) is not None:
-            listed = ifd._ints(330) or ()
+            listed = ifd.get_ints(330) or ()
             try:
                 by_offset = {sub.offset: sub for sub in ifd.subifds}
             except TiffError:
@@ -451,7 +451,7 @@ def _series_generic(tif: TiffFile) -> list[Series]:
             shape += (1,)
             axes += "S"
         s = Series(tif, page, list(group), shape, axes, "generic")
-        s._is_subifd = subifd_flags.get(id(page), False)  # type: ignore[attr-defined]
+        s.is_subifd = subifd_flags.get(id(page), False)
         series.append(s)
     is_agilent = 285 in tif.ifds[0].tags and 37701 in tif.ifds[0].tags
     if not is_agilent:
@@ -489,7 +489,7 @@ def _pyramidize(series: list[Series], reduced: bool = False) -> None:
     i = 0
     while i < len(series):
         a = series[i]
-        if getattr(a, "_is_subifd", False) or a.keyframe.path.find("SubIFD") >= 0:
+        if a.is_subifd or a.keyframe.path.find("SubIFD") >= 0:
             i += 1
             continue
         factor = None

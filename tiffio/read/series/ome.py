@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy
 
@@ -15,7 +15,7 @@ from ...metadata.ome import parse_ome_xml
 from .series import Series, squeeze_axes
 
 if TYPE_CHECKING:
-    from ..file import TiffFile
+    from ..handle import FileHandle as TiffFile
     from ..ifd.ifd import IFD
 
 __all__ = ["series_ome"]
@@ -121,21 +121,22 @@ def _open_sibling(tif: TiffFile, filename: str | None) -> TiffFile | None:
         return None
     path = os.path.join(os.path.dirname(str(tif.name)), filename)
     try:
-        return type(tif)(path, strict=tif.strict, limits=tif.limits)
+        cls: Any = type(tif)  # TiffFile (annotated as the FileHandle it implements)
+        return cls(path, strict=tif.strict, limits=tif.limits)
     except (OSError, TiffError):
         return None
 
 
 def _ome_levels(tif: TiffFile, s: Series) -> None:
     kf = s.keyframe
-    listed = kf._ints(330) or ()
+    listed = kf.get_ints(330) or ()
     nlevels = len(listed)
     for level in range(nlevels):
         pages: list[IFD | None] = []
         for page in s.ifds:
             sub = None
             if page is not None:
-                offsets = page._ints(330) or ()
+                offsets = page.get_ints(330) or ()
                 if level < len(offsets):
                     by_offset = {x.offset: x for x in page.subifds}
                     sub = by_offset.get(offsets[level])

@@ -27,7 +27,7 @@ from ...errors import TiffError, TiffFormatError, TiffIndexError, TiffTypeError,
 from ..pool import PAGE_POOL, parallel_map
 
 if TYPE_CHECKING:
-    from ..file import TiffFile
+    from ..handle import FileHandle as TiffFile
     from ..ifd.ifd import IFD
 
 __all__ = ["Series", "ContiguousPage", "page_axes", "page_key", "squeeze_axes", "split_pages",
@@ -42,7 +42,7 @@ def page_axes(ifd: IFD) -> str:
     return zyx
 
 
-def _dtype(ifd: IFD) -> numpy.dtype | None:
+def page_dtype(ifd: IFD) -> numpy.dtype | None:
     try:
         return ifd.dtype
     except TiffError:
@@ -54,12 +54,12 @@ def page_key(ifd: IFD) -> tuple:
     tiled = ifd.is_tiled
     tile = ifd.tile_shape if tiled else None
     return (ifd.shaped, 0 if tiled else ifd.rows_per_strip, tile[1] if tile else 0, tile[0] if tile else 0,
-            ifd._int(32998, 1) if tiled else 1, ifd.sample_format, ifd.bits_per_sample, ifd.fill_order,
+            ifd.get_int(32998, 1) if tiled else 1, ifd.sample_format, ifd.bits_per_sample, ifd.fill_order,
             ifd.predictor, int(ifd.compression), ifd.extra_samples, ifd.photometric)
 
 
-def _page_nbytes(ifd: IFD) -> int:
-    dtype = _dtype(ifd)
+def ifd_nbytes(ifd: IFD) -> int:
+    dtype = page_dtype(ifd)
     return math.prod(ifd.shape) * (dtype.itemsize if dtype is not None else 0)
 
 
@@ -68,7 +68,7 @@ def is_final(ifd: IFD) -> bool:
     the image can be read as ``shape`` items from ``segment_offsets[0]``."""
     if (ifd.compression != 1 or ifd.sample_format == 5 or ifd.bits_per_sample not in (8, 16, 32, 64)
             or ifd.fill_order != 1 or ifd.predictor != 1 or ifd.subsampling not in (None, (1, 1))
-            or _dtype(ifd) is None):
+            or page_dtype(ifd) is None):
         return False
     if ifd.is_tiled:
         tl, tw = ifd.tile_shape  # type: ignore[misc]
@@ -85,7 +85,7 @@ def is_final(ifd: IFD) -> bool:
         return False
     offs = offsets.to_numpy().astype(numpy.int64)
     cnts = counts.to_numpy().astype(numpy.int64)
-    if int(cnts.sum()) != _page_nbytes(ifd) or (cnts[:-1] == 0).any():
+    if int(cnts.sum()) != ifd_nbytes(ifd) or (cnts[:-1] == 0).any():
         return False
     return bool((offs[:-1] + cnts[:-1] == offs[1:]).all())
 
@@ -98,7 +98,7 @@ def squeeze_axes(shape: Sequence[int], axes: str) -> tuple[tuple[int, ...], str]
     return tuple(n for n, _ in kept), "".join(ax for _, ax in kept)
 
 
-def _reshape_axes(axes: str, shape: Sequence[int], newshape: Sequence[int]) -> str:
+def reshape_axes(axes: str, shape: Sequence[int], newshape: Sequence[int]) -> str:
     """Axes for ``newshape`` of the same size: kept where a dimension maps one to one,
     'Q' elsewhere (tifffile's reshape_axes rule)."""
     shape, newshape = tuple(shape), tuple(newshape)
@@ -124,7 +124,7 @@ def _reshape_axes(axes: str, shape: Sequence[int], newshape: Sequence[int]) -> s
     return "".join(reversed(result[pad:]))
 
 
-def _check_shape(page_shape: Sequence[int], series_shape: Sequence[int]) -> bool:
+def check_shape(page_shape: Sequence[int], series_shape: Sequence[int]) -> bool:
     """Pages of ``page_shape`` tile ``series_shape`` exactly (trailing dimensions align)."""
     psize, ssize = math.prod(page_shape), math.prod(series_shape)
     if psize == 0 and ssize == 0:
@@ -197,6 +197,8 @@ class Series:
         self.dtype = dtype if dtype is not None else keyframe.dtype
         self.kind = kind
         self.name = name
+        #: a series of SubIFD pages (set by detection; tifffile lists them after the main chain's)
+        self.is_subifd = False
         self.full_shape = tuple(int(n) for n in shape)
         self.full_axes = axes
         if squeeze:
@@ -319,7 +321,7 @@ class Series:
         """The series as one array (``shape``), or the pages ``key`` selects: an int gives
         that page's array, a slice or sequence a stack of pages. Pages are decoded in
         parallel (``workers`` threads); missing pages are ``fill``."""
-        self._tif._check_open()
+        self._tif.require_open()
         indices, single = self.page_indices(key)
         if key is None:
             shape: tuple[int, ...] = self.shape
@@ -358,7 +360,7 @@ class Series:
                     out: numpy.ndarray | None = None, workers: int | None = None, fill: Any = 0) -> numpy.ndarray:
         """The window (y, x, height, width) of every page ``key`` selects (default: all),
         shaped like :meth:`asarray` with Y and X cut to the window."""
-        self._tif._check_open()
+        self._tif.require_open()
         for name, value in (("y", y), ("x", x), ("height", height), ("width", width)):
             if not isinstance(value, (int, numpy.integer)) or isinstance(value, bool):
                 raise TiffValueError(f"read_region: {name} must be an int, not {type(value).__name__}")
