@@ -43,7 +43,8 @@ from .dask import TiffRegionArray
 from .errors import TiffError, TiffValueError
 from .metadata.geotiff import GeoTiff
 from .read.file import TiffFile
-from .read.series.series import Series, dimension_names
+from .read.series.pages import dimension_names
+from .read.series.series import Series
 
 __all__ = ["TiffBackendEntrypoint", "TiffBackendArray", "open_dataset", "open_groups"]
 

@@ -147,7 +147,7 @@ def test_squeeze_as_tifffile(tmp_path):
     for squeeze in (None, True, False):
         arr = zarr.open_array(TiffStore(path, level=0, squeeze=squeeze), mode="r")
         assert arr.shape == want[squeeze]
-        assert arr.metadata.dimension_names == tuple(tiffio.read.series.series.dimension_names(axes[squeeze]))
+        assert arr.metadata.dimension_names == tuple(tiffio.read.series.pages.dimension_names(axes[squeeze]))
         assert numpy.array_equal(arr[:], data.reshape(want[squeeze]))
         assert numpy.array_equal(tdask.from_tiff(path, squeeze=squeeze).compute(), data.reshape(want[squeeze]))
     assert want[None] == want[False] != want[True]  # tifffile does not squeeze shaped series by default
@@ -161,8 +161,8 @@ def test_dimension_names_and_multiscales_axes(files):
         ("t", "time"), ("c", "channel"), ("z", "space"), ("y", "space"), ("x", "space")]
     rgb = zarr.open_group(TiffStore(files["hyper_rgb"]), mode="r")["0"]
     assert rgb.metadata.dimension_names == ("t", "y", "x", "c")  # samples are the channels
-    assert tiffio.read.series.series.dimension_names("TCYXS") == ["t", "c", "y", "x", "s"]
-    assert tiffio.read.series.series.dimension_names("QQYX") == ["q", "q1", "y", "x"]
+    assert tiffio.read.series.pages.dimension_names("TCYXS") == ["t", "c", "y", "x", "s"]
+    assert tiffio.read.series.pages.dimension_names("QQYX") == ["q", "q1", "y", "x"]
     pyr = zarr.open_group(TiffStore(files["ome_pyramid"]), mode="r")
     # lower levels rename the axes whose length differs, so that xarray can hold them together
     assert [pyr[k].metadata.dimension_names for k in ("0", "1", "2")] == [

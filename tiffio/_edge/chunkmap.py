@@ -27,7 +27,8 @@ from ..alloc import require_fill
 from ..codecs.decode import SegmentSpec
 from ..errors import TiffFormatError, TiffValueError, UnsupportedFeatureError
 from ..read.file import IFD
-from ..read.series.series import ContiguousPage, Series, dimension_names
+from ..read.series.pages import dimension_names
+from ..read.series.series import ContiguousPage, Series
 from .selection import Selection
 
 __all__ = ["ArrayMap", "PageChunks", "dumps_json", "zarr_dtype", "spec_to_json", "spec_from_json", "window_shape",

@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import TiffError
 from ..read.file import IFD, TiffFile
-from ..read.series.detect import undescribed_pages
-from ..read.series.series import Series, dimension_names
+from ..read.series.pages import dimension_names, undescribed_pages
+from ..read.series.series import Series
 from .chunkmap import ArrayMap, dumps_json
 from .selection import Selection
 

@@ -20,7 +20,8 @@ import numpy
 from ..errors import TiffFormatError, TiffValueError
 from ..read.file import IFD, TiffFile
 from ..read.pool import PAGE_POOL, parallel_map
-from ..read.series.series import ContiguousPage, Series, page_axes, split_pages
+from ..read.series.pages import page_axes, split_pages
+from ..read.series.series import ContiguousPage, Series
 
 __all__ = ["Selection", "page_window_axes", "read_page_window", "key_arg", "key_token"]
 

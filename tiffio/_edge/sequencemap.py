@@ -22,7 +22,7 @@ from ..errors import TiffError, TiffValueError
 from ..read.file import TiffFile
 from ..read.file import open as _tiff_open
 from ..read.filesequence import FileSequence, SequenceTiling
-from ..read.series.series import dimension_names
+from ..read.series.pages import dimension_names
 from .chunkmap import ArrayMap, dumps_json, json_number, zarr_dtype
 from .filecache import open_cached
 from .selection import Selection

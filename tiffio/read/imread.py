@@ -26,7 +26,8 @@ from .file import TiffFile
 from .filesequence import FileSequence
 from .pool import PAGE_POOL, parallel_map
 from .series.detect import find_series
-from .series.series import Series, page_key
+from .series.pages import page_key
+from .series.series import Series
 
 __all__ = ["imread"]
 

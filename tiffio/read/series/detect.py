@@ -15,22 +15,14 @@ from ...metadata.imagej import is_imagej_description
 from ...metadata.ome import is_ome_xml
 from ..metadata import read_imagej_metadata
 from .ome import series_ome
-from .series import (
-    Series,
-    check_shape,
-    ifd_nbytes,
-    is_final,
-    page_axes,
-    page_dtype,
-    page_key,
-    reshape_axes,
-)
+from .pages import check_shape, ifd_nbytes, is_final, page_axes, page_dtype, page_key, reshape_axes
+from .series import Series
 
 if TYPE_CHECKING:
     from ..handle import FileHandle as TiffFile
     from ..ifd.ifd import IFD
 
-__all__ = ["find_series", "parse_shaped_description", "undescribed_pages"]
+__all__ = ["find_series", "parse_shaped_description"]
 
 
 def find_series(tif: TiffFile) -> list[Series]:
@@ -50,46 +42,6 @@ def find_series(tif: TiffFile) -> list[Series]:
     for i, s in enumerate(result):
         s.index = i
     return result
-
-
-def undescribed_pages(tif: TiffFile) -> list[tuple[str, str]]:
-    """(where, reason) of each page that belongs to no series because tiffio cannot describe
-    it (no shape or no dtype: missing geometry tags, an unsupported sample format...).
-
-    Only files whose series were found by grouping pages (kind 'generic', or no series at
-    all) are walked: the other kinds account for their pages from their metadata, and a
-    contiguous stack's chain is deliberately not walked."""
-    series = tif.series
-    if any(s.kind != "generic" for s in series):
-        return []
-    found: list[tuple[str, str]] = []
-
-    def check(ifd: IFD) -> None:
-        try:
-            if not ifd.shape:
-                found.append((ifd.where, "the page has no shape"))
-            elif page_dtype(ifd) is None:
-                ifd.dtype  # noqa: B018 - raises the reason
-                found.append((ifd.where, "the page has no dtype"))
-            else:
-                page_key(ifd)
-        except TiffError as exc:
-            found.append((ifd.where, f"{type(exc).__name__}: {exc}"))
-
-    try:
-        for ifd in tif.ifds:
-            check(ifd)
-            if ifd.get(330) is not None:
-                try:
-                    subs = ifd.subifds
-                except TiffError as exc:
-                    found.append((f"{ifd.where} SubIFDs", f"{type(exc).__name__}: {exc}"))
-                    continue
-                for sub in subs:
-                    check(sub)
-    except TiffError as exc:  # the chain itself breaks off (strict mode): say where
-        found.append(("IFD chain", f"{type(exc).__name__}: {exc}"))
-    return found
 
 
 def _descriptions(ifd: IFD) -> list[str]:

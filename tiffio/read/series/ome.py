@@ -12,7 +12,8 @@ import numpy
 
 from ...errors import LimitExceededError, TiffError, TiffFormatError, TiffIndexError
 from ...metadata.ome import parse_ome_xml
-from .series import Series, squeeze_axes
+from .pages import squeeze_axes
+from .series import Series
 
 if TYPE_CHECKING:
     from ..handle import FileHandle as TiffFile
