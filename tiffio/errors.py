@@ -1,4 +1,4 @@
-"""The exception hierarchy of tiffio (see DESIGN.md, "Errors").
+"""The exception hierarchy of tiffio (ARCHITECTURE.md, "Errors").
 
 Every exception tiffio raises is a :class:`TiffError`.  Leaf classes also inherit
 the matching builtin (``ValueError``, ``NotImplementedError``, ``OSError``,

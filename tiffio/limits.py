@@ -1,4 +1,4 @@
-"""Safety bounds for untrusted files (issue: hardened parsing).
+"""Safety bounds for untrusted files (hardened parsing).
 
 Every bound is a plain attribute with a safe default; pass ``Limits(...)`` to
 :func:`tiffio.open` to raise one. Hitting a bound raises

@@ -1,4 +1,4 @@
-"""Crash recovery for files written by :class:`tiffio.TiffWriter` (DESIGN.md, "The writer's file layout").
+"""Crash recovery for files written by :class:`tiffio.TiffWriter` (the file layout in :mod:`tiffio.writer`).
 
 :func:`recover` reopens a file in ``mode='resume'``: it reads the last checkpoint (the
 header's first IFD and the state record just before it), scans the tile leaders written

@@ -7,7 +7,7 @@ preferred chunks are the file's tiles). ``xr.open_datatree(path, engine="tiffio"
 series, level, mask and associated image, at the paths :class:`tiffio.zarr.TiffStore` gives
 them (``/0``, ``/1``: the levels of series 0; ``/series/1/0``; ``/masks/0``...).
 
-Dimensions are named from the series' axes (:func:`tiffio.series.dimension_names`). A
+Dimensions are named from the series' axes (:func:`tiffio.read.series.pages.dimension_names`). A
 GeoTIFF reads as ``rioxarray.open_rasterio`` reads it: dimensions ``(band, y, x)`` (the
 samples first, ``band`` numbered from 1, a band axis of length 1 for one-band images),
 ``x``/``y`` coordinates at pixel centres from the GeoTIFF transform (PixelIsPoint files as

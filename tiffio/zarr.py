@@ -2,13 +2,13 @@
 
 ``TiffStore(path)`` maps zarr keys to tiffio reads, with no copy of the file:
 
-* ``zarr.json`` is a group that lists every series of the file (:mod:`tiffio.storelayout`):
+* ``zarr.json`` is a group that lists every series of the file (:mod:`tiffio._edge.hierarchy`):
   series 0 at the root with OME-NGFF 0.5 ``multiscales`` metadata (``"0"``, ``"1"``, ... are
   its levels, with the series' shape: pages are leading axes), series ``i`` under
   ``series/<i>``, ``masks/<i>`` and ``associated/<name>`` (label, macro, thumbnail) as extra
   arrays. With ``series=`` the root is that series' group; with ``level=``, ``key=`` or
   ``multiscales=False`` the root is one array. Arrays have zarr v3 ``dimension_names`` from
-  the series' axes (:func:`tiffio.series.dimension_names`).
+  the series' axes (:func:`tiffio.read.series.pages.dimension_names`).
 * Chunks are one page's segments (``chunks="segment"``: key ``c/.../i/j`` is tile ``(i, j)``
   of the page the leading indices select, decoded by ``IFD.read_segment``), windows of
   ``(h, w)`` pixels read by ``IFD.read_region`` (rounded up to multiples of the tile shape),
@@ -260,7 +260,7 @@ class TiffStore(_ReadOnlyStore):
     window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
     ``strict`` is passed to :func:`tiffio.open` (default: tiffio.open's default).
     ``decode="codec"`` serves each segment's stored bytes, decoded by zarr with the ``tiffio``
-    codec (:mod:`tiffio.zarrcodec`); the layout :meth:`to_references` exports.
+    codec (:mod:`tiffio._edge.zarrcodec`); the layout :meth:`to_references` exports.
     """
 
     def __init__(self, source: Any, *, series: int | None = None, level: int | None = None, key: Any = None,
@@ -436,8 +436,8 @@ class TiffStore(_ReadOnlyStore):
         each stored segment as ``[url, offset, byte_count]`` (sparse segments are left out,
         so they read as the fill value). ``url`` defaults to the file's path.
 
-        Open them with fsspec's reference filesystem and zarr (``import tiffio.zarrcodec``
-        registers the codec, as does the ``zarr.codecs`` entry point)::
+        Open them with fsspec's reference filesystem and zarr (the ``zarr.codecs`` entry point of
+        an installed tiffio registers the codec)::
 
             fs = fsspec.filesystem("reference", fo=refs, asynchronous=True)
             zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
@@ -458,7 +458,7 @@ def _rebuild_tiff_store(cls: type, path: str, kwargs: dict[str, Any]) -> TiffSto
 
 class FileSequenceStore(_ReadOnlyStore):
     """Many TIFF files (a :class:`tiffio.FileSequence`) as one read-only zarr v3 array
-    (:mod:`tiffio.sequencemap`), as tifffile's ``FileSequence.aszarr``.
+    (:mod:`tiffio._edge.sequencemap`), as tifffile's ``FileSequence.aszarr``.
 
     The array's shape is the sequence shape followed by the shape of each file's array: its
     series ``series`` (the array ``tiffio.imread`` reads; ``key=`` selects pages), or, with

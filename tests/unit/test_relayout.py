@@ -10,7 +10,8 @@ import pytest
 import tifffile
 
 import tiffio
-from tiffio.read.cogcheck import check_cog, ghost_area, parse_ghost_area
+from tiffio.format.cog import ghost_area, parse_ghost_area
+from tiffio.read.cogcheck import check_cog
 from tiffio.writer.relayout import relayout
 
 

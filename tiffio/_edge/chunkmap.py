@@ -1,11 +1,11 @@
 """The zarr v3 view of one TIFF array, as data: its metadata and chunk key <-> segment/window.
 
 No framework imports: :mod:`tiffio.zarr` serves these through zarr's Store interface
-(:mod:`tiffio.storelayout` puts the arrays of a file together).
+(:mod:`tiffio._edge.hierarchy` puts the arrays of a file together).
 
 * ``PageChunks`` cuts one page into chunks - the page's segments, tile-aligned windows, or
   the whole page - and reads one chunk of any page laid out like the keyframe (an IFD, or a
-  :class:`tiffio.series.ContiguousPage` of a contiguous stack).
+  :class:`tiffio.read.series.series.ContiguousPage` of a contiguous stack).
 * ``ArrayMap`` is one zarr array: a series (or its pages ``key`` selects) whose leading axes
   enumerate pages, chunked by 1, and whose trailing axes are the page's, chunked by
   ``PageChunks``; or a single image (masks, associated images).
@@ -297,7 +297,7 @@ class ArrayMap:
 
     Built from a series (:meth:`of_series`: every page, or the pages ``key`` selects, as
     leading axes chunked by 1) or from one image (:meth:`of_ifd`); the array is a
-    :class:`tiffio.selection.Selection`. ``attributes`` go into the array's ``zarr.json``.
+    :class:`tiffio._edge.selection.Selection`. ``attributes`` go into the array's ``zarr.json``.
     """
 
     def __init__(self, prefix: str, selection: Selection, chunks: Any, fill: Any, workers: int | None,

@@ -3,8 +3,8 @@ and the read of any box of it (framework-free; the zarr store, the dask arrays a
 backend all read through it).
 
 The leading axes of the array enumerate pages, the trailing axes are one page's
-(:func:`tiffio.series.split_pages`), length-1 axes aside. Page ``n`` (the leading indices
-raveled in C order) is an IFD, a :class:`tiffio.series.ContiguousPage` of a contiguous stack,
+(:func:`tiffio.read.series.pages.split_pages`), length-1 axes aside. Page ``n`` (the leading indices
+raveled in C order) is an IFD, a :class:`tiffio.read.series.series.ContiguousPage` of a contiguous stack,
 or None for a page the metadata lists but the file lacks (it reads as the fill value).
 """
 

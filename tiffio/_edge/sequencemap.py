@@ -3,7 +3,7 @@
 No framework imports: :class:`tiffio.zarr.FileSequenceStore` serves a ``SequenceMap``
 through zarr's Store interface. The array is the sequence shape followed by the shape of
 each file's array - its series (``series=``, ``key=``), one IFD (``ifd=``), or what an
-``imread`` function returns - laid out by :class:`tiffio.filesequence.SequenceTiling`
+``imread`` function returns - laid out by :class:`tiffio.read.filesequence.SequenceTiling`
 (``axestiled=`` makes a mosaic of files). Chunks are whole files (``"file"``) or, without
 tiling or ``imread``, the segments of each file (``"segment"``).
 """

@@ -2,7 +2,7 @@
 
 One module per command group - :mod:`.info`, :mod:`.dump`, :mod:`.check`, :mod:`.tiles`,
 :mod:`.convert` (convert, merge, recover) - over shared output, progress and error helpers, all on
-tiffio's public API (DESIGN.md rule 6). Optional frameworks (tqdm for progress bars, the ``cli``
+tiffio's public API (only the edge knows about frameworks: ARCHITECTURE.md). Optional frameworks (tqdm for progress bars, the ``cli``
 extra) are imported only when used, so that ``tiffio info`` starts fast.
 
 Exit statuses: 0 success; 1 failure (or, for ``check``, problems found); 2 unreadable input or a

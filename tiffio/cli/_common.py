@@ -1,6 +1,6 @@
 """Shared helpers of the command line: errors, opening files, names of codes, output.
 
-Only the public API of tiffio is used here and in every command module (DESIGN.md rule 6).
+Only the public API of tiffio is used here and in every command module (ARCHITECTURE.md, "Layers").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """JPEG-in-TIFF consistency for ``tiffio check``: what a JPEG stream declares (tables, frame,
 components, Adobe transform) against what its IFD says (spec-notes/jpeg.md). The streams are
-read by :mod:`tiffio.jpeg`."""
+read by :mod:`tiffio.format.jpeg`."""
 
 from __future__ import annotations
 

@@ -121,12 +121,12 @@ _PREDICTOR_CODECS = {5, 8, 32946, 34925, 50000}  # LZW, Deflate, LZMA, Zstd
 _GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
 
 
-def _feature(name: str, issue: str) -> Any:
+def _feature(name: str, why: str) -> Any:
     import tiffio
 
     func = getattr(tiffio, name, None)
     if func is None:
-        raise CLIError(f"tiffio.{name} is not available in this version of tiffio ({issue})")
+        raise CLIError(f"tiffio.{name} is not available in this version of tiffio ({why})")
     return func
 
 
@@ -146,10 +146,10 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.pyramid_filter and not args.pyramid:
         raise CLIError("--pyramid-filter needs --pyramid", 2)
     if args.pyramid and not _pyramid_supported():
-        raise CLIError("--pyramid: single-pass pyramids (TiffWriter.add_image(pyramid=True), issue 14) are not "
+        raise CLIError("--pyramid: single-pass pyramids (TiffWriter.add_image(pyramid=True)) are not "
                        "available in this version of tiffio")
     if args.cog:
-        relayout = _feature("relayout", "--cog needs tiffio.relayout, issue 14")
+        relayout = _feature("relayout", "--cog needs tiffio.relayout")
         if not reencode:
             return _relayout(relayout, args.src, args.dst, args)
         # the tiled intermediate: in a private folder (mode 0700, made exclusively under an unpredictable
@@ -348,7 +348,7 @@ def _report_dict(report: Any) -> Any:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    merge = _feature("merge", "merging shards comes with issue 14")
+    merge = _feature("merge", "merging shards needs tiffio.merge")
     for shard in args.shards:
         if not os.path.exists(shard):
             raise CLIError(f"{shard}: no such file", 2)

@@ -5,11 +5,11 @@ Two kinds of codec:
 
 * *byte codecs* turn the stored bytes into the uncompressed byte stream
   (LZW, Deflate, PackBits, LZMA, Zstandard, LERC); unpacking, byte order and
-  predictors are applied afterwards by :mod:`tiffio.segment`.
+  predictors are applied afterwards by :mod:`tiffio.codecs.decode`.
 * *image codecs* turn the stored bytes straight into pixels (JPEG, JPEG 2000,
   WebP, JPEG XL, PNG, JPEG XR); predictors and FillOrder do not apply to them.
 
-CCITT codecs need the segment's rows and width and are handled in segment.py.
+CCITT codecs need the segment's rows and width and are handled in decode.py.
 
 This module is the boundary where imagecodecs' exceptions become tiffio errors.
 """
@@ -116,7 +116,7 @@ def deflate_decode_fast(data: bytes | bytearray | memoryview, out: int | None = 
 
 def jpeg_frame(data: bytes | bytearray | memoryview) -> tuple[int, int, int, int] | None:
     """(precision, height, width, components) of a JPEG stream's first frame header (SOFn),
-    None when there is none in the first 64 KiB (the walk is :func:`tiffio.jpeg.frame_fields`).
+    None when there is none in the first 64 KiB (the walk is :func:`tiffio.format.jpeg.frame_fields`).
 
     imagecodecs (2026.3.6) leaks its whole libjpeg decompressor (14-63 KB) each time
     ``jpeg8_decode`` / ``jpeg_decode`` refuse an ``out=`` array whose shape or dtype is not
@@ -128,7 +128,7 @@ def jpeg_frame(data: bytes | bytearray | memoryview) -> tuple[int, int, int, int
 
 def jpeg_frame_prefix(data: bytes | bytearray | memoryview) -> bytes | None:
     """The stream's bytes from SOI through the first frame header's size fields, or None
-    (:func:`tiffio.jpeg.frame_prefix` within the first 64 KiB): streams that start with these
+    (:func:`tiffio.format.jpeg.frame_prefix` within the first 64 KiB): streams that start with these
     bytes have the same :func:`jpeg_frame`."""
     return frame_prefix(data, 65536)
 

@@ -1,4 +1,4 @@
-"""Decode or encode one tile or strip with no file handle (DESIGN.md rule 1).
+"""Decode one tile or strip with no file handle (fetch and decode are separate: ARCHITECTURE.md).
 
 A :class:`SegmentSpec` is a frozen, picklable description of how an IFD's
 segments are stored. ``decode_segment(spec, data, shape)`` turns the stored

@@ -1,7 +1,7 @@
 """Encode one tile with no file handle: the writer's frozen, picklable encode spec.
 
 :class:`EncodeSpec` describes how every tile of one image is stored (the mirror of
-:class:`tiffio.segment.SegmentSpec`). ``encode_segment(spec, array)`` turns a tile's
+:class:`tiffio.codecs.decode.SegmentSpec`). ``encode_segment(spec, array)`` turns a tile's
 pixels (full size, or cropped at the image edge) into the bytes to store. It is CPU
 only, so it runs in threads or in other processes (the spec pickles).
 

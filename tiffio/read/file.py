@@ -1,10 +1,10 @@
 """TiffFile: an open TIFF or BigTIFF, its IFD chain and pyramid levels.
 
-Opening parses the header and the first IFD only (DESIGN.md rule 3). Every
+Opening parses the header and the first IFD only (lazy by default: ARCHITECTURE.md). Every
 other IFD, tag value and strile block is read when first needed. Reads are
-positional, so one TiffFile serves many threads (rule 2). The IFD itself is
-built in layers: ifd_tags (tags, geometry), segment_read (segments, fast path
-in fast_path), regions (read_region, thread pool), directory (IFD, chains).
+positional, so one TiffFile serves many threads. The IFD itself is
+built in layers (tiffio/read/ifd/): fields (tags, geometry), segments (segments, fast path
+in fastpath), regions (read_region, thread pool), ifd (IFD, chains).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class TiffFile:
     # --- pyramid levels -----------------------------------------------------------------
     @cached_property
     def levels(self) -> list[Level]:
-        """Resolution levels of the main image (:class:`tiffio.levels.Level`: index, ifd,
+        """Resolution levels of the main image (:class:`tiffio.read.levels.Level`: index, ifd,
         shape, downsample), level 0 first, whatever convention stored them."""
         self.require_open()
         return find_levels(self)

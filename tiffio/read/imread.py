@@ -1,4 +1,4 @@
-"""tiffio.imread (this module: multifile): one file's series, or a sequence of files stacked into one array.
+"""tiffio.imread: one file's series, or a sequence of files stacked into one array.
 
 Files are opened and decoded in a thread pool (imagecodecs releases the GIL while
 decoding), each straight into its slot of the result. The sequence's grid comes from

@@ -1,4 +1,4 @@
-"""Byte sources: the only package that does I/O (DESIGN.md rule 2: no shared position).
+"""Byte sources: the only package that does I/O (positional reads, no shared position).
 
 * :mod:`.base`: the ByteSource contract and its counters;
 * :mod:`.local`: files (pread), in-memory buffers, file objects;

@@ -1,4 +1,4 @@
-"""The byte-source contract (DESIGN.md rule 2: positional reads, no shared position).
+"""The byte-source contract (positional reads, no shared position).
 
 A source answers ``read_range(offset, size)`` with positional reads, so one source
 serves many threads at once. Every source counts its requests, bytes and sequential

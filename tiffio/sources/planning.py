@@ -10,7 +10,7 @@ connections a host allows; bytes cost time at the link's bandwidth. So the plann
   ``overfetch`` of the bytes needed, or while there are more spans than connections
   (a second wave would cost a whole round trip);
 * splits spans longer than ``max_block`` so that one large read uses several connections
-  (object_store's coalescing has no such cap, DESIGN.md example 14).
+  (object_store's coalescing has no such cap).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["Plan", "plan_ranges", "gap_for", "TINY_GAP", "MIN_GAP", "MAX_GAP"]
 
 #: gaps up to this size are always fetched (a request costs more than 4 KiB on any link)
 TINY_GAP = 4096
-#: bounds of the RTT x bandwidth gap (the issue: 64 KiB - 2 MiB)
+#: bounds of the RTT x bandwidth gap (64 KiB - 2 MiB)
 MIN_GAP = 64 << 10
 MAX_GAP = 2 << 20
 

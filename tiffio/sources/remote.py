@@ -354,7 +354,7 @@ class RemoteSource(ByteSource):
 
     # --- ByteSource ------------------------------------------------------------------------------
     def read_metadata(self, offset: int, size: int) -> bytes:
-        """Metadata bytes through the 64 KiB block cache (tiffio.ifd.ParseContext)."""
+        """Metadata bytes through the 64 KiB block cache (tiffio.read.entries.ParseContext)."""
         self._check_open()
         if size > _DIRECT_READ:
             return self.read_range(offset, size)

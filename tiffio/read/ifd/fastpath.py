@@ -6,7 +6,7 @@ same way).
 
 A closure returns None for anything else (strile block not loaded, sparse, outside the
 file, a stream of another size, too few bytes, any codec error); the general path
-(segment_read.IFDSegments) then reads the segment and reports the problem. Nothing here
+(segments.IFDSegments) then reads the segment and reports the problem. Nothing here
 raises on bad input.
 """
 

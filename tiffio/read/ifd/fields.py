@@ -2,8 +2,8 @@
 derived from the tags (dtype, shape, segment grid) and the frozen decoding spec.
 
 Values are derived when first used (cached) and never read segment data. The
-classes above this one (segment_read.IFDSegments, regions.IFDRegions,
-directory.IFD) add reading; this module knows nothing about them.
+classes above this one (segments.IFDSegments, regions.IFDRegions,
+ifd.IFD) add reading; this module knows nothing about them.
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ class IFDTags:
 
     @cached_property
     def grid(self) -> SegmentGrid:
-        """The :class:`~tiffio.grid.SegmentGrid`: segment counts, shapes and index arithmetic of this image."""
+        """The :class:`~tiffio.format.grid.SegmentGrid`: segment counts, shapes and index arithmetic of this image."""
         limits = self.context.limits
         for name, value in (("ImageWidth", self.width), ("ImageLength", self.length), ("ImageDepth", self.depth)):
             if value < 0:
@@ -414,7 +414,7 @@ class IFDTags:
     def _jpeg_colorspaces(self) -> tuple[Any, Any]:
         """(colorspace, outcolorspace) of the JPEG decoder for this IFD's streams: None lets the
         decoder read the stream's markers; "auto-rgb" (RGB images) is RGB unless the stream
-        starts with JFIF, decided per stream (tiffio.jpeg.starts_with_jfif)."""
+        starts with JFIF, decided per stream (tiffio.format.jpeg.starts_with_jfif)."""
         photometric = self.photometric if self.photometric is not None else 1
         colorspace: Any = None
         outcolorspace: Any = None

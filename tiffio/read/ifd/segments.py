@@ -1,5 +1,5 @@
 """Reading an IFD's segments: where each one is stored (the strile arrays), its bytes,
-and its decoded samples (``read_segment``), with the prepared fast path of fast_path.py
+and its decoded samples (``read_segment``), with the prepared fast path of fastpath.py
 for the hot cases and the general path for everything else.
 """
 
@@ -484,7 +484,7 @@ class IFDSegments(IFDTags):
 
     @cached_property
     def fast_reader(self) -> FastReader | None:
-        """The prepared hot path of read_segment (fast_path.py), or None where it does not apply:
+        """The prepared hot path of read_segment (fastpath.py), or None where it does not apply:
         tiled flat images, and images stored as one strip, of a local file with byte counts."""
         source = self._tiff.source
         spec = self.spec

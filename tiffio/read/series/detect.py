@@ -1,6 +1,6 @@
-"""Detect the series of a file, in tifffile's order (see series.py for the Series object).
+"""Detect the series of a file, in tifffile's order (the Series object is in series.py).
 
-tifffile's shaped JSON descriptions, OME-XML (pyramids, multi-file sets: series_ome.py), ImageJ
+tifffile's shaped JSON descriptions, OME-XML (pyramids, multi-file sets: ome.py), ImageJ
 hyperstack descriptions, uniform files (all pages alike), and otherwise pages grouped by shape and
 storage (generic); pyramids are attached to their full-resolution series.
 """

@@ -1,6 +1,6 @@
 """The series of an OME-TIFF file, from the OME-XML in IFD 0: images, their planes (TiffData
 blocks, across the files of a multi-file set), and SubIFD pyramid levels. Used by
-series_detect.find_series, which tries it in tifffile's order."""
+detect.find_series, which tries it in tifffile's order."""
 
 from __future__ import annotations
 
