@@ -23,6 +23,7 @@ from zarr.registry import register_codec
 
 from ..codecs.decode import SegmentSpec, decode_segment
 from ..errors import CorruptSegmentError, TiffError
+from ..format.jpeg import starts_with_jfif
 from .chunkmap import spec_from_json, spec_to_json
 
 __all__ = ["TiffioCodec", "spec_to_json", "spec_from_json"]
@@ -56,7 +57,7 @@ class TiffioCodec(ArrayBytesCodec):
         """Stored bytes -> the chunk as a (depth, rows, width, samples) array."""
         spec = self.spec
         if spec.jpeg_colorspace == "auto-rgb":  # RGB JPEG: JFIF streams are YCbCr inside (as the reader)
-            spec = dataclasses.replace(spec, jpeg_colorspace=None if data[6:10] == b"JFIF" else 2)
+            spec = dataclasses.replace(spec, jpeg_colorspace=None if starts_with_jfif(data) else 2)
         try:
             arr = decode_segment(spec, data, self.segment)
         except CorruptSegmentError:

@@ -12,6 +12,15 @@ Two kinds of codec:
 CCITT codecs need the segment's rows and width and are handled in decode.py.
 
 This module is the boundary where imagecodecs' exceptions become tiffio errors.
+
+The package turns one segment into bytes and back with no file handle. Lowest layer first (each
+module imports only those above it in this list, and :mod:`tiffio.format`)::
+
+    __init__.py    the codec registry over imagecodecs, stream probes (JPEG frame, PNG, stream shapes)
+                   and codec shape limits, the imagecodecs error boundary
+    predictors.py  predictors 2 (horizontal differencing) and 3 (floating point), both directions
+    decode.py      SegmentSpec and decode_segment: one stored segment -> samples (the reading side)
+    encode.py      EncodeSpec and encode_segment: one tile -> stored bytes (the writer)
 """
 
 from __future__ import annotations

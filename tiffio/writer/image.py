@@ -13,6 +13,7 @@ from ..codecs.decode import SegmentSpec, decode_segment
 from ..codecs.encode import EncodeSpec, encode_segment, make_jpegtables
 from ..enums import Compression as C
 from ..errors import TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
+from ..format.jpeg import starts_with_jfif
 from ..format.layout import Layout
 from .blocks import BlockEncoder, EncodedBlock, block_tiles, check_block
 from .params import SAMPLEFORMAT
@@ -287,7 +288,7 @@ class ImageWriter:
             if p["photometric"] == 6:
                 outcolorspace = 2
             elif p["photometric"] == 2 and p["planar"] == 1:
-                colorspace, outcolorspace = (None if data[6:10] == b"JFIF" else 2), 2
+                colorspace, outcolorspace = (None if starts_with_jfif(data) else 2), 2
         segment = SegmentSpec(
             compression=spec.compression, dtype=self.dtype, bits=self.dtype.itemsize * 8,
             sampleformat=SAMPLEFORMAT[self.dtype.kind], byteorder=self._writer.byteorder,
