@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._edge.chunkmap import window_shape
 from ._edge.filecache import clear_cache, open_cached, source_path
-from ._edge.hierarchy import StoreLayout
+from ._edge.hierarchy import StoreHierarchy
 from ._edge.selection import key_arg, key_token
 from ._edge.sequencemap import SequenceMap
 from .errors import TiffValueError
@@ -312,7 +312,7 @@ class TiffStore(_ReadOnlyStore):
         self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode,
                       series, key_token(key), squeeze, attrs_key)
         self._tif = tif
-        self._layout: StoreLayout | None = None
+        self._layout: StoreHierarchy | None = None
 
     def _kwargs(self) -> dict[str, Any]:
         return dict(series=self.series, level=self.level, key=self.key, squeeze=self.squeeze,
@@ -344,13 +344,13 @@ class TiffStore(_ReadOnlyStore):
         return tif
 
     @property
-    def layout(self) -> StoreLayout:
+    def layout(self) -> StoreHierarchy:
         lay = self._layout
         if lay is None:
             with self._layout_lock:
                 lay = self._layout
                 if lay is None:
-                    lay = self._layout = StoreLayout(self.tiff, self.path, self.level, self.multiscales, self.chunks,
+                    lay = self._layout = StoreHierarchy(self.tiff, self.path, self.level, self.multiscales, self.chunks,
                                                      self.fill, self.extras, self.workers, self.decode == "codec",
                                                      series=self.series, key=self.key, squeeze=self.squeeze,
                                                      attrs=self.attrs)

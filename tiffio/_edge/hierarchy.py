@@ -1,6 +1,6 @@
 """Every array of a TIFF as one zarr v3 hierarchy, as data (the keys a store serves).
 
-No framework imports: :class:`tiffio.zarr.TiffStore` serves a ``StoreLayout`` through zarr's
+No framework imports: :class:`tiffio.zarr.TiffStore` serves a ``StoreHierarchy`` through zarr's
 Store interface. The default layout is a group that lists everything the file holds:
 
 * the root is series 0 as an OME-NGFF 0.5 multiscales group: ``"0"``, ``"1"``, ... are its
@@ -29,7 +29,7 @@ from ..read.series.series import Series
 from .chunkmap import ArrayMap, dumps_json
 from .selection import Selection
 
-__all__ = ["StoreLayout"]
+__all__ = ["StoreHierarchy"]
 
 _AXIS_TYPES = {"x": "space", "y": "space", "z": "space", "t": "time", "c": "channel", "s": "channel"}
 
@@ -42,7 +42,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class StoreLayout:
+class StoreHierarchy:
     """Everything a store serves, built once per process from the open file."""
 
     def __init__(self, tif: TiffFile, name: str, level: int | None, multiscales: bool, chunks: Any, fill: Any,
