@@ -58,15 +58,17 @@ def test_parallel_inside_a_pool_task_does_not_wait_for_tasks_that_never_start():
 
 @pytest.fixture
 def pool_calls(monkeypatch):
-    """Records the thread count of every parallel_map call a read makes (the real one runs)."""
-    import tiffio.read.ifd.regions as regions
+    """Records the thread count of every parallel_map call of a read that runs threads (more than one
+    worker and item; the others are plain loops). The real one runs."""
+    import tiffio.read.ifd.segments as segments
     calls: list[int] = []
-    parallel = regions.parallel_map
+    parallel = segments.parallel_map
 
     def recording(func, items, workers):
-        calls.append(workers)
+        if workers > 1 and len(items) > 1:
+            calls.append(workers)
         return parallel(func, items, workers)
-    monkeypatch.setattr(regions, "parallel_map", recording)
+    monkeypatch.setattr(segments, "parallel_map", recording)
     return calls
 
 

@@ -7,13 +7,14 @@ shapes; nothing reads bytes.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..errors import TiffIndexError
+from ..errors import TiffIndexError, TiffTypeError
 
-__all__ = ["SegmentGrid", "SegmentCoords", "RegionPart", "ceil_div"]
+__all__ = ["SegmentGrid", "SegmentCoords", "RegionPart", "ceil_div", "require_segment_index"]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -167,3 +168,11 @@ class SegmentGrid:
                         (slice(za - zi * sd, zb - zi * sd), slice(ya - ri * sh, yb - ri * sh), slice(xa - ci * sw, xb - ci * sw)),
                         (slice(za - z, zb - z), slice(ya - y, yb - y), slice(xa - x, xb - x)),
                     )
+
+
+def require_segment_index(index: Any) -> int:
+    """``index`` as an int (numpy integers too), else TiffTypeError."""
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise TiffTypeError(f"a segment index must be an int, not {index!r}") from None

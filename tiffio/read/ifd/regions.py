@@ -8,7 +8,7 @@ import math
 import operator
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -19,16 +19,13 @@ from ...errors import TiffTypeError, TiffValueError, TruncatedError
 from ...format.grid import RegionPart
 from ...sources import FileSource
 from ...sources.iothreads import DaemonThreadPool, io_pool, wait
-from ..pool import default_workers, parallel_map
+from ..pool import default_workers
 from .segments import IFDSegments
 
 __all__ = ["IFDRegions", "RegionWindow", "REMOTE_BATCH_BYTES"]
 
 #: a remote region fetches at most this many bytes before decoding them (one wave each)
 REMOTE_BATCH_BYTES = 64 << 20
-
-T = TypeVar("T")
-
 
 def _prefetch_pool() -> DaemonThreadPool:
     """Two daemon threads that fetch iter_regions' next chunk from remote sources (daemons: a
@@ -47,9 +44,6 @@ class RegionWindow(NamedTuple):
     core: tuple[slice, slice]
 
 
-#: segments decoded in one thread when the caller gives no ``workers`` (IFDRegions.read_workers)
-_SMALL_SEGMENT = 4 << 10
-_SMALL_RAW_SEGMENT = 64 << 10
 #: segments with a predictor up to this size are read through the prepared reader in regions
 #: (and coded one-segment images up to this size through it in asarray)
 _SMALL_PREDICTED_SEGMENT = 256 << 10
@@ -144,7 +138,7 @@ class IFDRegions(IFDSegments):
             for piece in pieces:
                 read(piece)
         else:
-            self._run(read, pieces, workers)
+            self._map(read, pieces, workers)
         return result
 
     @cached_property
@@ -313,14 +307,14 @@ class IFDRegions(IFDSegments):
             target[...] = arr[src]
 
         if _fetched is not None and all(part.index in _fetched for part in parts):  # iter_regions fetched them
-            self._run(lambda part: place(part, _fetched[part.index][0], _fetched[part.index][1] or None, True),
+            self._map(lambda part: place(part, _fetched[part.index][0], _fetched[part.index][1] or None, True),
                       parts, workers)
         elif self.context.source.remote:
             self._place_remote(parts, place, workers)
         else:
             fast = self._region_fast_reader
             if fast is None:
-                self._run(lambda part: place(part, self.segment_location(part.index)), parts, workers)
+                self._map(lambda part: place(part, self.segment_location(part.index)), parts, workers)
             else:
                 stored4 = grid.stored_shape(0)
 
@@ -330,7 +324,7 @@ class IFDRegions(IFDSegments):
                         place(part, self.segment_location(part.index))
                     else:
                         result[part.plane][part.dst] = arr.reshape(stored4)[part.src]
-                self._run(place_fast, parts, workers)
+                self._map(place_fast, parts, workers)
         return out if out is not None else result.reshape(out_shape)
 
     def _place_remote(self, parts: list[RegionPart], place: Callable[..., None], workers: int | None) -> None:
@@ -353,20 +347,8 @@ class IFDRegions(IFDSegments):
     def _place_batch(self, parts: list[RegionPart], locations: list[tuple[int, int]], place: Callable[..., None],
                      workers: int | None) -> None:
         datas = self.fetch_segments([part.index for part in parts], locations)
-        self._run(lambda k: place(parts[k], locations[k], datas[k] if datas[k] else None, True),
+        self._map(lambda k: place(parts[k], locations[k], datas[k] if datas[k] else None, True),
                   list(range(len(parts))), workers)
-
-    @cached_property
-    def read_workers(self) -> int:
-        """Threads a read of this image uses when the caller gives no ``workers``: 1 where a
-        segment decodes faster than threads can hand the GIL back and forth (compressed
-        segments under 4 KiB, uncompressed ones under 64 KiB: a 4096² level of 32² uint16
-        Deflate tiles reads 1.36 x slower on two threads than on one, of 64² tiles 0.75 x;
-        benchmarks/RESULTS.md "Threads and small segments"), else the CPU count up to 16."""
-        if not self.grid.count:
-            return 1
-        small = _SMALL_RAW_SEGMENT if self.compression == Compression.NONE else _SMALL_SEGMENT
-        return 1 if self._segment_nbytes < small else default_workers()
 
     @cached_property
     def _segment_nbytes(self) -> int:
@@ -386,25 +368,6 @@ class IFDRegions(IFDSegments):
         if self.predictor != 1 and self._segment_nbytes > _SMALL_PREDICTED_SEGMENT:
             return None
         return fast
-
-    def _workers(self, workers: int | None) -> int:
-        if workers is None:
-            return self.read_workers
-        try:
-            return max(1, operator.index(workers))
-        except TypeError:
-            raise TiffTypeError(f"workers must be an int or None, not {workers!r}") from None
-
-    def _map(self, func: Callable[[T], Any], items: list[T], workers: int | None) -> list[Any]:
-        """[func(item) for item in items], in threads where ``workers`` (or read_workers) > 1."""
-        n = self._workers(workers)
-        if n == 1 or len(items) < 2:
-            return [func(item) for item in items]
-        return parallel_map(func, items, n)
-
-    def _run(self, func: Callable[[T], None], items: list[T], workers: int | None) -> None:
-        """func(item) for every item, as _map; the first error in item order propagates."""
-        self._map(func, items, workers)
 
     def iter_regions(self, chunk_shape: tuple[int, int], *, overlap: int = 0, fill: Any = None,
                      workers: int | None = None) -> Iterator[tuple[RegionWindow, numpy.ndarray]]:

@@ -1,12 +1,9 @@
-"""Reading an IFD's segments: where each one is stored (the strile arrays), its bytes,
-and its decoded samples (``read_segment``), with the prepared fast path of fastpath.py
-for the hot cases and the general path for everything else.
-"""
+"""Reading an IFD's segments: where each one is stored (the strile arrays), its bytes and its decoded
+samples (``read_segment``): the prepared fast path of fastpath.py for hot cases, the general path otherwise."""
 
 from __future__ import annotations
 
 import math
-import operator
 import threading
 import warnings
 from collections.abc import Sequence
@@ -29,22 +26,16 @@ from ...errors import (
     TruncatedError,
     UnsupportedFeatureError,
 )
+from ...format.grid import require_segment_index
 from ...format.jpeg import pack_standalone, starts_with_jfif
 from ...format.layout import FIELD_TYPE_SIZE
 from ...sources import FileSource
 from ..entries import StrileArray, Tag, prefetch_strile_blocks
+from ..pool import parallel_map, require_workers, segment_workers
 from .fastpath import READ_BUFFER_MAX, FastReader, build_fast_reader
 from .fields import IFDTags
 
 __all__ = ["IFDSegments"]
-
-
-def _segment_index(index: Any) -> int:
-    """``index`` as an int (numpy integers too), else TiffTypeError."""
-    try:
-        return operator.index(index)
-    except TypeError:
-        raise TiffTypeError(f"a segment index must be an int, not {index!r}") from None
 
 
 class IFDSegments(IFDTags):
@@ -109,7 +100,7 @@ class IFDSegments(IFDTags):
     def segment_location(self, index: int) -> tuple[int, int]:
         """(offset, byte_count) of a segment as stored; (0, 0) for a missing entry."""
         self._tiff.require_open()
-        index = _segment_index(index)
+        index = require_segment_index(index)
         if not 0 <= index < self.grid.count:
             raise self._index_error(index)
         offsets = self.segment_offsets
@@ -233,7 +224,7 @@ class IFDSegments(IFDTags):
         stored bytes (b'' for sparse segments) instead of arrays (as :meth:`read_segment`)."""
         if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
             raise TiffTypeError(f"read_segments: indices must be a sequence of ints, not {type(indices).__name__}")
-        indices = [_segment_index(i) for i in indices]
+        indices = [require_segment_index(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.grid.count:
                 raise self._index_error(i)
@@ -259,9 +250,18 @@ class IFDSegments(IFDTags):
         valid = f"0..{count - 1}" if count else "the image has no segments"
         return TiffIndexError(f"{self.where}: segment index {index} out of range ({valid})")
 
+    @cached_property
+    def read_workers(self) -> int:
+        """Threads a read of this image uses when the caller gives no ``workers``: 1 for small
+        segments (pool.segment_workers), else the CPU count up to 16."""
+        if not self.grid.count:
+            return 1
+        nbytes = math.prod(self.grid.stored_shape(0)) * self.dtype.itemsize
+        return segment_workers(nbytes, self.compression != Compression.NONE)
+
     def _map(self, func: Any, items: list[Any], workers: int | None) -> list[Any]:
-        """[func(item) for item in items]; regions.py runs it in the thread pool."""
-        return [func(item) for item in items]
+        """[func(item) for item in items] in ``workers`` (or read_workers) threads: pool.parallel_map."""
+        return parallel_map(func, items, self.read_workers if workers is None else require_workers(workers))
 
     def _zero_byte_count(self, index: int, offset: int) -> None:
         """A segment with an offset but a byte count of 0 (other than a lone strip, which is
@@ -473,7 +473,7 @@ class IFDSegments(IFDTags):
                 if arr is not None:
                     return arr
         self._tiff.require_open()
-        index = _segment_index(index)
+        index = require_segment_index(index)
         if not 0 <= index < self.grid.count:
             raise self._index_error(index)
         arr = self._decode(index, self._fill_value(fill))
