@@ -78,7 +78,7 @@ def main() -> None:
     for workers, rates in results.items():
         record.add(f"write_tile of {n * n:,} uncompressed {args.tile}² tiles, workers={workers}, per tile", area="write",
                    tiffio=1 / statistics.median(rates), runs=len(rates),
-                   note=f"{statistics.median(rates):,.0f} tiles/s; checkout {os.path.abspath(args.repo)}")
+                   note=f"{statistics.median(rates):,.0f} tiles/s")
     record.add("a writer's life: one-tile file created, written, closed (fsync=False), per file", area="write",
                tiffio=statistics.median(per_file), runs=len(per_file))
     record.save()

@@ -116,9 +116,12 @@ def machine() -> dict[str, Any]:
     libvips = None
     if shutil.which("vips"):
         libvips = _run(["vips", "--version"]).replace("vips-", "") or None
-    if libvips is None and "pyvips" in sys.modules:  # loading libvips only to name it is not worth a second
-        pyvips = sys.modules["pyvips"]
-        libvips = ".".join(str(pyvips.version(k)) for k in range(3))
+    if libvips is None and _version("pyvips"):
+        try:
+            import pyvips
+            libvips = ".".join(str(pyvips.version(k)) for k in range(3))
+        except Exception:  # pyvips without a loadable libvips
+            libvips = None
     return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
             "numpy": _version("numpy"), "imagecodecs": _version("imagecodecs"), "tifffile": _version("tifffile"),
             "zarr": _version("zarr"), "dask": _version("dask"), "gdal": gdal, "libvips": libvips,
@@ -229,6 +232,6 @@ def save() -> str | None:
     cases = {rec["case"] for rec in new}
     kept = [rec for rec in load(path) if rec["case"] not in cases]
     dump(path, kept + new)
-    print(f"records: {len(new)} written to {os.path.relpath(path)}", file=sys.stderr)
+    print(f"records: {len(new)} written to {path}", file=sys.stderr)
     _state["records"] = []
     return path
