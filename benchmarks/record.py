@@ -16,10 +16,10 @@ tiffio is faster), ``spread`` = the lowest and highest of those per-run ratios, 
 measures one, the floor's median time and ``floor_ratio`` = median of tiffio / floor. ``add`` stores
 figures the script computed some other way (one run, throughput, a ratio of medians).
 
-Every record carries the date, the git commit, the machine (cores, CPU, python, numpy, imagecodecs,
-tifffile, GDAL and libvips versions), the exact command line and ``source``: "run" (this machine, this
-command), "history" (a figure copied from the diary, benchmarks/history/RESULTS-2026.md, before the
-benchmarks wrote JSON) or "loaded" (a run on a machine known to be busy: kept apart by report.py).
+Every record carries the date, the git commit, the machine (cores, CPU, python, numpy, imagecodecs, tifffile,
+GDAL and libvips versions), the exact command line and ``source``: "run" (this machine, this command),
+"loaded" (the same, run with TIFFIO_BENCH_SOURCE=loaded on a machine known to be busy), "history" (a figure
+copied from the diary, benchmarks/history/RESULTS-2026.md, before the benchmarks wrote JSON).
 
 ``save`` merges into the file: a record replaces the stored record of the same case, records of other
 cases (another section, another option) stay. ``python benchmarks/report.py`` turns the files into the
@@ -138,9 +138,13 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["python", script, *argv[1:]])
 
 
-def start(bench: str, path: str | None = None, argv: Sequence[str] | None = None, source: str = "run") -> None:
-    """Begin collecting the records of one invocation (``path`` None: the default file, ``''``: none)."""
-    assert source in SOURCES, source
+def start(bench: str, path: str | None = None, argv: Sequence[str] | None = None, source: str | None = None) -> None:
+    """Begin collecting the records of one invocation (``path`` None: the default file, ``''``: none).
+    ``source`` defaults to $TIFFIO_BENCH_SOURCE, else "run" (``TIFFIO_BENCH_SOURCE=loaded`` marks a run
+    on a machine known to be busy)."""
+    source = source or os.environ.get("TIFFIO_BENCH_SOURCE") or "run"
+    if source not in SOURCES:
+        raise SystemExit(f"TIFFIO_BENCH_SOURCE must be one of {', '.join(SOURCES)}, not {source!r}")
     _state.update(bench=bench, path=default_path(bench) if path is None else path, records=[],
                   context={"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                            "commit": git_commit(), "machine": None, "command": command_line(argv),
