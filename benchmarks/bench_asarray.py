@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     fmt_time,
     loadavg,
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--write-results", action="store_true")
+    record.add_json_arg(parser, "bench_asarray")
     args = parser.parse_args(argv)
+    record.start("bench_asarray", args.record_json)
     os.makedirs(DATA, exist_ok=True)
     info = machine_info()
     load0 = loadavg()
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt_time(med(times['tifffile']))} | {r:.2f} ({ratio_spread(times, 'tiffio', 'tifffile')})"
                     f"{target} |")
         print(rows[-1], flush=True)
+        record.pair(f"asarray {name} ({kind}, {ifd.segment_count} segments)", times, "tiffio",
+                    {"tifffile TiffPage.asarray": "tifffile"}, area="whole")
         tif.close()
     cmd = f"python benchmarks/bench_asarray.py --repeat {args.repeat}"
     text = "\n".join([f"### Whole-image reads, IFD.asarray vs TiffPage.asarray: `{cmd}`", "",
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                       "| file | layout | segments | tiffio | tifffile | ratio |", "|---|---|---:|---:|---:|---|",
                       *rows])
     print(text)
+    record.save()
     if args.write_results:
         update_results("bench_asarray", text)
     return 0
