@@ -10,7 +10,7 @@ Files (generated on first run into benchmarks/data/, with tifffile):
   strips_rgb_4096.tif       4096 x 4096 RGB uint8, uncompressed, 16-row strips            48 MiB
   strips_u16_1024.tif       1024 x 1024 uint16, uncompressed, 64-row strips               2 MiB
   tiled_u16_8192.tif        8192 x 8192 uint16, uncompressed, 256 x 256 tiles
-  deflate_u16_8192.tif      8192 x 8192 uint16, Deflate, 256 x 256 tiles
+  deflate_u16_8192_t256.tif 8192 x 8192 uint16, Deflate, 256 x 256 tiles (not bench_deflate's file)
 
 Times interleaved run by run in rotating order; ratio = median of per-run ratios tiffio /
 tifffile. Target for striped uncompressed: <= 1.0 (one read per contiguous run of strips into
@@ -70,7 +70,7 @@ FILES = {
                                                                                rowsperstrip=64)),
     "tiled_u16_8192.tif": ("tiled uncompressed", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
                                                                             tile=(256, 256))),
-    "deflate_u16_8192.tif": ("Deflate tiled", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
+    "deflate_u16_8192_t256.tif": ("Deflate tiled", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
                                                                          tile=(256, 256), compression="zlib")),
 }
 
