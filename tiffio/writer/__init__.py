@@ -68,7 +68,7 @@ The array writers (``imwrite``, ``tiffio.dask.to_tiff``, ``map_tiles``, ``fan_in
 cut their data into blocks (blocks.py) and store them through ``ImageWriter``.
 """
 
-from .checkpoint import RecoveryReport
+from .appender import WRITEBACK_BYTES
 from .image import ImageWriter, TileEncoder
 from .records import (
     DATA_START,
@@ -83,7 +83,8 @@ from .records import (
     STATE_FOOTER_MAGIC,
     crc32_parts,
 )
-from .tiffwriter import WRITEBACK_BYTES, TiffWriter
+from .recovery import RecoveryReport
+from .tiffwriter import TiffWriter
 
 __all__ = ["TiffWriter", "ImageWriter", "TileEncoder", "RecoveryReport", "LEADER", "DATA_START", "STATE_FOOTER",
            "STATE_FOOTER_MAGIC", "MAGIC_TILE", "MAGIC_IMAGE", "MAGIC_BLANK", "MAGIC_STATE", "MAGICS",
