@@ -15,15 +15,15 @@ from typing import Any, Protocol
 
 import numpy
 
-from ..enums import FieldType as T
 from ..errors import LimitExceededError, TiffUsageError
 from ..header import pack_header
-from ..layout import Layout, get_layout
+from ..layout import Layout
 from .appender import Appender
+from .ifdpack import Entry, ifd_size, pack_ifd
 from .image import ImageWriter
 from .pipeline import join_thread, start_thread
 from .records import DATA_START, FORMAT_VERSION, MAGIC_BLANK, pack_state_record
-from .tagpack import Entry, ifd_size, image_entries, pack_ifd
+from .tagpack import image_entries
 
 __all__ = ["Checkpoints", "CheckpointOwner", "build_checkpoint", "image_tree"]
 
@@ -48,7 +48,7 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
             for im in [top, *children]:
                 entries = image_entries(layout, im.params, im.dtype, im.spec.jpegtables, *im.tiles.strile_arrays())
                 if im is top and children:
-                    entries.append(Entry(330, int(T.IFD8 if layout.bigtiff else T.IFD), len(children),
+                    entries.append(Entry(330, int(layout.subifd_field_type), len(children),
                                          b"\0" * (layout.offset_size * len(children))))
                 items.append((im, entries))
                 size += ifd_size(layout, entries)
@@ -58,17 +58,12 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
         "version": FORMAT_VERSION, "byteorder": byteorder, "bigtiff": bigtiff,
         "images": [im.params for im in images],
         "blanks": [list(im.tiles.blank_location) if im.tiles.blank_location else None for im in images]}
-    layouts = [get_layout(byteorder, False), get_layout(byteorder, True)]
-    if bigtiff is True:
-        layouts = layouts[1:]
-    elif bigtiff is False:
-        layouts = layouts[:1]
-    for layout in layouts:
+    for layout in Layout.choices(byteorder, bigtiff):
         items, size = plan(layout)
         state["metadata_size"] = size
         record = pack_state_record(state)
         first = pos + len(record)
-        if layout.bigtiff or first + size <= max_classic:
+        if layout.holds(first + size, max_classic):
             break
     else:
         raise LimitExceededError(f"{name}: bigtiff=False, but the file needs "
@@ -84,8 +79,7 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
     children_of = {top.index: [c.index for c in children] for top, children in tree}
     for im, entries in items:
         if children_of.get(im.index):
-            subs = numpy.asarray([offsets[k] for k in children_of[im.index]],
-                                 layout.byteorder + ("u8" if layout.bigtiff else "u4")).tobytes()
+            subs = numpy.asarray([offsets[k] for k in children_of[im.index]], layout.offset_dtype).tobytes()
             entries = [e if e.code != 330 else Entry(330, e.type, e.count, subs) for e in entries]
         next_offset = 0
         if im.index in top_order:

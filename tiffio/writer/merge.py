@@ -23,7 +23,7 @@ import numpy
 from ..errors import SourceError, TiffTypeError, TiffValueError
 from ..layout import get_layout
 from .files import require_regular
-from .relayout import OutImage, Progress, RawTag, RelayoutReport, write_images
+from .relayout import OutImage, Progress, RelayoutReport, write_images
 from .shards import holds_nothing
 from .sink import source_error
 from .tagpack import image_entries
@@ -61,9 +61,8 @@ class _Shard:
             self.offsets = [im.tiles.offsets.astype(numpy.int64) for im in self.images]
             self.counts = [im.tiles.counts.astype(numpy.int64) for im in self.images]
             layout = get_layout(writer.byteorder, False)
-            self.tags = [[RawTag(e.code, e.type, e.count, bytes(e.data))
-                          for e in image_entries(layout, im.params, im.dtype, im.spec.jpegtables,
-                                                 *im.tiles.strile_arrays())
+            self.tags = [[e for e in image_entries(layout, im.params, im.dtype, im.spec.jpegtables,
+                                                   *im.tiles.strile_arrays())
                           if e.code not in (254, 324, 325, 330)] for im in self.images]
         except BaseException:
             self.close()
