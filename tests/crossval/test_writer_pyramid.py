@@ -450,8 +450,10 @@ def test_raw_jpeg_tiles_are_decoded_like_the_reader(tmp_path, photometric):
         for r in range(2):
             for c in range(2):
                 im.write_raw_tile(r, c, im.encode_tile(data[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64]))
-        decoded = [im.decode_tile(im._writer._sink.pread(int(im._offsets[i]), int(im._counts[i])))
-                   for i in range(4)]
+        w.flush()
+        with open(path, "rb") as fh:
+            decoded = [im.decode_tile(os.pread(fh.fileno(), int(im.tiles.counts[i]), int(im.tiles.offsets[i])))
+                       for i in range(4)]
     with tiffio.open(path) as tf:
         ifd = tf.ifds[0]
         for i in range(4):

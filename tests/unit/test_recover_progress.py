@@ -12,7 +12,7 @@ import pytest
 import tiffio
 from tests.crossval.writer_helpers import crash_writer
 from tiffio.writer import LEADER
-from tiffio.writer.checkpoint import PROGRESS_STEP
+from tiffio.writer.recovery import PROGRESS_STEP
 
 SIDE, TILE = 2048, 64            # 1,024 uncompressed tiles of 4,096 bytes: ~4 MiB after the checkpoint
 RECORD = LEADER.size + TILE * TILE

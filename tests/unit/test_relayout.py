@@ -278,12 +278,12 @@ def test_relayout_errors(tmp_path):
 
 
 def test_plain_layout_without_copy_file_range(tmp_path, monkeypatch):
-    import tiffio.writer.relayout as rl
+    import tiffio.writer.tilecopy as tilecopy
 
     levels = _pyramid_levels(samples=1, seed=9)
     src = write_pyramid(tmp_path / "work.tif", levels, compression="deflate")
     relayout(src, tmp_path / "a.tif", layout="plain")
-    monkeypatch.setattr(rl, "_COPY_FILE_RANGE", False)
+    monkeypatch.setattr(tilecopy, "_COPY_FILE_RANGE", False)
     relayout(src, tmp_path / "b.tif", layout="plain")
     assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
     for a, b in zip(_levels_of(tmp_path / "b.tif"), levels):

@@ -159,7 +159,7 @@ def test_bigtiff_auto_switches(tmp_path):
     path = tmp_path / "a.tif"
     data = image((64, 64))
     with tiffio.TiffWriter(path) as w:
-        w._max_classic = 3000  # pretend 4 GiB is 3000 bytes
+        w._appender.max_classic = 3000  # pretend 4 GiB is 3000 bytes
         im = w.add_image(data.shape, data.dtype, tile=(16, 16))
         write_all(im, data)
     with tifffile.TiffFile(path) as tf:
@@ -177,7 +177,7 @@ def test_bigtiff_false_overflow_is_clear(tmp_path):
     path = tmp_path / "a.tif"
     data = image((64, 64))
     w = tiffio.TiffWriter(path, bigtiff=False)
-    w._max_classic = 10000
+    w._appender.max_classic = 10000
     im = w.add_image(data.shape, data.dtype, tile=(16, 16))
     written = 0
     with pytest.raises(tiffio.LimitExceededError):
@@ -218,7 +218,7 @@ def test_workers_equal_single_thread(tmp_path, comp):
 
 def _gated_encoder(monkeypatch, fail_value=None):
     """Make the writer's encoder threads wait for an event (and fail on tiles full of ``fail_value``)."""
-    from tiffio.writer import tiffwriter as W
+    from tiffio.writer import feed as W
     gate = threading.Event()
     started = threading.Semaphore(0)
     real = W.encode_segment_parts
@@ -258,13 +258,13 @@ def test_tiles_in_encoder_threads_are_not_missing(tmp_path, monkeypatch):
         im.write_tile(1, 2, data[16:32, 32:48])
         im.write_tile(3, 4, data[48:64, 64:80])
         assert started.acquire(timeout=30) and started.acquire(timeout=30)  # both held in encoder threads
-        assert not im._offsets.any()  # nothing stored yet ...
+        assert not im.tiles.offsets.any()  # nothing stored yet ...
         missing = im.missing_tiles()  # ... but what was given counts as written
         assert len(missing) == 18 and (1, 2) not in missing and (3, 4) not in missing
         gate.set()
         w.flush()
         assert len(im.missing_tiles()) == 18
-        assert int((im._offsets != 0).sum()) == 2
+        assert int((im.tiles.offsets != 0).sum()) == 2
     got = tifffile.imread(tmp_path / "a.tif")
     numpy.testing.assert_array_equal(got[16:32, 32:48], data[16:32, 32:48])
     numpy.testing.assert_array_equal(got[48:64, 64:80], data[48:64, 64:80])
@@ -357,7 +357,7 @@ def test_disk_full_in_encoder_threads(limit):
         except tiffio.SourceError:
             pass
     w.flush()
-    stored = int((im._offsets != 0).sum())
+    stored = int((im.tiles.offsets != 0).sum())
     assert len(im.missing_tiles()) >= 64 - stored > 0
     with pytest.raises(tiffio.SourceError):
         w.close()
@@ -479,7 +479,7 @@ def test_background_checkpoints_sync_before_header(tmp_path, monkeypatch):
 def test_background_writeback(tmp_path, monkeypatch):
     """With fsync=True, every so many bytes an fdatasync runs in a background thread (at most one
     at a time); close() waits for it. fsync=False never syncs."""
-    from tiffio.writer import tiffwriter as W
+    from tiffio.writer import appender as W
     from tiffio.writer.sink import Sink
     calls = []
     real = Sink.datasync
