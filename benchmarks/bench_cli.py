@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from tests.tiffbuild import Builder  # noqa: E402
+from tests.support.tiffbuild import Builder  # noqa: E402
 
 
 def million_tile_file(path: Path) -> None:

@@ -11,8 +11,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..conftest import CORPUS
+from tests.support.paths import CORPUS
 
 imagecodecs = pytest.importorskip("imagecodecs")
 

@@ -17,7 +17,7 @@ tifffile = pytest.importorskip("tifffile")
 
 import tiffio  # noqa: E402
 import tiffio.dask as tdask  # noqa: E402
-from tests.conftest import FIXTURES  # noqa: E402
+from tests.support.paths import FIXTURES  # noqa: E402
 from tiffio.zarr import FileSequenceStore, TiffStore  # noqa: E402
 
 PYRAMID = FIXTURES / "libvips" / "pyramid_jpeg_subifds.tif"
@@ -160,7 +160,7 @@ _POOL_SCRIPT = """
 import json, multiprocessing, sys
 import tiffio.dask as tdask
 from tiffio.zarr import TiffStore
-from tests.crossval.test_dask import _chunk_sum, _region
+from tests.edge.test_dask import _chunk_sum, _region
 path, keys = sys.argv[1], sys.argv[2:]
 store = TiffStore(path, level=0, chunks=(128, 128))
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ da = pytest.importorskip("dask.array")
 
 import tiffio  # noqa: E402
 import tiffio.dask as tdask  # noqa: E402
-from tests.array_workers import synthetic, synthetic_reference  # noqa: E402
+from tests.support.array_workers import synthetic, synthetic_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (700, 900)
@@ -109,7 +109,7 @@ def test_to_tiff_compute_false_threads(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, numpy, dask.array as da, tiffio.dask
-    from tests.array_workers import logged_chunk
+    from tests.support.array_workers import logged_chunk
     path, log, delay, resume = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "resume"
     x = da.map_blocks(logged_chunk, log, delay, dtype=numpy.uint8, chunks=((128,) * 5 + (60,), (128,) * 7 + (4,), (3,)),
                       meta=numpy.empty((0, 0, 0), numpy.uint8))

@@ -22,7 +22,7 @@ pytest.importorskip("dask")
 from rasterio.transform import Affine, from_origin  # noqa: E402
 
 import tiffio  # noqa: E402
-from tests.conftest import CORPUS  # noqa: E402
+from tests.support.paths import CORPUS  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
 
 RNG = numpy.random.default_rng(24)

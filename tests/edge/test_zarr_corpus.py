@@ -10,9 +10,9 @@ compared on their first and last page, in a corner window (shapes are compared f
 The differences allowed, each with its reason:
 
 * files whose series tiffio and tifffile see differently: files tifffile cannot decode
-  either (a series without a dtype or with an empty shape, as tests/crossval/test_series.py
+  either (a series without a dtype or with an empty shape, as tests/read/test_series.py
   counts them), and the rows of store_differences.tsv;
-* tiffio refuses a series with a TiffError where tests/corpus/refusals.tsv lists the page
+* tiffio refuses a series with a TiffError where tests/read/refusals.tsv lists the page
   (``refusal``), or where tifffile's own ``asarray`` of the series raises too (a missing
   StripOffsets, say: tifffile's store then serves zeros, its reader refuses; tiffio refuses);
 * pixels differ where refusals.tsv says tifffile is wrong (``tifffile_wrong``, checked
@@ -42,9 +42,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 import tiffio  # noqa: E402
 import tiffio.dask as tdask  # noqa: E402
+from tests.support.paths import CORPUS, FIXTURES  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
-
-from ..conftest import CORPUS, FIXTURES  # noqa: E402
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 MAX_BYTES = 32 << 20
@@ -57,7 +56,7 @@ def _tsv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t"))
 
 
-REFUSALS = {(r["path"], int(r["page"])): r for r in _tsv(HERE / "refusals.tsv")}
+REFUSALS = {(r["path"], int(r["page"])): r for r in _tsv(HERE.parent / "read" / "refusals.tsv")}
 DIFFERENCES = {r["path"]: r["reason"] for r in _tsv(HERE / "store_differences.tsv")}
 
 

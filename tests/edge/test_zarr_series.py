@@ -17,8 +17,8 @@ da = pytest.importorskip("dask.array")
 
 import tiffio  # noqa: E402
 import tiffio.dask as tdask  # noqa: E402
-from tests.conftest import FIXTURES  # noqa: E402
-from tests.tiffbuild import Builder  # noqa: E402
+from tests.support.paths import FIXTURES  # noqa: E402
+from tests.support.tiffbuild import Builder  # noqa: E402
 from tiffio.zarr import FileSequenceStore, TiffStore  # noqa: E402
 
 RNG = numpy.random.default_rng(23)

@@ -20,7 +20,7 @@ from zarr.core.buffer import cpu, default_buffer_prototype  # noqa: E402
 from zarr.testing.store import StoreTests  # noqa: E402
 
 import tiffio  # noqa: E402
-from tests.conftest import FIXTURES  # noqa: E402
+from tests.support.paths import FIXTURES  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
 
 PYRAMID = FIXTURES / "libvips" / "pyramid_jpeg_subifds.tif"
@@ -399,7 +399,7 @@ def test_store_and_dask_over_http():
     """A URL source (tiffio's HTTP range reader) through the store, raw mode, pickling and from_tiff,
     against a real range server on 127.0.0.1."""
     import tiffio.dask as tdask
-    from tests.rangeserver import RangeServer
+    from tests.support.rangeserver import RangeServer
     from tiffio.sources.http import close_idle_connections
     levels = _levels(PYRAMID)
     try:

@@ -18,12 +18,11 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.paths import CORPUS, FIXTURES
+from tests.support.timebound import cpu_bound
 from tiffio.codecs import JPEG_COMPRESSIONS
 from tiffio.enums import Compression
 from tiffio.jpeg import frame_fields, parse_header
-
-from ..conftest import CORPUS, FIXTURES
-from ..timebound import cpu_bound
 
 
 def _ifds(tif: tiffio.TiffFile) -> list[tiffio.IFD]:

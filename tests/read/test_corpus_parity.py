@@ -24,9 +24,8 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..conftest import CORPUS, FIXTURES
-from ..timebound import BoundExceeded, cpu_bound
+from tests.support.paths import CORPUS, FIXTURES
+from tests.support.timebound import BoundExceeded, cpu_bound
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -203,7 +202,7 @@ MALFORMED = sorted(str(p.relative_to(FIXTURES.parent)) for p in (FIXTURES / "mal
 def test_malformed_fixtures_default_mode_match_tifffile(name):
     """fixtures/malformed in the default mode: tifffile's pixels wherever tifffile decodes
     (the valid fixtures are compared IFD by IFD and segment by segment in
-    tests/crossval/test_fixtures.py, in the default mode too)."""
+    tests/read/test_segments_fixtures.py, in the default mode too)."""
     if name in NO_REFERENCE:
         pytest.skip(REFUSALS[(name, 0)]["reason"])
     if name.split("/")[2] in SLOW_REFERENCE:

@@ -38,7 +38,7 @@ from fuzz.harness import (  # noqa: E402
     mutate,
     scan_structure,
 )
-from tests.timebound import BoundExceeded, cpu_bound  # noqa: E402
+from tests.support.timebound import BoundExceeded, cpu_bound  # noqa: E402
 
 SEEDS = load_seeds(max_size=8192)
 TIME_BOUND = 5  # CPU seconds per example (both modes); a typical example takes milliseconds

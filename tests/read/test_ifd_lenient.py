@@ -13,8 +13,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..tiffbuild import Builder
+from tests.support.tiffbuild import Builder
 
 tifffile = pytest.importorskip("tifffile")
 imagecodecs = pytest.importorskip("imagecodecs")

@@ -9,10 +9,9 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.tiffbuild import Builder, simple_image
 from tiffio.header import pack_header, parse_header
 from tiffio.layout import get_layout
-
-from ..tiffbuild import Builder, simple_image
 
 ORDERS = [("<", False), (">", False), ("<", True), (">", True)]
 

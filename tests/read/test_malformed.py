@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import tiffio  # noqa: E402
 from fuzz.harness import exercise  # noqa: E402
-from tests.timebound import cpu_bound  # noqa: E402
+from tests.support.timebound import cpu_bound  # noqa: E402
 
 MALFORMED = ROOT / "fixtures" / "malformed"
 

@@ -9,8 +9,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..conftest import CORPUS, FIXTURES
+from tests.support.paths import CORPUS, FIXTURES
 
 tifffile = pytest.importorskip("tifffile")
 

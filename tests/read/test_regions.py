@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tiffio
-
-from ..conftest import FIXTURES, run_in_threads
+from tests.support.paths import FIXTURES
+from tests.support.threads import run_in_threads
 
 tifffile = pytest.importorskip("tifffile")
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)

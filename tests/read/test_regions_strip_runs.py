@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.tiffbuild import Builder
+from tests.support.tiffbuild import Builder
 
 tifffile = pytest.importorskip("tifffile")
 

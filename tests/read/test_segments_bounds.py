@@ -16,7 +16,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.tiffbuild import Builder
+from tests.support.tiffbuild import Builder
 from tiffio.grid import SegmentGrid
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

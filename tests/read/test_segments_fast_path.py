@@ -9,8 +9,8 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..conftest import FIXTURES, run_in_threads
+from tests.support.paths import FIXTURES
+from tests.support.threads import run_in_threads
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -35,7 +35,7 @@ def test_fast_path_equals_general_path_and_tifffile(row):
             assert numpy.array_equal(fast, general)
             data = ifd.read_segment_bytes(i)
             # tifffile cannot decode RGB JPEG in separate planes (libtiff agrees with tiffio there:
-            # tests/crossval/test_fixtures.py); for those the general path is the reference
+            # tests/read/test_segments_fixtures.py); for those the general path is the reference
             if data and not (ifd.is_separate and ifd.photometric == 2):
                 ref = page.decode(data, i, jpegtables=page.jpegtables)[0]
                 assert numpy.array_equal(fast.reshape(-1), ref.reshape(-1)[: fast.size])
@@ -63,7 +63,7 @@ def test_fast_path_falls_back_on_a_broken_tile(tmp_path):
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 @pytest.mark.parametrize("dtype", ["u1", "i2", "f4", "u8"])
 def test_uncompressed_fast_path_equals_general_path(tmp_path, byteorder, dtype):
-    from ..tiffbuild import simple_image
+    from tests.support.tiffbuild import simple_image
     data = (numpy.random.default_rng(0).random((70, 90, 3)) * 100).astype(dtype)
     path = tmp_path / "a.tif"
     path.write_bytes(simple_image(data, byteorder=byteorder, tile=(32, 32)))

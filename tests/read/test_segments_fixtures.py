@@ -14,8 +14,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from ..conftest import FIXTURES
+from tests.support.paths import FIXTURES
 
 tifffile = pytest.importorskip("tifffile")
 imagecodecs = pytest.importorskip("imagecodecs")

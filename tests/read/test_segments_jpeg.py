@@ -13,11 +13,10 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.paths import CORPUS, FIXTURES
+from tests.support.timebound import cpu_bound
 from tiffio.codecs import JPEG_COMPRESSIONS
 from tiffio.jpeg import parse_header
-
-from ..conftest import CORPUS, FIXTURES
-from ..timebound import cpu_bound
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -112,7 +111,7 @@ def _rgb_tiff_without_colour_markers(path) -> numpy.ndarray:
     """An RGB JPEG TIFF (one 64 x 64 tile) whose stream has no APP14 and the component IDs 1, 2, 3,
     as Aperio SVS tiles have: decoders that read only the stream assume YCbCr. Returns the tile
     as stored (RGB)."""
-    from tests.tiffbuild import Builder
+    from tests.support.tiffbuild import Builder
 
     tile = numpy.ascontiguousarray(picture()[:TILE, :TILE])
     stream = bytearray(imagecodecs.jpeg8_encode(tile, level=95, colorspace="RGB", outcolorspace="RGB"))
@@ -137,7 +136,7 @@ def test_rgb_stream_without_markers_keeps_its_colours(tmp_path):
     """The reader decodes an RGB-photometric stream without JFIF as RGB (as tifffile does). The
     command line's former .jpg only spliced the tables in, so libjpeg and Pillow took the stream
     for YCbCr and converted it: other colours than read_segment. The Adobe marker now says RGB."""
-    from tests.cli.helpers import run
+    from tests.support.cli_run import run
 
     path = tmp_path / "svs_like.tif"
     stored = _rgb_tiff_without_colour_markers(path)
@@ -178,7 +177,7 @@ def test_errors_name_the_segment(tmp_path):
     with tiffio.open(FIXTURES / "libtiff" / "zip_rgb_separate_tiles.tif") as tif:
         with pytest.raises(tiffio.TiffValueError, match=r"IFD 0 .*segment 3 is ADOBE_DEFLATE \(8\), not JPEG"):
             tif.ifds[0].read_segment_jpeg(3)
-    from tests.tiffbuild import Builder
+    from tests.support.tiffbuild import Builder
 
     stream = bytes(imagecodecs.jpeg8_encode(numpy.full((64, 64), 9, numpy.uint8), level=90))
     b = Builder("<")
@@ -252,7 +251,7 @@ def test_every_jpeg_segment_of_fixtures_and_corpus():
 def test_old_style_jpeg_without_tables_is_refused_clearly(tmp_path):
     """Old-style JPEG strips holding only entropy-coded data and no tables the reader can map:
     the same UnsupportedFeatureError as read_segment, naming the segment."""
-    from tests.tiffbuild import Builder
+    from tests.support.tiffbuild import Builder
 
     b = Builder("<")
     offset = b.blob(b"\x12\x34" * 16)

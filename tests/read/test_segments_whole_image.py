@@ -9,9 +9,8 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.tiffbuild import simple_image
 from tiffio.regions import IFDRegions
-
-from ..tiffbuild import simple_image
 
 tifffile = pytest.importorskip("tifffile")
 

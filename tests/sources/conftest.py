@@ -6,7 +6,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.rangeserver import RangeServer
+from tests.support.rangeserver import RangeServer
 from tiffio.sources.http import close_idle_connections
 from tiffio.sources.remote import clear_metadata_cache
 

@@ -10,8 +10,8 @@ import numpy
 import pytest
 
 import tiffio
-from tests.rangeserver import RangeServer
-from tests.tiffbuild import simple_image
+from tests.support.rangeserver import RangeServer
+from tests.support.tiffbuild import simple_image
 from tiffio.sources import RemoteSource, open_url
 from tiffio.sources.http import HTTPFetcher, _content_range, _retry_after
 
@@ -297,7 +297,7 @@ def test_https(tmp_path, writer_tif):
 
 
 def test_range_server_helper_answers_suffix_and_multipart_ranges(server):
-    """The test server itself (tests/rangeserver.py): single, suffix, multipart, 416."""
+    """The test server itself (tests/support/rangeserver.py): single, suffix, multipart, 416."""
     import http.client
     server.put("x.bin", bytes(range(100)))
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)

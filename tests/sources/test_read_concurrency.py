@@ -126,7 +126,7 @@ def test_descriptor_stays_open_until_the_last_read_using_it_ends(tmp_path):
 def test_many_threads_share_one_file_and_close_releases_it(tmp_path):
     """One TiffFile read by 16 threads at once gives every thread the right tiles; after the
     last read, close() leaves no descriptor behind."""
-    from tests.conftest import run_in_threads
+    from tests.support.threads import run_in_threads
     path = tmp_path / "a.tif"
     image = numpy.random.default_rng(4).integers(0, 255, (512, 512), numpy.uint8)
     with tiffio.TiffWriter(path) as w:

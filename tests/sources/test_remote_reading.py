@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.tiffbuild import Builder, simple_image
+from tests.support.tiffbuild import Builder, simple_image
 
 
 def _needed(local_ifd, indices) -> int:

@@ -1,6 +1,6 @@
 """Remote reads get exactly the bytes they asked for, and credentials never leave their origin.
 
-Real servers on 127.0.0.1 (tests/rangeserver.py), lying on purpose: a gzip-encoded 206, a
+Real servers on 127.0.0.1 (tests/support/rangeserver.py), lying on purpose: a gzip-encoded 206, a
 shifted Content-Range, a Content-Length that disagrees, a longer body, an HTML page, a new
 version of the object. Redirects between two servers on different ports (another origin), to
 ``localhost`` (another host name) and from https to http; the assertions are on what each
@@ -22,8 +22,8 @@ import numpy
 import pytest
 
 import tiffio
-from tests.rangeserver import RangeServer
-from tests.tiffbuild import Builder
+from tests.support.rangeserver import RangeServer
+from tests.support.tiffbuild import Builder
 from tiffio.sources import RemoteSource
 from tiffio.sources.http import HTTPFetcher, close_idle_connections
 from tiffio.sources.remote import clear_metadata_cache

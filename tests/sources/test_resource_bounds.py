@@ -35,8 +35,8 @@ import numpy
 import pytest
 
 import tiffio
-from tests.rangeserver import RangeServer
-from tests.tiffbuild import Builder
+from tests.support.rangeserver import RangeServer
+from tests.support.tiffbuild import Builder
 
 REPO = Path(__file__).resolve().parents[2]
 MALFORMED = REPO / "fixtures" / "malformed"
@@ -199,7 +199,7 @@ def test_iter_regions_makes_windows_lazily():
         import resource, tracemalloc, warnings
         resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
         import tiffio
-        from tests.tiffbuild import Builder
+        from tests.support.tiffbuild import Builder
         b = Builder()
         side, tile = 1 << 31, 1 << 26
         data = b.build(b.ifd([(256, 4, side), (257, 4, side), (258, 3, 8), (259, 3, 1), (262, 3, 1),

@@ -1,4 +1,4 @@
-"""Shared helpers of the trust tests: fingerprints of files and folders, the foreign files every repair
+"""Shared helpers of the file-safety and writer-concurrency tests: fingerprints of files and folders, the foreign files every repair
 entry point must leave alone, small working files written by tiffio."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy
 
 import tiffio
-from tests.conftest import FIXTURES
+from tests.support.paths import FIXTURES
 
 TILE = 16
 

@@ -91,7 +91,7 @@ if __name__ == "__main__" and sys.argv[1] == "append":  # ... append PATH W N DE
     append_tiles(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), (192, 160), float(sys.argv[5]),
                  stall_after=int(sys.argv[6]) if len(sys.argv) > 6 else None)
     print("done", flush=True)
-elif __name__ == "__main__":  # python -m tests.unit.scale_workers PLAN_REPR PATH WORKER DELAY EVERY [STALL_AFTER]
+elif __name__ == "__main__":  # python -m tests.support.scale_workers PLAN_REPR PATH WORKER DELAY EVERY [STALL_AFTER]
     import ast
     args = ast.literal_eval(sys.argv[1])
     plan = tiffio.Plan.create(args["shape"], "uint8", workers=args["workers"], levels=args.get("levels", 1),

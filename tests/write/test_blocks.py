@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.array_workers import TILE, pixels, produce_block
+from tests.support.array_workers import TILE, pixels, produce_block
 from tiffio.writer.blocks import BlockEncoder, check_block
 
 

@@ -13,10 +13,9 @@ import pytest
 import tifffile
 
 import tiffio
+from tests.support.cog_helpers import gdal_validate
 from tiffio.cogcheck import check_cog
 from tiffio.writer.relayout import relayout
-
-from .cog_helpers import gdal_validate
 
 rasterio = pytest.importorskip("rasterio")
 

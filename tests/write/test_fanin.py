@@ -16,8 +16,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from .scale_workers import TILE, pixels, produce_tile, produce_tile_slow
+from tests.support.scale_workers import TILE, pixels, produce_tile, produce_tile_slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (160, 224)
@@ -101,7 +100,7 @@ import sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 import tiffio
-from tests.unit.scale_workers import TILE, produce_tile
+from tests.support.scale_workers import TILE, produce_tile
 path, shape = sys.argv[1], (160, 224)
 with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
     w = tiffio.TiffWriter(path, mode="resume" if "resume" in sys.argv else "w", missing="sparse", checkpoint_every=4, checkpoint_seconds=None, fsync=False)

@@ -23,13 +23,21 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.cli.helpers import ENV, run
-from tests.conftest import FIXTURES, REPO
-from tests.crossval.writer_helpers import FullDisk
+from tests.support.cli_run import ENV, run
+from tests.support.fingerprints import (
+    FOREIGN,
+    TILE,
+    complete_tiffio_file,
+    fingerprint,
+    folder_listing,
+    make_foreign,
+    pixels,
+    write_tiles,
+)
+from tests.support.paths import FIXTURES, REPO
+from tests.support.writer_helpers import FullDisk
 
-from .helpers import FOREIGN, TILE, complete_tiffio_file, fingerprint, folder_listing, make_foreign, pixels, write_tiles
-
-GOLDEN = REPO / "tests" / "unit" / "golden"
+GOLDEN = REPO / "tests" / "write" / "golden"
 
 
 def _plan() -> tiffio.Plan:

@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.array_workers import log9
+from tests.support.array_workers import log9
 
 ndimage = pytest.importorskip("scipy.ndimage")
 

@@ -18,9 +18,8 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.scale_workers import TILE, level_arrays, tile_of, write_shard
 from tiffio.cogcheck import check_cog
-
-from .scale_workers import TILE, level_arrays, tile_of, write_shard
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +176,7 @@ def test_torn_shard_is_recovered_first(tmp_path):
 
 def _spawn_worker(plan_args, path, worker, delay, every, *stall_after):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "tests.unit.scale_workers", repr(plan_args), path, str(worker),
+    return subprocess.Popen([sys.executable, "-m", "tests.support.scale_workers", repr(plan_args), path, str(worker),
                              str(delay), str(every), *map(str, stall_after)], cwd=ROOT, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 

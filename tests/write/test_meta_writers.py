@@ -18,11 +18,10 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.paths import REPO
 from tiffio.metadata import GeoTiff
 from tiffio.writer.imagej import ImageJWriter, write_imagej, write_imagej_plane
 from tiffio.writer.ome import write_ome
-
-from ..conftest import REPO
 
 tifffile = pytest.importorskip("tifffile")
 RNG = numpy.random.default_rng(150)

@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.crossval.writer_helpers import crash_writer
+from tests.support.writer_helpers import crash_writer
 from tiffio.writer import LEADER
 from tiffio.writer.checkpoint import PROGRESS_STEP
 

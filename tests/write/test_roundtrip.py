@@ -1,4 +1,4 @@
-"""Hypothesis roundtrip matrix of the writer (DESIGN.md, tests/roundtrip).
+"""Hypothesis roundtrip matrix of the writer (DESIGN.md).
 
 dtype x lossless compression (none, lzw, deflate, zstd, packbits, lzma) x predictor (1; 2 for
 integers, 3 for floats, with LZW, Deflate, ZSTD, LZMA) x planar configuration (contig / separate)

@@ -17,10 +17,9 @@ import numpy
 import pytest
 
 import tiffio
+from tests.support.scale_workers import TILE, append_tiles, pixels, tile_of
 from tiffio.writer.records import LEADER, MAGIC_TILE, crc32
 from tiffio.writer.shared import filesystem_type, require_local_filesystem
-
-from .scale_workers import TILE, append_tiles, pixels, tile_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (192, 160)   # 6 x 5 tiles of 32
@@ -73,7 +72,7 @@ def test_three_processes_append_one_file(tmp_path):
     path = str(tmp_path / "shared.tif")
     sw = _coordinator(path)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.unit.scale_workers", "append", path, str(w), "3", "0.005"],
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.support.scale_workers", "append", path, str(w), "3", "0.005"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for w in range(3)]
     checkpoints = 0
     deadline = time.monotonic() + 300  # a hang detector only
@@ -173,7 +172,7 @@ def test_kill9_producer_and_coordinator_then_resume(tmp_path):
         # producer 0 (killed) stalls after stall_after tiles; producer 1 finishes
         for w, delay, extra in ((0, "0.02", [str(stall_after)]), (1, "0.02", [])):
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.unit.scale_workers", "append", path, str(w), "2", delay, *extra],
+                [sys.executable, "-m", "tests.support.scale_workers", "append", path, str(w), "2", delay, *extra],
                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
             watchdogs.append(threading.Timer(120, procs[-1].kill))
             watchdogs[-1].start()

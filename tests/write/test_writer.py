@@ -17,7 +17,7 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.crossval.writer_helpers import FullDisk
+from tests.support.writer_helpers import FullDisk
 from tiffio.encoding import split_jpeg_tables
 
 GOLDEN = Path(__file__).parent / "golden"

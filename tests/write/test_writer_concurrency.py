@@ -19,9 +19,8 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.cli.helpers import ENV, run
-
-from .helpers import TILE, fingerprint, folder_listing, pixels
+from tests.support.cli_run import ENV, run
+from tests.support.fingerprints import TILE, fingerprint, folder_listing, pixels
 
 SHAPE = (64, 48)
 

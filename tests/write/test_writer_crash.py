@@ -24,8 +24,7 @@ import pytest
 import tifffile
 
 import tiffio
-
-from .writer_helpers import FullDisk
+from tests.support.writer_helpers import FullDisk
 
 SHAPE = (150, 170, 3)
 TILE = (32, 32)

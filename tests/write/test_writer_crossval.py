@@ -10,8 +10,7 @@ import pytest
 import tifffile
 
 import tiffio
-
-from .writer_helpers import (
+from tests.support.writer_helpers import (
     HAVE_TIFFTOOLS,
     gdal_as_tifffile,
     make_image,

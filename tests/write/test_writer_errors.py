@@ -10,10 +10,9 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.cli.helpers import run
-from tests.conftest import FIXTURES
-
-from .helpers import TILE, folder_listing, pixels, write_tiles
+from tests.support.cli_run import run
+from tests.support.fingerprints import TILE, folder_listing, pixels, write_tiles
+from tests.support.paths import FIXTURES
 
 NAN, INF = float("nan"), float("inf")
 

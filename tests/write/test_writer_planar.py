@@ -7,8 +7,7 @@ import numpy
 import pytest
 
 import tiffio
-
-from .writer_helpers import make_image, read_libtiff, read_tifffile, read_tiffio
+from tests.support.writer_helpers import make_image, read_libtiff, read_tifffile, read_tiffio
 
 
 @pytest.mark.parametrize("compression", [None, "deflate"])

@@ -24,9 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tiffio
+from tests.support.writer_helpers import make_image, read_gdal, read_libtiff
 from tiffio.writer.pyramid import level_shapes, reduce2
-
-from .writer_helpers import make_image, read_gdal, read_libtiff
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -390,7 +389,7 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, seed, kill_after):
     shape = (150, 170, 3)
     data = make_image(shape, "uint8", seed=4)
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(repo=REPO, tests=os.path.join(REPO, "tests", "crossval"), shape=shape,
+    script.write_text(CHILD.format(repo=REPO, tests=os.path.join(REPO, "tests", "support"), shape=shape,
                                    stall=kill_after))
     path = tmp_path / "crash.tif"
     proc = subprocess.Popen([sys.executable, str(script), str(path), str(seed)], stdin=subprocess.PIPE,
@@ -464,7 +463,7 @@ def test_raw_jpeg_tiles_are_decoded_like_the_reader(tmp_path, photometric):
 def test_single_pass_pyramid_to_cog(tmp_path):
     """Tiles in any order -> pyramid in one pass -> tiffio.relayout to GDAL's COG layout: accepted by
     the built-in check and GDAL's validator, every level read by GDAL (overviews) and tifffile."""
-    from .cog_helpers import gdal_validate
+    from tests.support.cog_helpers import gdal_validate
     data = make_image((700, 600, 3), "uint8")
     work, cog = tmp_path / "work.tif", tmp_path / "cog.tif"
     write_pyramid(work, data, (128, 128), orders(6, 5)["random"], compression="deflate")
