@@ -12,6 +12,8 @@ import pytest
 import tiffio
 from tiffio.codecs import BYTE_DECODERS, IMAGE_DECODERS, JPEG_COMPRESSIONS
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

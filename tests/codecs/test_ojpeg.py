@@ -13,6 +13,8 @@ import pytest
 import tiffio
 from tests.support.paths import CORPUS
 
+pytestmark = pytest.mark.crossval
+
 imagecodecs = pytest.importorskip("imagecodecs")
 
 

@@ -20,6 +20,8 @@ import tiffio.dask as tdask  # noqa: E402
 from tests.support.paths import FIXTURES  # noqa: E402
 from tiffio.zarr import FileSequenceStore, TiffStore  # noqa: E402
 
+pytestmark = pytest.mark.crossval
+
 PYRAMID = FIXTURES / "libvips" / "pyramid_jpeg_subifds.tif"
 SPARSE = FIXTURES / "gdal" / "sparse_tiled_u8.tif"
 STRIPS = FIXTURES / "gdal" / "gray_jpeg_strips.tif"

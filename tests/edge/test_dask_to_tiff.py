@@ -21,6 +21,8 @@ import tiffio  # noqa: E402
 import tiffio.dask as tdask  # noqa: E402
 from tests.support.array_workers import synthetic, synthetic_reference  # noqa: E402
 
+pytestmark = pytest.mark.crossval
+
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (700, 900)
 

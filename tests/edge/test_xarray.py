@@ -25,6 +25,8 @@ import tiffio  # noqa: E402
 from tests.support.paths import CORPUS  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
 
+pytestmark = pytest.mark.crossval
+
 RNG = numpy.random.default_rng(24)
 
 
@@ -108,6 +110,7 @@ def _corpus_geotiffs() -> list:
             and int(r["size"]) < 4 << 20]
 
 
+@pytest.mark.corpus
 @pytest.mark.skipif(not _corpus_geotiffs(), reason="no corpus")
 def test_corpus_geotiffs_equal_rioxarray():
     """Every GDAL-autotest GeoTIFF of the corpus with an EPSG-coded CRS that GDAL reads: dims,

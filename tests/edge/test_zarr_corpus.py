@@ -45,6 +45,8 @@ import tiffio.dask as tdask  # noqa: E402
 from tests.support.paths import CORPUS, FIXTURES  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
 
+pytestmark = [pytest.mark.crossval, pytest.mark.corpus]
+
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 MAX_BYTES = 32 << 20
 HERE = Path(__file__).resolve().parent

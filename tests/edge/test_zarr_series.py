@@ -21,6 +21,8 @@ from tests.support.paths import FIXTURES  # noqa: E402
 from tests.support.tiffbuild import Builder  # noqa: E402
 from tiffio.zarr import FileSequenceStore, TiffStore  # noqa: E402
 
+pytestmark = pytest.mark.crossval
+
 RNG = numpy.random.default_rng(23)
 
 

@@ -23,6 +23,8 @@ import tiffio  # noqa: E402
 from tests.support.paths import FIXTURES  # noqa: E402
 from tiffio.zarr import TiffStore  # noqa: E402
 
+pytestmark = pytest.mark.crossval
+
 PYRAMID = FIXTURES / "libvips" / "pyramid_jpeg_subifds.tif"
 SPARSE = FIXTURES / "gdal" / "sparse_tiled_u8.tif"
 SPARSE_NODATA = FIXTURES / "gdal" / "sparse_tiled_f32_nodata.tif"

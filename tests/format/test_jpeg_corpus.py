@@ -24,6 +24,8 @@ from tiffio.codecs import JPEG_COMPRESSIONS
 from tiffio.enums import Compression
 from tiffio.jpeg import frame_fields, parse_header
 
+pytestmark = [pytest.mark.crossval, pytest.mark.corpus]
+
 
 def _ifds(tif: tiffio.TiffFile) -> list[tiffio.IFD]:
     found = []

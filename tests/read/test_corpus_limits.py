@@ -34,8 +34,9 @@ RSS_BOUND = 2 << 30
 TIFF_ERRORS = {name for name in dir(tiffio) if isinstance(getattr(tiffio, name), type)
                and issubclass(getattr(tiffio, name), tiffio.TiffError)}
 
-pytestmark = pytest.mark.skipif(not (CORPUS / "manifest.tsv").exists(),
-                                reason=f"the shared corpus is not at {CORPUS} (../shared/corpus)")
+pytestmark = [pytest.mark.corpus,
+              pytest.mark.skipif(not (CORPUS / "manifest.tsv").exists(),
+                                 reason=f"the shared corpus is not at {CORPUS} (../shared/corpus)")]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ import tiffio
 from tests.support.paths import CORPUS, FIXTURES
 from tests.support.timebound import BoundExceeded, cpu_bound
 
+pytestmark = [pytest.mark.crossval, pytest.mark.corpus]
+
 tifffile = pytest.importorskip("tifffile")
 
 MANIFEST = CORPUS / "manifest.tsv"

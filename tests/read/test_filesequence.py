@@ -11,6 +11,8 @@ import tifffile
 import tiffio
 from tiffio.filesequence import FileSequence, axis_code, natural_sorted, parse_filenames
 
+pytestmark = pytest.mark.crossval
+
 CASES = [
     # (names, pattern, kwargs)
     (["c1001.ext", "c2002.ext"], r"([^\d])(\d)(?P<t>\d+)\.ext", {}),

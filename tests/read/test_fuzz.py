@@ -40,6 +40,8 @@ from fuzz.harness import (  # noqa: E402
 )
 from tests.support.timebound import BoundExceeded, cpu_bound  # noqa: E402
 
+pytestmark = pytest.mark.fuzz
+
 SEEDS = load_seeds(max_size=8192)
 TIME_BOUND = 5  # CPU seconds per example (both modes); a typical example takes milliseconds
 #: bytes a decode may allocate: the fuzz limits bound one output and one segment

@@ -15,6 +15,8 @@ import pytest
 import tiffio
 from tests.support.tiffbuild import Builder
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 imagecodecs = pytest.importorskip("imagecodecs")
 

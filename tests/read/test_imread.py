@@ -13,6 +13,8 @@ import pytest
 import tiffio
 from tiffio import imread
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

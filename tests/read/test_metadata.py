@@ -29,6 +29,8 @@ from tiffio.metadata import (
 )
 from tiffio.metadata.geotiff import parse_gdal_metadata, parse_geokeys
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

@@ -11,6 +11,8 @@ import pytest
 import tiffio
 from tests.support.paths import CORPUS, FIXTURES
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

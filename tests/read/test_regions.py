@@ -16,6 +16,8 @@ import tiffio
 from tests.support.paths import FIXTURES
 from tests.support.threads import run_in_threads
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 

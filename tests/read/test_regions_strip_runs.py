@@ -12,6 +12,8 @@ import pytest
 import tiffio
 from tests.support.tiffbuild import Builder
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 RNG = numpy.random.default_rng(4)

@@ -12,6 +12,8 @@ import pytest
 import tiffio
 from tiffio.regions import IFDRegions, _parallel, default_workers
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

@@ -12,6 +12,8 @@ import tiffio
 from tests.support.paths import FIXTURES
 from tests.support.threads import run_in_threads
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 ROWS = [r for r in csv.DictReader((FIXTURES / "MANIFEST.tsv").open(), delimiter="\t")

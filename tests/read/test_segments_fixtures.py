@@ -16,6 +16,8 @@ import pytest
 import tiffio
 from tests.support.paths import FIXTURES
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 imagecodecs = pytest.importorskip("imagecodecs")
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)

@@ -18,6 +18,8 @@ from tests.support.timebound import cpu_bound
 from tiffio.codecs import JPEG_COMPRESSIONS
 from tiffio.jpeg import parse_header
 
+pytestmark = pytest.mark.crossval
+
 PIL = pytest.importorskip("PIL.Image")
 
 SHAPE = (150, 200, 3)  # 3 x 4 tiles of 64 x 64, edge tiles partly outside the image
@@ -201,6 +203,7 @@ def test_errors_name_the_segment(tmp_path):
             tif.ifds[0].read_segment_jpeg(1)
 
 
+@pytest.mark.corpus
 def test_every_jpeg_segment_of_fixtures_and_corpus():
     """libjpeg decodes every standalone file to read_segment's pixels; Pillow too, except where it
     cannot: 12-bit and lossless streams (Pillow decodes 8-bit only) and four-component streams

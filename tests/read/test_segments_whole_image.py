@@ -12,6 +12,8 @@ import tiffio
 from tests.support.tiffbuild import simple_image
 from tiffio.regions import IFDRegions
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 

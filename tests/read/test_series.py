@@ -23,6 +23,8 @@ import pytest
 import tiffio
 from tests.support.paths import CORPUS, FIXTURES
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 
 RNG = numpy.random.default_rng(15)
@@ -246,6 +248,7 @@ KNOWN_DIFFERENCES = {
 }
 
 
+@pytest.mark.corpus
 def test_series_equal_tifffile_on_fixtures_and_corpus():
     checked = 0
     differs = []

@@ -12,6 +12,8 @@ import pytest
 
 import tiffio
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 imagecodecs = pytest.importorskip("imagecodecs")
 rasterio = pytest.importorskip("rasterio")

@@ -17,6 +17,8 @@ from tests.support.cog_helpers import gdal_validate
 from tiffio.cogcheck import check_cog
 from tiffio.writer.relayout import relayout
 
+pytestmark = pytest.mark.crossval
+
 rasterio = pytest.importorskip("rasterio")
 
 try:

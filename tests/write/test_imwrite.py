@@ -18,6 +18,8 @@ import tifffile
 import tiffio
 from tiffio.writer.pyramid import reduce2
 
+pytestmark = pytest.mark.crossval
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,6 +11,8 @@ import pytest
 import tiffio
 from tests.support.array_workers import log9
 
+pytestmark = pytest.mark.crossval
+
 ndimage = pytest.importorskip("scipy.ndimage")
 
 GEO = tiffio.GeoTiff(epsg=32633, transform=(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0), nodata=0.0)

@@ -23,6 +23,8 @@ from tiffio.metadata import GeoTiff
 from tiffio.writer.imagej import ImageJWriter, write_imagej, write_imagej_plane
 from tiffio.writer.ome import write_ome
 
+pytestmark = pytest.mark.crossval
+
 tifffile = pytest.importorskip("tifffile")
 RNG = numpy.random.default_rng(150)
 

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 
 import tiffio
 
+pytestmark = pytest.mark.crossval
+
 INTS = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"]
 FLOATS = ["float16", "float32", "float64"]
 COMPLEX = ["complex64", "complex128"]

@@ -26,6 +26,8 @@ import tifffile
 import tiffio
 from tests.support.writer_helpers import FullDisk
 
+pytestmark = pytest.mark.crossval
+
 SHAPE = (150, 170, 3)
 TILE = (32, 32)
 

@@ -22,6 +22,8 @@ from tests.support.writer_helpers import (
     write_tiles,
 )
 
+pytestmark = pytest.mark.crossval
+
 # (dtype, shape, compression, options); libtiff/GDAL readability per codec
 LIBTIFF_CODECS = {None, "lzw", "deflate", "zstd", "packbits", "lzma", "webp", "jpeg", "lerc"}
 

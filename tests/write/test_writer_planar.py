@@ -9,6 +9,8 @@ import pytest
 import tiffio
 from tests.support.writer_helpers import make_image, read_libtiff, read_tifffile, read_tiffio
 
+pytestmark = pytest.mark.crossval
+
 
 @pytest.mark.parametrize("compression", [None, "deflate"])
 def test_whole_pixel_tiles_store_every_plane(tmp_path, compression):

@@ -27,6 +27,8 @@ import tiffio
 from tests.support.writer_helpers import make_image, read_gdal, read_libtiff
 from tiffio.writer.pyramid import level_shapes, reduce2
 
+pytestmark = pytest.mark.crossval
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
