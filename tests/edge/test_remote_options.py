@@ -16,7 +16,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.rangeserver import RangeServer
+from tests.support.rangeserver import RangeServer
 from tiffio.filecache import clear_cache, open_cached
 from tiffio.sources import Timeout
 
