@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import record  # noqa: E402
 
-from tests.tiffbuild import Builder  # noqa: E402
+from tests.support.tiffbuild import Builder  # noqa: E402
 
 
 def million_tile_file(path: Path) -> None:

@@ -1,5 +1,5 @@
 """Remote reading, side by side in one run: tiffio, GDAL /vsicurl/ (rasterio) and
-tifffile + fsspec over HTTP, against tests/rangeserver.py on 127.0.0.1 adding ``--rtt`` ms to
+tifffile + fsspec over HTTP, against tests/support/rangeserver.py on 127.0.0.1 adding ``--rtt`` ms to
 every request and to every new connection.
 
     python benchmarks/remote/make_files.py     # once
@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import record  # noqa: E402
 
-from tests.rangeserver import RangeServer  # noqa: E402
+from tests.support.rangeserver import RangeServer  # noqa: E402
 
 DATA = os.path.join(REPO, "benchmarks", "data")
 FILES = {"cog": "remote_cog.tif", "tiffio": "remote_tiffio.tif", "tifffile": "remote_tifffile.tif"}
