@@ -30,6 +30,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
+sys.path.insert(0, HERE)
+
+import record  # noqa: E402
 
 CASES: dict[str, tuple[str, int, int, Callable[[Any, int], Any]]] = {
     "tiles16": ("tiles16_16384_u8.tif", 4000, 9, lambda ifd, i: ifd.read_segment(i % 8192)),
@@ -39,6 +42,9 @@ CASES: dict[str, tuple[str, int, int, Callable[[Any, int], Any]]] = {
                lambda ifd, i: ifd.read_region((i % 70) * 512 + 100, (i // 70 % 70) * 512 + 100, 2048, 2048,
                                               workers=1)),
 }
+
+CASE_TEXT = {"tiles16": "read_segment of 16² uncompressed tiles", "bytes": "read_segment_bytes of 16² tiles",
+             "wsi": "read_segment of 512² JPEG tiles", "region": "read_region 2048² of the JPEG WSI, workers=1"}
 
 
 def run(name: str, modules: dict[str, Any]) -> str:
@@ -66,6 +72,10 @@ def run(name: str, modules: dict[str, Any]) -> str:
             per_call[k].append(ns / n / 1e3)
     for tif in tifs.values():
         tif.close()
+    record.add(f"bench_ab {name}: {CASE_TEXT[name]}, CPU per call, new vs base", area="ab",
+               tiffio=statistics.median(per_call["new"]) / 1e6, peer="base checkout",
+               peer_time=statistics.median(per_call["base"]) / 1e6, ratio=statistics.median(ratios),
+               spread=(min(ratios), max(ratios)), runs=rounds)
     return (f"{name}: base {statistics.median(per_call['base']):.2f} us, new {statistics.median(per_call['new']):.2f} "
             f"us per call; new/base {statistics.median(ratios):.3f} [{min(ratios):.3f}..{max(ratios):.3f}] over "
             f"{rounds} rounds")
@@ -76,7 +86,9 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="a tiffio checkout (the folder holding tiffio/)")
     parser.add_argument("--new", default=os.path.dirname(HERE), help="the checkout to compare (default: this one)")
     parser.add_argument("--cases", default="tiles16,wsi,region", help=f"comma-separated, of {', '.join(CASES)}")
+    record.add_json_arg(parser, "bench_ab")
     args = parser.parse_args()
+    record.start("bench_ab", args.record_json)
     with tempfile.TemporaryDirectory(prefix="tiffio-ab-") as folder:
         for name, checkout in (("tiffio_base", args.base), ("tiffio_new", args.new)):
             shutil.copytree(os.path.join(checkout, "tiffio"), os.path.join(folder, name))
@@ -86,6 +98,7 @@ def main() -> None:
         modules = {"base": tiffio_base, "new": tiffio_new}
         for case in args.cases.split(","):
             print(run(case.strip(), modules), flush=True)
+    record.save()
 
 
 if __name__ == "__main__":

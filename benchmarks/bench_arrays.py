@@ -234,6 +234,7 @@ def bench_imwrite(args):
     ratios = [b / a for a, b in zip(times["tiffio"], times["tifffile"])]
     print(f"  speed tiffio / tifffile: {statistics.median(ratios):.2f} x [{min(ratios):.2f}..{max(ratios):.2f}]; "
           f"both files read back equal to the array: {same}")
+    return times
 
 
 def main():
@@ -245,6 +246,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", default="/tmp")
     parser.add_argument("--contenders", default=None, help="comma-separated subset")
+    parser.add_argument("--json", dest="record_json", metavar="PATH", default=None,
+                        help="JSON records (default benchmarks/results/bench_arrays.json, '' for none)")
     args = parser.parse_args()
     if args.case == "_one":
         run_one(args.rest[0], args.rest[1], args)
@@ -252,7 +255,7 @@ def main():
     if args.case == "imwrite":
         args.size = args.size or 20000
         args.rounds = args.rounds or 3
-        bench_imwrite(args)
+        record_json(args, bench_imwrite(args))
     elif args.case == "to_tiff":
         args.size = args.size or 40960
         args.rounds = args.rounds or 1
@@ -268,12 +271,40 @@ def main():
                     print(f"  to_tiff speed vs {c}: {med[c] / med['to_tiff']:.2f} x")
             if "to_tiff_pyramid" in med:
                 print(f"  pyramid / level 0 alone: {med['to_tiff_pyramid'] / med['to_tiff']:.2f} x")
+        record_json(args, {c: [t] for c, t in med.items()})
     else:
         args.size = args.size or 20000
         args.rounds = args.rounds or 1
         med = subprocess_case("map_tiles", (args.contenders or "map_tiles,pyvips").split(","), args)
         if len(med) == 2:
             print(f"  map_tiles time / pyvips time: {med['map_tiles'] / med['pyvips']:.2f} x")
+        record_json(args, {c: [t] for c, t in med.items()})
+
+
+# -- JSON records (benchmarks/record.py) ---------------------------------------------------------
+
+
+def record_json(args, times):
+    """The JSON records of one case from its per-round times {contender: [seconds]} (to_tiff and
+    map_tiles: the medians, one value per contender)."""
+    import record
+
+    record.start("bench_arrays", args.record_json)
+    note = f"median of {args.rounds} round(s)" if args.case != "imwrite" else None
+    if args.case == "imwrite":
+        record.pair(f"imwrite {args.size}² uint16, 256² Deflate + predictor, {args.workers} threads", times, "tiffio",
+                    {"tifffile.imwrite": "tifffile"}, area="arrays")
+    elif args.case == "to_tiff":
+        peers = {"tifffile.imwrite of x.compute()": "tifffile", "rioxarray to_raster": "rioxarray"}
+        for name in ("to_tiff", "to_tiff_pyramid"):
+            if name in times:
+                record.pair(f"dask to_tiff {args.size}² RGB JPEG 512², {'pyramid' if 'pyramid' in name else 'level 0'}"
+                            f", LocalCluster 2 processes", times, name, peers, area="arrays", floor="floor",
+                            floor_name="chunks computed + tiles JPEG-encoded, no file", note=note)
+    elif "map_tiles" in times:
+        record.pair(f"map_tiles 9 x 9 LoG over {args.size}² uint8, 2 processes", times, "map_tiles",
+                    {"pyvips conv + tiffsave": "pyvips"}, area="arrays", note=note)
+    record.save()
 
 
 if __name__ == "__main__":

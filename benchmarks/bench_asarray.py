@@ -10,7 +10,7 @@ Files (generated on first run into benchmarks/data/, with tifffile):
   strips_rgb_4096.tif       4096 x 4096 RGB uint8, uncompressed, 16-row strips            48 MiB
   strips_u16_1024.tif       1024 x 1024 uint16, uncompressed, 64-row strips               2 MiB
   tiled_u16_8192.tif        8192 x 8192 uint16, uncompressed, 256 x 256 tiles
-  deflate_u16_8192.tif      8192 x 8192 uint16, Deflate, 256 x 256 tiles
+  deflate_u16_8192_t256.tif 8192 x 8192 uint16, Deflate, 256 x 256 tiles (not bench_deflate's file)
 
 Times interleaved run by run in rotating order; ratio = median of per-run ratios tiffio /
 tifffile. Target for striped uncompressed: <= 1.0 (one read per contiguous run of strips into
@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     fmt_time,
     loadavg,
@@ -69,7 +70,7 @@ FILES = {
                                                                                rowsperstrip=64)),
     "tiled_u16_8192.tif": ("tiled uncompressed", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
                                                                             tile=(256, 256))),
-    "deflate_u16_8192.tif": ("Deflate tiled", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
+    "deflate_u16_8192_t256.tif": ("Deflate tiled", lambda p: tifffile.imwrite(p, _image((8192, 8192), "uint16"),
                                                                          tile=(256, 256), compression="zlib")),
 }
 
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--write-results", action="store_true")
+    record.add_json_arg(parser, "bench_asarray")
     args = parser.parse_args(argv)
+    record.start("bench_asarray", args.record_json)
     os.makedirs(DATA, exist_ok=True)
     info = machine_info()
     load0 = loadavg()
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt_time(med(times['tifffile']))} | {r:.2f} ({ratio_spread(times, 'tiffio', 'tifffile')})"
                     f"{target} |")
         print(rows[-1], flush=True)
+        record.pair(f"asarray {name} ({kind}, {ifd.segment_count} segments)", times, "tiffio",
+                    {"tifffile TiffPage.asarray": "tifffile"}, area="whole")
         tif.close()
     cmd = f"python benchmarks/bench_asarray.py --repeat {args.repeat}"
     text = "\n".join([f"### Whole-image reads, IFD.asarray vs TiffPage.asarray: `{cmd}`", "",
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                       "| file | layout | segments | tiffio | tifffile | ratio |", "|---|---|---:|---:|---:|---|",
                       *rows])
     print(text)
+    record.save()
     if args.write_results:
         update_results("bench_asarray", text)
     return 0

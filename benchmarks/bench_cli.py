@@ -44,8 +44,11 @@ import numpy
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
 
-from tests.tiffbuild import Builder  # noqa: E402
+import record  # noqa: E402
+
+from tests.support.tiffbuild import Builder  # noqa: E402
 
 
 def million_tile_file(path: Path) -> None:
@@ -136,19 +139,25 @@ def bench_tiles(args: argparse.Namespace) -> None:
              (f"`--all` is **{s_wall * n / b_wall:.0f} x** faster in wall time, {s_cpu * n / b_cpu:.0f} x in CPU "
              f"(target >= 20 x). 1-minute load average {load0:.1f} at start, {load1:.1f} at end.")]
     print("\n".join(lines))
+    record.add(f"tiffio tiles --all, {n} JPEG tiles of {args.tile}² as .jpg, wall", area="cli", tiffio=b_wall,
+               peer=f"{n} x tiffio tiles --at (one process per tile)", peer_time=s_wall * n, runs=args.repeat,
+               note=f"CPU {b_cpu:.2f} s vs {s_cpu * n:.1f} s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=None, help="runs per command (default 7; 3 with --tiles)")
-    ap.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md (info only)")
+    ap.add_argument("--write-results", action="store_true", help="update benchmarks/results/details.md (info only)")
     ap.add_argument("--tiles", action="store_true", help="tiles --all against one process per tile")
     ap.add_argument("--single-calls", type=int, default=100, help="--tiles: single-tile calls timed (default 100)")
     ap.add_argument("--tile", type=int, default=256, help="--tiles: tile size (default 256)")
+    record.add_json_arg(ap, "bench_cli")
     args = ap.parse_args()
+    record.start("bench_cli", args.record_json)
     if args.tiles:
         args.repeat = args.repeat or 3
         bench_tiles(args)
+        record.save()
         return
     args.repeat = args.repeat or 7
 
@@ -223,14 +232,20 @@ def main() -> None:
               "program, is the floor no Python tool reaches.")]
     text = "\n".join(lines)
     print(text)
+    for setting in settings:
+        times = {name: cpu[(setting, name)] for name in commands}
+        record.pair(f"tiffio info on 1,048,576 tiles, CPU, {setting}", times, "tiffio info FILE",
+                    {name: name for name in commands if "tifffile" in name or "tiffinfo" in name}, area="cli",
+                    floor="python -c 'import numpy' (floor)", note=f"reads {nbytes:,} bytes in {nrequests} requests")
+    record.save()
     if args.write_results:
         import platform
         head = (f"## Command line (issue 16): `tiffio info` start-up on 1,048,576 tiles\n\n"
                 f"Run: {time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} CPUs; Python "
                 f"{platform.python_version()}.  \nReproduce: `python benchmarks/bench_cli.py --repeat "
                 f"{args.repeat} --write-results`\n\n")
-        results = HERE / "RESULTS.md"
-        old = results.read_text()
+        results = HERE / "results" / "details.md"
+        old = results.read_text() if results.exists() else ""
         begin, end = "<!-- cli-issue16:begin -->", "<!-- cli-issue16:end -->"
         block = f"{begin}\n{head}{text}\n{end}"
         if begin in old:

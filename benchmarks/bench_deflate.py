@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     fmt_time,
     load_baseline,
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", help="another tiffio checkout to time in the same runs")
     parser.add_argument("--write-results", action="store_true")
+    record.add_json_arg(parser, "bench_deflate")
     args = parser.parse_args(argv)
+    record.start("bench_deflate", args.record_json)
     make_data()
     base = load_baseline(args.baseline) if args.baseline else None
     info = machine_info()
@@ -162,8 +165,15 @@ def main(argv: list[str] | None = None) -> int:
             if base is not None:
                 row += f" {paired_ratio(t, 'baseline', 'tifffile'):.2f} ({ratio_spread(t, 'baseline', 'tifffile')}) |"
             lines.append(row)
+            record.pair(f"{label}: {what}", t, "tiffio", {"tifffile": "tifffile"},
+                        area="read" if key == "tiles" else "whole", floor="floor",
+                        floor_name="imagecodecs deflate_decode (+ delta_decode) of bytes in memory")
+            if base is not None:
+                record.pair(f"bench_deflate {label}: {what}", t, "tiffio", {"baseline checkout": "baseline"},
+                            area="ab")
     text = "\n".join(lines)
     print(text)
+    record.save()
     if args.write_results:
         update_results("deflate-read", text)
     return 0

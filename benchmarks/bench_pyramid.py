@@ -28,6 +28,9 @@ import numpy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+import record  # noqa: E402
 
 TILE = 512
 QUALITY = 75
@@ -176,6 +179,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp")
     parser.add_argument("--floors", action="store_true", help="only the per-tile CPU of encode and reduce")
     parser.add_argument("--child", nargs=3, metavar=("NAME", "PATH", "SIZE"), help=argparse.SUPPRESS)
+    record.add_json_arg(parser, "bench_pyramid")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
@@ -183,6 +187,7 @@ def main() -> None:
     if args.floors:
         floors()
         return
+    record.start("bench_pyramid", args.record_json)
     names = args.only.split(",")
     results: dict[str, list[dict]] = {name: [] for name in names}
     load = []
@@ -221,6 +226,14 @@ def main() -> None:
         cpu = statistics.median(r["cpu"] for r in runs)
         cpu_ratio = statistics.median(r["cpu"] / b["cpu"] for r, b in zip(runs, base)) if base else float("nan")
         print(f"| {name} | {t:.1f} | {ratio} | {cpu:.1f} | {cpu_ratio:.2f} | {rss:.0f} |")
+    times = {name: [r["time"] for r in runs] for name, runs in results.items() if runs}
+    for name in times:
+        if name.startswith("tiffio-") and name != "tiffio-level0":
+            record.pair(f"add_image(pyramid=True) {args.size}² RGB JPEG q{QUALITY}, {name.split('-', 1)[1]} tile order",
+                        times, name, {"pyvips tiffsave(pyramid=True)": "pyvips", "tifffile level by level": "tifffile"},
+                        area="pyramid", floor="tiffio-level0", floor_name="tiffio writing level 0 alone",
+                        note=f"peak RSS {max(r['rss_mib'] for r in results[name]):.0f} MiB")
+    record.save()
 
 
 if __name__ == "__main__":

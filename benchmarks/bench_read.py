@@ -52,13 +52,16 @@ import tifffile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
+import record  # noqa: E402
+
 import tiffio  # noqa: E402
 
 DATA = os.path.join(HERE, "data")
 WSI = os.path.join(DATA, "wsi_40960_jpeg.tif")
 TILES16 = os.path.join(DATA, "tiles16_16384_u8.tif")
 WSI_LARGE = os.path.join(DATA, "wsi_40960_jpeg_large.tif")
-RESULTS = os.path.join(HERE, "RESULTS.md")
+#: where --write-results keeps each script's detailed section (the README's tables come from the JSON)
+RESULTS = os.path.join(HERE, "results", "details.md")
 
 
 # --- shared helpers (bench_region.py imports these) --------------------------------------------
@@ -268,14 +271,15 @@ def verdict(ok: bool) -> str:
 
 def update_results(key: str, text: str, path: str = RESULTS) -> None:
     """Replace (or append) the block between <!-- KEY:begin --> and <!-- KEY:end --> in
-    RESULTS.md, leaving everything else (other people's sections) untouched."""
+    results/details.md, leaving everything else (other people's sections) untouched."""
     begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
     block = f"{begin}\n{text.rstrip()}\n{end}\n"
     try:
         with open(path, encoding="utf-8") as fh:
             old = fh.read()
     except FileNotFoundError:
-        old = "# tiffio benchmark results\n\nEach section is written by the script named in it; rerun it to update.\n\n"
+        old = ("# tiffio benchmark details\n\nEach section is written by the script named in it (`--write-results`); "
+               "rerun it to update. The summary tables are in ../README.md.\n\n")
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
     if pattern.search(old):
         new = pattern.sub(lambda m: block, old, count=1)
@@ -578,12 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tiffio reader-core benchmark (issue 2)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--tiles", type=int, default=200)
-    parser.add_argument("--write-results", action="store_true", help="update the section in RESULTS.md")
+    parser.add_argument("--write-results", action="store_true", help="update the section in results/details.md")
     parser.add_argument("--tiles-only", action="store_true", help="part A only (no cold-open section)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this thread's CPU time (robust on a loaded machine)")
     add_quiet_args(parser)
+    record.add_json_arg(parser, "bench_read")
     args = parser.parse_args(argv)
+    record.start("bench_read", args.record_json)
     set_clock(args.clock)
     for path in (WSI, WSI_LARGE, TILES16):
         if not os.path.exists(path):
@@ -599,6 +605,15 @@ def main(argv: list[str] | None = None) -> int:
     info["load_end"] = loadavg()
     text = report(tiles, opens, args, info)
     print(text)
+    clock = "" if args.clock == "wall" else f", {args.clock} clock"
+    for r in tiles:
+        record.pair(f"{os.path.basename(r['path'])}: {r['ntiles']} random tiles by index, per tile{clock}", r["times"],
+                    "tiffio", {"tifffile": "tifffile"}, area="read", floor="floor", floor_name=r["floor_name"],
+                    per=r["ntiles"])
+    for r in opens.values():
+        record.pair(f"{os.path.basename(r['path'])}: cold open + one tile{clock}", r["times"], "tiffio_tile",
+                    {"tifffile": "tifffile_tile"}, area="read")
+    record.save()
     if args.write_results:
         update_results("reader-issue2", text)
         print(f"updated {RESULTS}")

@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     WSI,
     add_quiet_args,
@@ -271,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tiffio region benchmark (issue 3)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--write-results", action="store_true", help="update the section in RESULTS.md")
+    parser.add_argument("--write-results", action="store_true", help="update the section in results/details.md")
     add_quiet_args(parser)
+    record.add_json_arg(parser, "bench_region")
     args = parser.parse_args(argv)
+    record.start("bench_region", args.record_json)
     if not os.path.exists(WSI):
         raise SystemExit(f"{WSI} is missing: run python benchmarks/make_data.py first")
     if not hasattr(tiffio.IFD, "read_region") or not hasattr(tiffio.TiffFile, "levels"):
@@ -287,9 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     info["load_end"] = loadavg()
     text = report(windows, level, args, info)
     print(text)
+    n = args.workers
+    zarr_peers = {"tifffile zarr store mw=1": "zarr_mw1", f"tifffile zarr store mw={n}": "zarr_mwN"}
+    for name in WINDOWS:
+        record.pair(f"read_region {name} x {name} unaligned, workers={n}", windows[name]["times"], "tiffio", zarr_peers,
+                    area="read", floor="floor", floor_name="jpeg8_decode of the covering tiles")
+    record.pair("read_region 8192 x 8192 unaligned, workers=1", windows["8192"]["times"], "tiffio_1", None,
+                area="read", floor="floor_1", floor_name="jpeg8_decode of the covering tiles, 1 thread")
+    record.pair(f"level 2 of the WSI (10240², 400 JPEG tiles), asarray workers={n}", level["times"], "tiffio_asarray",
+                {f"tifffile asarray(maxworkers={n})": "tifffile"}, area="whole", floor="floor",
+                floor_name="jpeg8_decode of every tile")
+    record.save()
     if args.write_results:
         update_results("reader-issue3", text)
-        print(f"updated {os.path.join(HERE, 'RESULTS.md')}")
+        print(f"updated {os.path.join(HERE, 'results', 'details.md')}")
     return 0
 
 

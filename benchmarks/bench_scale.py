@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 
+import record  # noqa: E402
 from bench_pyramid import TILE, make_tiles  # noqa: E402  (the same synthetic RGB tiles)
 
 import tiffio  # noqa: E402
@@ -130,9 +131,12 @@ def shards_section(args: argparse.Namespace) -> None:
     ratios: list[float] = []
     cpu_ratios: list[float] = []
     merge_rates: list[float] = []
+    walls: dict[str, list[float]] = {"one": [], "shards": []}
     for run in range(args.runs):
         t_one, c_one = run_one(args.size, one_path)
         t_sh, c_sh, t_merge, t_floor, nbytes = run_shards(args.size, merged, shard_fsync=not args.shards_no_fsync)
+        walls["one"].append(t_one)
+        walls["shards"].append(t_sh)
         ratios.append(t_one / t_sh)
         cpu_ratios.append(c_one / c_sh)
         merge_rates.append(nbytes / t_merge / 1e6)
@@ -145,6 +149,9 @@ def shards_section(args: argparse.Namespace) -> None:
     print(f"speed ratio shards+merge / one process: wall median {sorted(ratios)[len(ratios) // 2]:.2f} "
           f"[{min(ratios):.2f}..{max(ratios):.2f}], CPU time median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f} "
           f"[{min(cpu_ratios):.2f}..{max(cpu_ratios):.2f}]; merge {min(merge_rates):.0f}-{max(merge_rates):.0f} MB/s")
+    record.pair(f"2 shard processes + merge, {args.size}² RGB JPEG, shard fsync {'off' if args.shards_no_fsync else 'on'}",
+                walls, "shards", {"one tiffio process, 2 threads": "one"}, area="write",
+                note=f"merge {min(merge_rates):.0f}-{max(merge_rates):.0f} MB/s")
     remove(one_path, merged)
 
 
@@ -159,6 +166,7 @@ def merge_section(args: argparse.Namespace) -> None:
         p.wait()
     total = sum(os.path.getsize(s) for s in shards)
     print(f"# merge: 2 shards of {args.size}^2 RGB JPEG, {total / 1e6:.0f} MB; load {os.getloadavg()}")
+    times: dict[str, list[float]] = {"True": [], "False": [], "floor": []}
     for run in range(args.runs):
         line = f"run {run}:"
         for fsync in (True, False):
@@ -166,10 +174,15 @@ def merge_section(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             report = tiffio.merge(merged, shards, fsync=fsync)
             dt = time.perf_counter() - t0
+            times[str(fsync)].append(dt)
             line += f" merge fsync={fsync} {dt:.2f} s {report.data_bytes / dt / 1e6:.0f} MB/s |"
         floor = copy_floor(shards, merged + ".floor")
+        times["floor"].append(floor)
         line += f" whole-file copy+fsync {floor:.2f} s {total / floor / 1e6:.0f} MB/s; load {os.getloadavg()[0]:.2f}"
         print(line, flush=True)
+    for fsync in ("True", "False"):
+        record.pair(f"merge of 2 shards, {args.size}² RGB JPEG ({total / 1e6:.0f} MB), fsync={fsync}", times, fsync, None,
+                    area="write", floor="floor", floor_name="whole-file copy + fsync")
     remove(merged, *shards)
 
 
@@ -210,11 +223,13 @@ def cog_section(args: argparse.Namespace) -> None:
           f"({os.path.getsize(src) / 1e6:.0f} MB); load {os.getloadavg()}")
     have_gdal = shutil.which("gdal_translate") is not None
     ratios = []
+    times: dict[str, list[float]] = {"tiffio": [], "gdal": []}
     for run in range(args.runs):
         remove(ours)
         t0 = time.perf_counter()
         report = tiffio.relayout(src, ours, layout="cog")
         t_ours = time.perf_counter() - t0
+        times["tiffio"].append(t_ours)
         line = f"run {run}: relayout {t_ours:.2f} s ({report.data_bytes / t_ours / 1e6:.0f} MB/s)"
         if have_gdal:
             remove(gdal)
@@ -222,10 +237,14 @@ def cog_section(args: argparse.Namespace) -> None:
             subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=JPEG", "-co", "QUALITY=75",
                             "-co", f"BLOCKSIZE={TILE}", "-co", "NUM_THREADS=2", src, gdal], check=True)
             t_gdal = time.perf_counter() - t0
+            times["gdal"].append(t_gdal)
             ratios.append(t_gdal / t_ours)
             line += f" | gdal_translate -of COG {t_gdal:.2f} s | relayout is {t_gdal / t_ours:.1f} x faster"
         print(line + f"; load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"validator: tiffio {validate(ours)}" + (f", gdal {validate(gdal)}" if have_gdal else ""))
+    valid = validate(ours)
+    print(f"validator: tiffio {valid}" + (f", gdal {validate(gdal)}" if have_gdal else ""))
+    record.pair(f"relayout to COG, {args.size}² RGB JPEG pyramid", times, "tiffio",
+                {"gdal_translate -of COG, 2 threads": "gdal"}, area="pyramid", note=f"validator: {valid}")
     print(f"built-in check of tiffio's output: {tiffio.check_cog(ours) or 'no violation'}")
     if ratios:
         print(f"relayout speed / gdal_translate: median {sorted(ratios)[len(ratios) // 2]:.1f} x "
@@ -244,9 +263,12 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp")
     ap.add_argument("--shards-no-fsync", action="store_true",
                     help="shards without fsync (safe against killed processes, not power loss); merge still fsyncs")
+    record.add_json_arg(ap, "bench_scale")
     args = ap.parse_args()
+    record.start("bench_scale", args.record_json)
     print(f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, tiffio from {os.path.dirname(tiffio.__file__)}")
     {"shards": shards_section, "merge": merge_section, "cog": cog_section}[args.section](args)
+    record.save()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import numpy
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import record
+
 import tiffio
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "series")
@@ -106,6 +108,8 @@ def bench_stack(repeat: int) -> list[str]:
         assert numpy.array_equal(ref, plane)
     _, meta_small, bytes_small, req_small = tiffio_plane(small, 50)
     med = {name: statistics.median(v) for name, v in times.items()}
+    record.pair(f"open + read plane {k} of a 10,000-page ImageJ stack (64² uint16)", times, "tiffio",
+                {"tifffile pages[k].asarray": "tifffile pages[k]", "tifffile memmap": "tifffile memmap"}, area="whole")
     lines = [
         f"1. open + read plane {k} of a 10,000-page ImageJ stack (64 x 64 uint16), median of {repeat}:",
         *(f"   {name:<20} {1000 * t:8.3f} ms   ratio tiffio/this {med['tiffio'] / t:6.3f}" for name, t in med.items()),
@@ -144,6 +148,8 @@ def bench_imread_lzw(repeat: int, count: int) -> list[str]:
         del a, b
     mi, mf, m1 = statistics.median(t_tiffio), statistics.median(t_tifffile), statistics.median(t_one)
     mp = statistics.median(t_proc)
+    record.pair(f"imread of {count} files 512² LZW uint16", {"tiffio": t_tiffio, "tifffile": t_tifffile}, "tiffio",
+                {"tifffile.imread": "tifffile"}, area="whole")
     return [f"2. imread of {count} files 512 x 512 LZW uint16 (same result), median of {repeat}:",
             f"   tiffio.imread {mi:7.3f} s   tifffile.imread {mf:7.3f} s   ratio {mi / mf:5.3f} (target <= 0.6)",
             f"   tiffio.imread(workers=1) {m1:7.3f} s   ratio to tifffile {m1 / mf:5.3f}   thread speed-up {m1 / mi:5.2f}",
@@ -197,6 +203,9 @@ def bench_imread_jpeg(repeat: int, count: int, workers: int) -> list[str]:
     mi, mf, mt = (statistics.median(v) for v in (t_tiffio, t_floor, t_tifffile))
     rf = sorted(a / b for a, b in zip(t_tiffio, t_floor))
     rt = sorted(a / b for a, b in zip(t_tiffio, t_tifffile))
+    record.pair(f"imread of {count} files 4096² JPEG (512² tiles), {workers} threads",
+                {"tiffio": t_tiffio, "tifffile": t_tifffile, "floor": t_floor}, "tiffio", {"tifffile.imread": "tifffile"},
+                area="whole", floor="floor", floor_name="threaded jpeg8_decode of the tiles in memory")
     return [f"3. imread of {count} files 4096 x 4096 JPEG (512 x 512 tiles), {workers} threads, median of {repeat}:",
             f"   tiffio.imread {mi:7.3f} s   codec floor {mf:7.3f} s   tifffile.imread {mt:7.3f} s",
             (f"   tiffio / floor {statistics.median(rf):5.3f} ({rf[0]:.3f}..{rf[-1]:.3f}) (target <= 1.15)   "
@@ -210,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lzw-files", type=int, default=2000)
     parser.add_argument("--jpeg-files", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    record.add_json_arg(parser, "bench_series")
     args = parser.parse_args(argv)
+    record.start("bench_series", args.record_json)
     os.makedirs(DATA, exist_ok=True)
     only = {int(x) for x in args.only.split(",")}
     print(f"tiffio {tiffio.__version__}, tifffile {tifffile.__version__}, imagecodecs {imagecodecs.__version__}, "
@@ -222,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if 3 in only:
         print("\n".join(bench_imread_jpeg(max(1, args.repeat // 2), args.jpeg_files, args.workers)))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    record.save()
     return 0
 
 

@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     fmt_time,
     load_baseline,
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--baseline", help="another tiffio checkout to time in the same runs")
     parser.add_argument("--write-results", action="store_true")
+    record.add_json_arg(parser, "bench_threads")
     args = parser.parse_args(argv)
+    record.start("bench_threads", args.record_json)
     make_data()
     base = load_baseline(args.baseline) if args.baseline else None
     info = machine_info()
@@ -142,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                     f" {paired_ratio(t, '1 thread', 'baseline 1 thread'):.2f}"
                     f" ({ratio_spread(t, '1 thread', 'baseline 1 thread')}) |")
         lines.append(row)
+        case = f"{label} ({size}), workers=None"
+        record.pair(case, t, "default", {"tifffile default threads": "tifffile"} if "tifffile" in t else None,
+                    area="whole", note=f"read_workers {chosen}; 1 thread {fmt_time(med(t['1 thread']))}, "
+                                       f"2 threads {fmt_time(med(t['2 threads']))}")
+        if base:
+            record.pair(f"bench_threads {case}", t, "default", {"baseline checkout": "baseline"}, area="ab")
     text = "\n".join(lines)
     print(text)
+    record.save()
     if args.write_results:
         update_results("bench_threads", text)
     return 0

@@ -32,6 +32,7 @@ import tifffile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
+import record  # noqa: E402
 from bench_read import ForeignLoad, add_quiet_args, loadavg, machine_info, machine_text, run_interleaved, wait_quiet  # noqa: E402
 
 import tiffio  # noqa: E402
@@ -205,6 +206,10 @@ def throughput(args, name):
           f"workers={workers}; close() incl. final fsync {res['close']:.3f} s; same bytes as the floor: {res['same']}; "
           f"other processes used {load.fraction:.0%} of the CPUs")
     res.update(vs_tifffile=vs_tifffile, vs_floor=vs_floor, tifffile_floor=tifffile_floor)
+    p = case_params(name)
+    record.pair(f"{name}: {p['size']}² {'RGB' if p['samples'] == 3 else 'uint16'}, {p['tile']}² tiles, "
+                f"{workers} threads, fsync", times, "tiffio", {"tifffile": "tifffile"}, area="write", floor="floor",
+                floor_name="the same imagecodecs encode on the same threads, no file")
     for os_name in ("bw_tiffio.tif", "bw_tifffile.tif", "bw_tiffio_nf.tif", "bw_tiffio1.tif"):
         try:
             os.remove(os.path.join(d, os_name))
@@ -252,6 +257,8 @@ def checkpoint_cost(args):
     print(f"automatic checkpoint: the writing thread spent {1e3 * med(blocked):.2f} ms per checkpoint in it "
           f"(median of {len(blocked)}; max {1e3 * max(blocked):.2f} ms)")
     os.remove(path)
+    record.pair(f"checkpoint every 1000 tiles (jpeg case, {args.workers} threads)", times, "every_1000",
+                {"tiffio without checkpoints": "none"}, area="write")
     return dict(times=times, cost=cost, counts=counts, foreign=load.fraction, load=(load_start, loadavg()),
                 repeat=args.repeat, blocked=med(blocked))
 
@@ -279,6 +286,8 @@ def rss(directory, workers):
     with tiffio.open(path) as tf:
         print("bigtiff:", tf.bigtiff, "shape:", tf.ifds[0].shape)
     os.remove(path)
+    record.add(f"rss: 100,000² RGB JPEG in random tile order, {workers} threads", area="write", tiffio=dt, runs=1,
+               note=f"peak RSS {peak:.0f} MB, {checkpoints} checkpoints")
 
 
 def main():
@@ -291,7 +300,9 @@ def main():
     ap.add_argument("--single", action="store_true", help="also time the floor and tiffio with 1 thread")
     ap.add_argument("--nofsync", action="store_true", help="also time tiffio with fsync=False")
     add_quiet_args(ap)
+    record.add_json_arg(ap, "bench_write")
     args = ap.parse_args()
+    record.start("bench_write", args.record_json)
     print(machine_text(machine_info()))
     if args.case in ("jpeg", "deflate"):
         throughput(args, args.case)
@@ -299,6 +310,7 @@ def main():
         checkpoint_cost(args)
     else:
         rss(args.dir, args.workers)
+    record.save()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import record
+
 CHILD = """
 import json, os, sys
 sys.path.insert(0, os.path.join(sys.argv[1], "benchmarks"))
@@ -37,7 +41,9 @@ def main() -> None:
     parser.add_argument("--b", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--dir", default="/tmp")
+    record.add_json_arg(parser, "bench_write_ab")
     args = parser.parse_args()
+    record.start("bench_write_ab", args.record_json)
     times: dict[str, list[float]] = {"a": [], "b": []}
     for run in range(args.runs):
         for key in (("a", "b") if run % 2 == 0 else ("b", "a")):
@@ -55,6 +61,9 @@ def main() -> None:
                       "median_b": round(statistics.median(times["b"]), 3),
                       "median_ratio_b_over_a": round(statistics.median(ratios), 3),
                       "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)]}))
+    record.pair(f"bench_write_ab {args.case}: bench_write.py's tiffio contender, 2 threads, fsync, B vs A",
+                {"b": times["b"], "a": times["a"]}, "b", {"checkout A": "a"}, area="ab")
+    record.save()
 
 
 if __name__ == "__main__":

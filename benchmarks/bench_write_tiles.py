@@ -19,6 +19,10 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import record
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,7 +32,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--tile", type=int, default=16)
     parser.add_argument("--files", type=int, default=1000)
+    record.add_json_arg(parser, "bench_write_tiles")
     args = parser.parse_args()
+    record.start("bench_write_tiles", args.record_json)
     sys.path.insert(0, os.path.abspath(args.repo))
     import numpy
 
@@ -69,6 +75,13 @@ def main() -> None:
     print(json.dumps({"repo": os.path.abspath(args.repo),
                       "median_tiles_per_s": {str(k): round(statistics.median(v)) for k, v in results.items()},
                       "median_us_per_file": round(statistics.median(per_file) * 1e6)}))
+    for workers, rates in results.items():
+        record.add(f"write_tile of {n * n:,} uncompressed {args.tile}² tiles, workers={workers}, per tile", area="write",
+                   tiffio=1 / statistics.median(rates), runs=len(rates),
+                   note=f"{statistics.median(rates):,.0f} tiles/s")
+    record.add("a writer's life: one-tile file created, written, closed (fsync=False), per file", area="write",
+               tiffio=statistics.median(per_file), runs=len(per_file))
+    record.save()
 
 
 if __name__ == "__main__":

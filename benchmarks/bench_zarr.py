@@ -51,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import record  # noqa: E402
 from bench_read import (  # noqa: E402
     fmt_time,
     loadavg,
@@ -276,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--only", default="files,sequence,distributed,stack,wsi",
                         help="comma-separated subset of files,sequence,distributed,stack,wsi")
+    record.add_json_arg(parser, "bench_zarr")
     args = parser.parse_args(argv)
+    record.start("bench_zarr", args.record_json)
     parts = set(args.only.split(","))
     make_data()
     info = machine_info()
@@ -357,6 +360,26 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"- tifffile's store (`da.from_zarr(zarr.open_array(aszarr()))`): {value}")
     text = "\n".join(lines)
     print(text)
+    peer = {"tifffile aszarr": "tifffile"}
+    for key in ("m2", "m3", "m3w", "m4"):
+        for fname, res in results.items():
+            record.pair(f"{names[key]} ({fname})", res[key], "tiffio", peer, area="zarr",
+                        floor="floor" if key == "m3" else None, floor_name="zarr MemoryStore of the decoded chunks")
+    for fname, res in results.items():
+        record.pair(f"M4 per-chunk overhead: from_tiff sum (sync) ({fname})", res["overhead"], "from_tiff",
+                    {"read_region loop": "read_region"}, area="zarr")
+    if seq is not None:
+        record.pair("M6 1000-file sequence, dask compute (threads)", seq["m6"], "tiffio",
+                    {"tifffile TiffSequence aszarr": "tifffile"}, area="zarr")
+    if stack is not None:
+        for key, label in (("m7", "M7 40-page 2048² u16 stack read whole through the store"),
+                           ("m7z", "M7 40-page 2048² u16 Deflate stack read whole"),
+                           ("m8", "M8 one page through the store (10 pages)")):
+            record.pair(label, stack[key], "tiffio", peer, area="zarr")
+    if wsi is not None:
+        record.pair(f"M9 from_tiff(level=1).sum(), threads ({wsi['tiles']} tiles)", wsi["m9"], "tiffio", None,
+                    area="zarr", floor="bare", floor_name="threaded pread + jpeg8_decode + sum")
+    record.save()
     if args.write_results:
         update_results("bench_zarr", text)
     return 0

@@ -1,7 +1,7 @@
 """Shared fuzzing harness: what "decode a file" means, the seeds, and the mutators.
 
-Used by ``fuzz/run_fuzz.py`` (the long campaign), ``tests/fuzz`` (bounded
-hypothesis tests) and ``tests/corpus/test_corpus_limits.py``.
+Used by ``fuzz/run_fuzz.py`` (the long campaign), ``tests/read/test_fuzz.py`` (bounded
+hypothesis tests) and ``tests/read/test_corpus_limits.py``.
 
 The contract under test (DESIGN.md "Errors"): for any input, ``exercise`` either
 returns or raises a :class:`tiffio.TiffError` subclass - within a time bound and a

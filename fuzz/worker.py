@@ -6,7 +6,7 @@ Reads file paths (one per line) on stdin; for each prints
 strict/lenient is "ok", a TiffError class name, or "OTHER:<type>: <message>".
 ``maxrss`` is this process's peak RSS in bytes after the file (monotonic).
 
-Run by tests/corpus/test_corpus_limits.py and fuzz/run_corpus.py under resource limits.
+Run by tests/read/test_corpus_limits.py and fuzz/run_corpus.py under resource limits.
 """
 
 from __future__ import annotations

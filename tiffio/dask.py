@@ -20,7 +20,7 @@ from typing import Any
 import numpy
 
 from ._edge.chunkmap import window_shape
-from ._edge.filecache import open_cached, source_path
+from ._edge.filecache import open_cached, remote_key, source_path
 from ._edge.selection import Selection, key_arg, key_token, page_window_axes
 from ._edge.sequencemap import imread_axes
 from .errors import TiffTypeError, TiffValueError
@@ -57,7 +57,7 @@ class TiffRegionArray:
 
     def __init__(self, source: Any, *, series: int = 0, level: int = 0, key: Any = None,
                  squeeze: bool | None = None, fill: Any = None, workers: int | None = 1,
-                 strict: bool | None = None) -> None:
+                 strict: bool | None = None, **remote: Any) -> None:
         self.path = source_path(source)
         self.series = int(series)
         self.level = int(level)
@@ -66,6 +66,7 @@ class TiffRegionArray:
         self.fill = fill.item() if isinstance(fill, numpy.generic) else fill
         self.workers = workers
         self.strict = strict
+        self.remote = remote
         self._cached: tuple[TiffFile, Selection] | None = None
         sel = self.selection
         self.shape: tuple[int, ...] = sel.shape
@@ -76,7 +77,7 @@ class TiffRegionArray:
     @property
     def selection(self) -> Selection:
         """The series (or pages) this array reads, in this process's open file."""
-        tif = open_cached(self.path, self.strict)
+        tif = open_cached(self.path, self.strict, self.remote)
         cached = self._cached
         if cached is not None and cached[0] is tif:
             return cached[1]
@@ -95,13 +96,15 @@ class TiffRegionArray:
     def __reduce__(self) -> Any:
         # shape, dtype and axes travel too: unpickling (on a scheduler, say) does not open the file
         return (_rebuild_region_array, (type(self), self.path, self.series, self.level, self.key, self.squeeze,
-                                        self.fill, self.workers, self.strict, self.shape, self.dtype.str, self.axes))
+                                        self.fill, self.workers, self.strict, self.shape, self.dtype.str, self.axes,
+                                        self.remote))
 
     def _restore(self, path: str, series: int, level: int, key: Any, squeeze: bool | None, fill: Any,
-                 workers: int | None, strict: bool | None, shape: tuple[int, ...], dtype: str, axes: str) -> None:
+                 workers: int | None, strict: bool | None, shape: tuple[int, ...], dtype: str, axes: str,
+                 remote: dict[str, Any]) -> None:
         """The state of an unpickled array, without opening the file."""
         self.path, self.series, self.level, self.key, self.squeeze = path, series, level, key, squeeze
-        self.fill, self.workers, self.strict = fill, workers, strict
+        self.fill, self.workers, self.strict, self.remote = fill, workers, strict, remote
         self.shape, self.dtype, self.ndim, self.axes = shape, numpy.dtype(dtype), len(shape), axes
         self._cached = None
 
@@ -112,9 +115,9 @@ class TiffRegionArray:
 
 def _rebuild_region_array(cls: Any, path: str, series: int, level: int, key: Any, squeeze: bool | None, fill: Any,
                           workers: int | None, strict: bool | None, shape: tuple[int, ...], dtype: str,
-                          axes: str) -> TiffRegionArray:
+                          axes: str, remote: dict[str, Any]) -> TiffRegionArray:
     obj = cls.__new__(cls)
-    cls._restore(obj, path, series, level, key, squeeze, fill, workers, strict, shape, dtype, axes)
+    cls._restore(obj, path, series, level, key, squeeze, fill, workers, strict, shape, dtype, axes, remote)
     return obj
 
 
@@ -150,7 +153,7 @@ def _identity(path: str) -> Any:
 
 def from_tiff(source: Any, *, series: int = 0, level: int = 0, key: Any = None, squeeze: bool | None = None,
               chunks: Any = (2048, 2048), fill: Any = None, workers: int | None = 1, strict: bool | None = None,
-              name: str | None = None) -> Any:
+              name: str | None = None, **remote: Any) -> Any:
     """A series of a TIFF file as a dask array: pyramid level ``level`` of series ``series``,
     with the series' shape and axes (pages as leading axes: ``tiffio.imread``'s array), or the
     pages ``key`` selects (an int, a slice or a list, as :meth:`tiffio.Series.asarray`).
@@ -165,16 +168,19 @@ def from_tiff(source: Any, *, series: int = 0, level: int = 0, key: Any = None, 
     1.13 x with 2048² (benchmarks/bench_zarr.py M9). ``workers`` threads decode the tiles of one chunk (default 1: dask
     already runs chunks in parallel). Sparse tiles and missing pages read as ``fill``
     (default GDAL_NODATA, else 0). ``source`` must be a path (or URL) that every worker can
-    open. The array's ``axes`` letters are in ``TiffRegionArray(...).axes``.
+    open. The array's ``axes`` letters are in ``TiffRegionArray(...).axes``. ``remote``
+    keywords are :func:`tiffio.open`'s for URLs (``timeout=``, ``headers=``,
+    ``storage_options=``...): every process that reads a chunk opens the URL with them, so a
+    stalled server raises :class:`~tiffio.SourceTimeoutError` in the task instead of hanging it.
     """
     da = _dask_array()
     from dask.base import tokenize
     arr = TiffRegionArray(source, series=series, level=level, key=key, squeeze=squeeze, fill=fill, workers=workers,
-                          strict=strict)
+                          strict=strict, **remote)
     chunk_shape = _chunk_grid(arr.selection, chunks)
     if name is None:
         name = "from-tiff-" + tokenize(arr.path, _identity(arr.path), arr.series, arr.level, key_token(arr.key),
-                                       arr.squeeze, chunk_shape, arr.fill, strict)
+                                       arr.squeeze, chunk_shape, arr.fill, strict, remote_key(remote))
     return da.from_array(arr, chunks=chunk_shape, name=name, asarray=False, fancy=False, lock=False,
                          meta=numpy.empty((0,) * arr.ndim, arr.dtype))
 

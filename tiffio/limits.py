@@ -28,7 +28,7 @@ chains and SubIFD trees stop at cycles.
 
 With the defaults, a hostile file makes tiffio allocate at most about
 ``max_output_bytes`` + ``max_segment_bytes`` at a time (a single-threaded
-``asarray``); ``tests/corpus/test_corpus_limits.py`` checks every corpus file
+``asarray``); ``tests/read/test_corpus_limits.py`` checks every corpus file
 stays under 2 GiB of RSS.
 """
 

@@ -257,30 +257,32 @@ def _dataset(path: str, tif: TiffFile, sel: Selection, source: TiffRegionArray, 
 
 
 def open_dataset(path: Any, *, series: int = 0, level: int = 0, key: Any = None, squeeze: bool | None = None,
-                 fill: Any = None, strict: bool | None = None, name: str = "image") -> Any:
+                 fill: Any = None, strict: bool | None = None, name: str = "image", **remote: Any) -> Any:
     """One series of a TIFF as a lazy :class:`xarray.Dataset` (what ``xr.open_dataset(path,
     engine="tiffio", ...)`` returns before xarray's chunking and decoding): pyramid level
-    ``level`` of series ``series``, or its pages ``key`` selects; the variable ``name``."""
+    ``level`` of series ``series``, or its pages ``key`` selects; the variable ``name``.
+    ``remote``: :func:`tiffio.open`'s keywords for URLs (``timeout=``, ``headers=``...)."""
     source = TiffRegionArray(path, series=series, level=level, key=key, squeeze=squeeze, fill=fill, workers=1,
-                             strict=strict)
-    tif = open_cached(source.path, strict)
+                             strict=strict, **remote)
+    tif = open_cached(source.path, strict, remote)
     return _dataset(source.path, tif, source.selection, source, name)
 
 
 def open_groups(path: Any, *, squeeze: bool | None = None, fill: Any = None, strict: bool | None = None,
-                name: str = "image") -> dict[str, Any]:
+                name: str = "image", **remote: Any) -> dict[str, Any]:
     """Every series, level, mask and associated image of a TIFF as lazy datasets, by the
     paths :class:`tiffio.zarr.TiffStore` gives them (``/0``, ``/series/1/0``, ``/masks/0``...);
     ``/`` holds no variable, and lists series that cannot be read in ``attrs["errors"]``."""
     spath = source_path(path)
-    tif = open_cached(spath, strict)
+    tif = open_cached(spath, strict, remote)
     groups: dict[str, Any] = {}
     errors: list[str] = []
     for s in tif.series:
         base = "" if s.index == 0 else f"/series/{s.index}"
         for k in range(len(s.levels)):
             try:
-                source = TiffRegionArray(spath, series=s.index, level=k, squeeze=squeeze, fill=fill, strict=strict)
+                source = TiffRegionArray(spath, series=s.index, level=k, squeeze=squeeze, fill=fill, strict=strict,
+                                         **remote)
                 groups[f"{base}/{k}"] = _dataset(spath, tif, source.selection, source, name)
             except TiffError as exc:
                 errors.append(f"series {s.index} level {k}: {type(exc).__name__}: {exc}")
@@ -311,7 +313,8 @@ class TiffBackendEntrypoint(BackendEntrypoint):
     (passed to :func:`tiffio.open`), ``name`` (the variable, default ``image``),
     ``mask_and_scale`` (default False, as ``rioxarray.open_rasterio``: True masks the nodata
     value to NaN and applies a GDAL scale/offset), ``drop_variables``. ``chunks`` and
-    ``cache`` are xarray's. ``open_datatree`` opens every series and level.
+    ``cache`` are xarray's. ``open_datatree`` opens every series and level. Any other keyword
+    is one of :func:`tiffio.open`'s for URLs (``timeout=``, ``headers=``, ``storage_options=``...).
     """
 
     description = "TIFF/BigTIFF series, pyramids, OME-TIFF, ImageJ and GeoTIFF through tiffio"
@@ -329,22 +332,24 @@ class TiffBackendEntrypoint(BackendEntrypoint):
 
     def open_dataset(self, filename_or_obj: Any, *, drop_variables: str | Iterable[str] | None = None,
                      series: int = 0, level: int = 0, key: Any = None, squeeze: bool | None = None, fill: Any = None,
-                     strict: bool | None = None, name: str = "image", mask_and_scale: bool = False) -> Any:
+                     strict: bool | None = None, name: str = "image", mask_and_scale: bool = False,
+                     **remote: Any) -> Any:
         ds = open_dataset(_path_of(filename_or_obj), series=series, level=level, key=key, squeeze=squeeze, fill=fill,
-                          strict=strict, name=name)
+                          strict=strict, name=name, **remote)
         return _finish(ds, drop_variables, mask_and_scale)
 
     def open_groups_as_dict(self, filename_or_obj: Any, *, drop_variables: str | Iterable[str] | None = None,
                             squeeze: bool | None = None, fill: Any = None, strict: bool | None = None,
-                            name: str = "image", mask_and_scale: bool = False, **kwargs: Any) -> dict[str, Any]:
-        groups = open_groups(_path_of(filename_or_obj), squeeze=squeeze, fill=fill, strict=strict, name=name)
+                            name: str = "image", mask_and_scale: bool = False, **remote: Any) -> dict[str, Any]:
+        groups = open_groups(_path_of(filename_or_obj), squeeze=squeeze, fill=fill, strict=strict, name=name,
+                             **remote)
         return {path: _finish(ds, drop_variables, mask_and_scale) for path, ds in groups.items()}
 
     def open_datatree(self, filename_or_obj: Any, *, drop_variables: str | Iterable[str] | None = None,
                       squeeze: bool | None = None, fill: Any = None, strict: bool | None = None, name: str = "image",
-                      mask_and_scale: bool = False, **kwargs: Any) -> Any:
+                      mask_and_scale: bool = False, **remote: Any) -> Any:
         groups = self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables, squeeze=squeeze, fill=fill,
-                                          strict=strict, name=name, mask_and_scale=mask_and_scale)
+                                          strict=strict, name=name, mask_and_scale=mask_and_scale, **remote)
         return xarray.DataTree.from_dict(groups)
 
 

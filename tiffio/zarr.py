@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tiffio.zarr needs zarr >= 3.1: pip install 'tiffio[zarr]'") from exc
 
 from ._edge.chunkmap import window_shape
-from ._edge.filecache import clear_cache, open_cached, source_path
+from ._edge.filecache import clear_cache, open_cached, remote_key, source_path
 from ._edge.hierarchy import StoreHierarchy
 from ._edge.selection import key_arg, key_token
 from ._edge.sequencemap import SequenceMap
@@ -258,7 +258,9 @@ class TiffStore(_ReadOnlyStore):
     missing pages. ``extras=False`` leaves out masks and associated images. ``attrs``: a dict
     of JSON values added to the root's attributes. ``workers`` threads decode the tiles of one
     window (``chunks=(h, w)``; default 1, as zarr already reads chunks in parallel).
-    ``strict`` is passed to :func:`tiffio.open` (default: tiffio.open's default).
+    ``strict`` is passed to :func:`tiffio.open` (default: tiffio.open's default), and so are
+    the ``remote`` keywords for URLs (``timeout=``, ``headers=``, ``storage_options=``...): a
+    chunk read from a stalled server raises :class:`~tiffio.SourceTimeoutError`.
     ``decode="codec"`` serves each segment's stored bytes, decoded by zarr with the ``tiffio``
     codec (:mod:`tiffio._edge.zarrcodec`); the layout :meth:`to_references` exports.
     """
@@ -267,7 +269,7 @@ class TiffStore(_ReadOnlyStore):
                  squeeze: bool | None = None, multiscales: bool = True, chunks: str | tuple[int, int] = "segment",
                  fill: Any = None, extras: bool = True, attrs: dict[str, Any] | None = None,
                  workers: int | None = 1, strict: bool | None = None, decode: str = "store",
-                 read_only: bool = True) -> None:
+                 read_only: bool = True, **remote: Any) -> None:
         super().__init__(read_only=read_only)
         path = source_path(source)
         tif = source if isinstance(source, TiffFile) else None
@@ -309,15 +311,16 @@ class TiffStore(_ReadOnlyStore):
         self.workers = workers
         self.strict = strict
         self.decode = decode
+        self.remote = remote
         self._args = (path, level, self.multiscales, chunks, fill_key, self.extras, workers, strict, decode,
-                      series, key_token(key), squeeze, attrs_key)
+                      series, key_token(key), squeeze, attrs_key, remote_key(remote))
         self._tif = tif
         self._layout: StoreHierarchy | None = None
 
     def _kwargs(self) -> dict[str, Any]:
         return dict(series=self.series, level=self.level, key=self.key, squeeze=self.squeeze,
                     multiscales=self.multiscales, chunks=self.chunks, fill=self.fill, extras=self.extras,
-                    attrs=self.attrs, workers=self.workers, strict=self.strict, decode=self.decode)
+                    attrs=self.attrs, workers=self.workers, strict=self.strict, decode=self.decode, **self.remote)
 
     def __reduce__(self) -> Any:
         return (_rebuild_tiff_store, (type(self), self.path, self._kwargs()))
@@ -340,7 +343,7 @@ class TiffStore(_ReadOnlyStore):
         """The open TiffFile (opened on first use in each process)."""
         tif = self._tif
         if tif is None or tif.closed:
-            tif = self._tif = open_cached(self.path, self.strict)
+            tif = self._tif = open_cached(self.path, self.strict, self.remote)
         return tif
 
     @property

@@ -1,5 +1,5 @@
 """Remote reading, side by side in one run: tiffio, GDAL /vsicurl/ (rasterio) and
-tifffile + fsspec over HTTP, against tests/rangeserver.py on 127.0.0.1 adding ``--rtt`` ms to
+tifffile + fsspec over HTTP, against tests/support/rangeserver.py on 127.0.0.1 adding ``--rtt`` ms to
 every request and to every new connection.
 
     python benchmarks/remote/make_files.py     # once
@@ -44,8 +44,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(HERE))
 
-from tests.rangeserver import RangeServer  # noqa: E402
+import record  # noqa: E402
+
+from tests.support.rangeserver import RangeServer  # noqa: E402
 
 DATA = os.path.join(REPO, "benchmarks", "data")
 FILES = {"cog": "remote_cog.tif", "tiffio": "remote_tiffio.tif", "tifffile": "remote_tifffile.tif"}
@@ -205,12 +208,14 @@ def main() -> None:
     parser.add_argument("--files", default="cog,tiffio,tifffile")
     parser.add_argument("--scenarios", default="tile,region")
     parser.add_argument("--json", help="write the raw results here")
+    record.add_json_arg(parser, "bench_remote", flag="--record")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (server page cache)")
     parser.add_argument("--baseline", help="a tiffio checkout to compare with (tool tiffio-base)")
     parser.add_argument("--async-tiff-python", default=f"{ASYNC_TIFF_VENV}/bin/python",
                         help=f"the python of a venv with async-tiff and obstore (tool async-tiff); make it with: "
                              f"{ASYNC_TIFF_SETUP}")
     args = parser.parse_args()
+    record.start("bench_remote", args.record_json)
     rtt = args.rtt / 1000
     tools = args.tools.split(",")
     if args.baseline:
@@ -266,6 +271,17 @@ def main() -> None:
                       f"{med['connections']:5.0f} {med['round_trips']:4.0f} {med['bytes']:10.0f} "
                       f"{med['bytes'] / need:8.2f} {med['wall'] * 1000:8.1f} {trips:9d} {limit * 1000:8.1f} "
                       f"{med['wall'] / limit:7.2f}")
+            walls = {tool: [r["wall"] for r in rows[(name, scenario, tool)]] for tool in tools}
+            walls["limit"] = [limit] * args.runs
+            peers = {"GDAL /vsicurl/ (rasterio)": "gdal", "tifffile + fsspec": "tifffile", "async-tiff": "async-tiff"}
+            what = "open + one tile" if scenario == "tile" else "open + 2048² region (25 tiles)"
+            case = f"{what}, {FILES[name]}, {args.rtt:g} ms per request"
+            if "tiffio" in walls:
+                record.pair(case, walls, "tiffio", peers, area="remote", floor="limit",
+                            floor_name="1 connection + the request round trips + the local decode")
+            if "tiffio-base" in walls and "tiffio" in walls:
+                record.pair(f"bench_remote {case}", walls, "tiffio", {"baseline checkout": "tiffio-base"}, area="ab")
+    record.save()
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)

@@ -3,7 +3,7 @@ and last bytes arrive, and each decode runs, against the ideal schedule.
 
     python benchmarks/remote/timeline.py --files cog,tiffio,tifffile --scenario tile
 
-The server (tests/rangeserver.py, ``--rtt`` ms per request and per new connection) logs
+The server (tests/support/rangeserver.py, ``--rtt`` ms per request and per new connection) logs
 connections and requests; the client runs in a fresh process (as in bench_remote.py) with
 http.client and tiffio's decode wrapped to record times. Both use time.perf_counter
 (CLOCK_MONOTONIC: one clock for both processes). Times are ms after the client's t0 (just
@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, REPO)
 
 from benchmarks.remote.bench_remote import DATA, FILES  # noqa: E402
-from tests.rangeserver import RangeServer  # noqa: E402
+from tests.support.rangeserver import RangeServer  # noqa: E402
 
 CHILD = r'''
 import json, sys, threading, time, http.client

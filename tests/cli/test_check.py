@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import run, run_json
-from tests.conftest import FIXTURES
+from tests.support.cli_run import run, run_json
+from tests.support.paths import FIXTURES
 
 #: failure mode (folder of fixtures/malformed) -> the finding code every file in it must get
 EXPECTED = {
@@ -199,7 +199,7 @@ def test_check_reads_every_frame_marker_of_table_b1(tmp_path, sof):
 def test_check_overlapping_shared_and_bigtiff(tmp_path):
     import numpy
 
-    from tests.tiffbuild import Builder
+    from tests.support.tiffbuild import Builder
 
     def strips(path, offsets_of, big=False):
         b = Builder("<", big)

@@ -15,8 +15,8 @@ import pytest
 import tifffile
 
 import tiffio
-from tests.cli.helpers import ENV, run, run_json
-from tests.conftest import FIXTURES
+from tests.support.cli_run import ENV, run, run_json
+from tests.support.paths import FIXTURES
 
 
 def _rasterio_read(path) -> numpy.ndarray:
@@ -234,7 +234,7 @@ def test_recover_shows_a_byte_progress_bar_on_a_terminal_only(tmp_path):
     before its report; with --quiet, or piped, nothing but the report is written."""
     pty = pytest.importorskip("pty")
     pytest.importorskip("tqdm")
-    from tests.crossval.writer_helpers import crash_writer
+    from tests.support.writer_helpers import crash_writer
 
     pristine = tmp_path / "pristine.tif"
     data = crash_writer(pristine, side=2048, tile=64, checkpoint_after=20)  # ~4 MiB of tiles to scan
@@ -268,7 +268,7 @@ def test_recover_shows_a_byte_progress_bar_on_a_terminal_only(tmp_path):
 
 
 def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):
-    from tests.crossval.cog_helpers import gdal_validate, have_validator
+    from tests.support.cog_helpers import gdal_validate, have_validator
     src = FIXTURES / "gdal" / "rgb_ycbcr_jpeg_tiled_ovr.tif"     # tiled, 2 overviews, not a COG
     relaid = tmp_path / "relaid.tif"
     proc = run("convert", src, relaid, "--cog")                  # no re-encoding asked: relayout
@@ -299,7 +299,7 @@ def test_convert_cog_relayout_and_reencode_pass_gdal_validator(tmp_path):
 def test_convert_pyramid_in_one_pass_read_by_tifffile_and_gdal(tmp_path):
     """--pyramid: reduced levels down to one tile, in the main chain (COG-able) or as SubIFDs."""
     rasterio = pytest.importorskip("rasterio")
-    from tests.crossval.cog_helpers import gdal_validate, have_validator
+    from tests.support.cog_helpers import gdal_validate, have_validator
     src = tmp_path / "src.tif"
     _big_source(src, 1024)
     data = tifffile.imread(src)
@@ -330,7 +330,7 @@ def test_convert_pyramid_in_one_pass_read_by_tifffile_and_gdal(tmp_path):
 
 
 def test_merge_shards_with_a_report(tmp_path):
-    from tests.unit.scale_workers import TILE, level_arrays, write_shard
+    from tests.support.scale_workers import TILE, level_arrays, write_shard
     plan = tiffio.Plan.create((200, 170), "uint8", workers=2, levels=2, tile=(TILE, TILE), compression="deflate")
     shards = [write_shard(plan, tmp_path / f"shard{w}.tif", w) for w in range(2)]
     doc = run_json("merge", "--json", "--cog", tmp_path / "out.tif", *shards)

@@ -10,9 +10,9 @@ import numpy
 import pytest
 
 import tiffio
-from tests.cli.helpers import run, run_json
-from tests.conftest import FIXTURES
-from tests.tiffbuild import Builder
+from tests.support.cli_run import run, run_json
+from tests.support.paths import FIXTURES
+from tests.support.tiffbuild import Builder
 
 INFO_FILES = [FIXTURES / p for p in (
     "libvips/pyramid_jpeg_subifds.tif", "gdal/cog_jpeg_rgb.tif", "gdal/sparse_tiled_u8.tif",
@@ -167,7 +167,7 @@ def test_tiles_index_to_stdout_and_errors(tmp_path):
     import subprocess
     import sys
 
-    from tests.cli.helpers import ENV
+    from tests.support.cli_run import ENV
     proc = subprocess.run([sys.executable, "-m", "tiffio", "tiles", str(path), "--index", "5", "--npy", "-o", "-"],
                           capture_output=True, env=ENV, check=True, timeout=120)
     with tiffio.open(path) as tif:
@@ -183,7 +183,7 @@ def test_tiles_index_to_stdout_and_errors(tmp_path):
 
 def test_urls_work_where_the_library_does(tmp_path):
     """info, dump and tiles on http://127.0.0.1 (a real range server in this process)."""
-    from tests.rangeserver import RangeServer
+    from tests.support.rangeserver import RangeServer
     path = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"
     with RangeServer({"cog.tif": path.read_bytes()}) as srv:
         url = srv.url("cog.tif")
@@ -204,8 +204,8 @@ def test_console_script_is_declared_and_runs():
     import subprocess
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    from tests.cli.helpers import ENV
-    from tests.conftest import REPO
+    from tests.support.cli_run import ENV
+    from tests.support.paths import REPO
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"tiffio": "tiffio.cli:main"}
     exe = shutil.which("tiffio")
@@ -255,7 +255,7 @@ def test_info_loads_no_codec(million):
     import subprocess
     import sys
 
-    from tests.cli.helpers import ENV
+    from tests.support.cli_run import ENV
     script = (
         "import sys\n"
         "from tiffio.cli import main\n"

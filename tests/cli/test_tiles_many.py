@@ -7,9 +7,9 @@ import numpy
 import pytest
 
 import tiffio
-from tests.cli.helpers import run
-from tests.conftest import FIXTURES
-from tests.tiffbuild import Builder
+from tests.support.cli_run import run
+from tests.support.paths import FIXTURES
+from tests.support.tiffbuild import Builder
 
 COG = FIXTURES / "gdal" / "cog_jpeg_rgb.tif"  # level 0: 5 x 5 tiles of 64 x 64, YCbCr JPEG with JPEGTables
 
@@ -134,7 +134,7 @@ def test_jpeg_of_another_compression_is_a_usage_error(tmp_path):
 
 def test_remote_tiles_are_fetched_in_batches(tmp_path):
     """Over HTTP the tiles of a batch come from one planned fetch, not one request per tile."""
-    from tests.rangeserver import RangeServer
+    from tests.support.rangeserver import RangeServer
 
     with RangeServer({"cog.tif": COG.read_bytes()}) as srv:
         run("tiles", srv.url("cog.tif"), "--all", "--jpeg", "-o", tmp_path / "r" / "{row}_{col}.jpg")

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import TiffTypeError
 from ..read.file import TiffFile
 
-__all__ = ["open_cached", "clear_cache", "source_path"]
+__all__ = ["open_cached", "clear_cache", "source_path", "remote_key"]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple, TiffFile] = OrderedDict()
@@ -38,16 +38,37 @@ def _file_identity(path: str) -> tuple | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def open_cached(path: str, strict: bool | None = None) -> TiffFile:
-    """A TiffFile for ``path`` shared within this process (reopened if the file changed)."""
-    key = (path, _file_identity(path), strict)
+def remote_key(remote: dict[str, Any] | None) -> Any:
+    """A hashable, comparable stand-in for remote options (headers, timeout, storage_options...):
+    equal options give equal keys; an unhashable object (a ready store) counts by identity."""
+    def freeze(value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+        if isinstance(value, (list, tuple)):
+            return tuple(freeze(v) for v in value)
+        try:
+            hash(value)
+        except TypeError:
+            return ("id", id(value))
+        return value
+    return freeze(remote or {})
+
+
+def open_cached(path: str, strict: bool | None = None, remote: dict[str, Any] | None = None) -> TiffFile:
+    """A TiffFile for ``path`` shared within this process (reopened if the file changed);
+    ``remote``: the keywords of :func:`tiffio.open` for URLs (``timeout``, ``headers``,
+    ``storage_options``...), part of the cache key, so two sets of credentials never share a file."""
+    key = (path, _file_identity(path), strict, remote_key(remote))
     with _cache_lock:
         tif = _cache.get(key)
         if tif is not None and not tif.closed:
             _cache.move_to_end(key)
             return tif
     # an evicted file closes when its last user lets go of it (collected, without a ResourceWarning)
-    tif = _SharedTiffFile(path) if strict is None else _SharedTiffFile(path, strict=strict)
+    options: dict[str, Any] = dict(remote or {})
+    if strict is not None:
+        options["strict"] = strict
+    tif = _SharedTiffFile(path, **options)
     with _cache_lock:
         other = _cache.get(key)
         if other is not None and not other.closed:

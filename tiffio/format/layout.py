@@ -47,7 +47,9 @@ class Layout:
     count_struct: struct.Struct = field(init=False, repr=False)
     offset_struct: struct.Struct = field(init=False, repr=False)
     entry_struct: struct.Struct = field(init=False, repr=False)  # code, type, count, (raw inline bytes)
+    entry_head_struct: struct.Struct = field(init=False, repr=False)  # code, type, count (then the value field)
     entry_dtype: numpy.dtype = field(init=False, repr=False)
+    offset_dtype: numpy.dtype = field(init=False, repr=False)   # numpy dtype of file offsets (strile arrays)
 
     def __post_init__(self) -> None:
         bo = self.byteorder
@@ -64,6 +66,8 @@ class Layout:
         s(self, "count_struct", struct.Struct(bo + ("Q" if big else "H")))
         s(self, "offset_struct", struct.Struct(bo + ("Q" if big else "I")))
         s(self, "entry_struct", struct.Struct(bo + ("HHQ8s" if big else "HHI4s")))
+        s(self, "entry_head_struct", struct.Struct(bo + ("HHQ" if big else "HHI")))
+        s(self, "offset_dtype", numpy.dtype(bo + ("u8" if big else "u4")))
         s(self, "entry_dtype", numpy.dtype([
             ("code", bo + "u2"), ("type", bo + "u2"),
             ("count", bo + ("u8" if big else "u4")),
@@ -81,6 +85,33 @@ class Layout:
     def offset_field_type(self) -> FieldType:
         """The field type a writer uses for offset arrays."""
         return FieldType.LONG8 if self.bigtiff else FieldType.LONG
+
+    @property
+    def subifd_field_type(self) -> FieldType:
+        """The field type a writer uses for SubIFDs offsets."""
+        return FieldType.IFD8 if self.bigtiff else FieldType.IFD
+
+    def stored_field_type(self, field_type: int) -> int:
+        """The field type that stores values of ``field_type`` here: classic TIFF has no 64-bit
+        integer types (LONG8, SLONG8, IFD8 become LONG, SLONG, IFD; the values must then fit)."""
+        return field_type if self.bigtiff else _CLASSIC_TYPE.get(field_type, field_type)
+
+    def holds(self, size: int, classic_limit: int = 2**32 - 1) -> bool:
+        """True when a file of ``size`` bytes can be written in this layout: always for BigTIFF, up to
+        ``classic_limit`` (4 GiB - 1 unless given lower) for classic TIFF."""
+        return self.bigtiff or size <= classic_limit
+
+    @staticmethod
+    def choices(byteorder: str, bigtiff: bool | None) -> tuple[Layout, ...]:
+        """The layouts a writer may use: the one ``bigtiff`` forces, or classic then BigTIFF (None)."""
+        if bigtiff is None:
+            return get_layout(byteorder, False), get_layout(byteorder, True)
+        return (get_layout(byteorder, bool(bigtiff)),)
+
+
+#: the classic TIFF field type of each 64-bit one
+_CLASSIC_TYPE = {int(FieldType.LONG8): int(FieldType.LONG), int(FieldType.SLONG8): int(FieldType.SLONG),
+                 int(FieldType.IFD8): int(FieldType.IFD)}
 
 
 CLASSIC_LE = Layout("<", False)

@@ -1,4 +1,4 @@
-"""Streaming tiled writer: TiffWriter / ImageWriter (DESIGN.md, "The writer's file layout").
+"""Streaming tiled writer: TiffWriter / ImageWriter, and the writers built on them.
 
 File layout::
 
@@ -47,16 +47,29 @@ The package, lowest layer first (each module imports only those above it in this
                    removed if it holds no image), temporaries created exclusively and renamed
     pipeline.py    encoder threads fed by a bounded queue (back-pressure), safe against Ctrl-C
     params.py      add_image's arguments checked into one JSON-serializable dict (stored for resume)
-    tagpack.py     IFD packing: tag values by field type, one IFD, an image's entries, the trial packing
-                   that add_image runs before anything is stored
+    ifdpack.py     the IFD-entry record (Entry), an IFD's size and bytes: one packing for every writer
+    tagpack.py     tag values by field type, an image's IFD entries, the trial packing that add_image
+                   runs before anything is stored
     pyramid.py     single-pass pyramids: 2 x 2 reduce, the frontier of partial parents (budget, spill)
     blocks.py      tile-aligned blocks: alignment checks, cutting, BlockEncoder (a block's tiles and the
                    pyramid levels it holds, encoded anywhere), the WriteReport of array writes
-    image.py       ImageWriter (one image: grid, tile checks, write_region, encoded blocks) and
-                   TileEncoder (its picklable form)
-    checkpoint.py  the bytes of a checkpoint, the state record read back, resume / recovery
-    tiffwriter.py  TiffWriter: ties them together (file end, locks, threads, checkpoint policy, pyramids,
-                   atomic publication)
+    tileindex.py   TileIndex: where an image's stored tiles are, and its blank tile (shared by the
+                   writer, checkpoints, recovery, shared append and merge)
+    image.py       ImageWriter (one image: grid, tile checks, write_region, encoded blocks; it hands its
+                   tiles to an ImageOwner) and TileEncoder (its picklable form)
+    appender.py    the file end under one lock: records appended, tiles stored (last write wins), the
+                   classic-TIFF bound, background write-back, errors of background threads
+    feed.py        TileFeed, the writer's ImageOwner: tiles encoded in the caller or in encoder threads,
+                   stored by the appender, handed to their pyramid
+    checkpoint.py  when a checkpoint is due, its bytes (state record + every IFD and strile array), its
+                   publication (fsync, then the header; in the background for automatic ones)
+    recovery.py    the state record read back, resume / recovery of an unfinished file
+    tiffwriter.py  TiffWriter: ties them together (the file, images and pyramids, close, atomic
+                   publication, resume)
+    shared.py      shared append: many processes append tiles to one working file, one coordinator
+    imagej.py      ImageJ hyperstacks (planes at fixed offsets, IFDs written up front)
+    ome.py         OME-TIFF on top of TiffWriter
+    tilecopy.py    copying stored tile bytes between files (copy_file_range runs, COG leaders/trailers)
     relayout.py    final layouts (COG, plain) by copying stored tile bytes (no TiffWriter)
     shards.py      a shared plan for writing one image as several shards
     merge.py       shards -> one TIFF (through relayout)
@@ -68,7 +81,7 @@ The array writers (``imwrite``, ``tiffio.dask.to_tiff``, ``map_tiles``, ``fan_in
 cut their data into blocks (blocks.py) and store them through ``ImageWriter``.
 """
 
-from .checkpoint import RecoveryReport
+from .appender import WRITEBACK_BYTES
 from .image import ImageWriter, TileEncoder
 from .records import (
     DATA_START,
@@ -83,7 +96,8 @@ from .records import (
     STATE_FOOTER_MAGIC,
     crc32_parts,
 )
-from .tiffwriter import WRITEBACK_BYTES, TiffWriter
+from .recovery import RecoveryReport
+from .tiffwriter import TiffWriter
 
 __all__ = ["TiffWriter", "ImageWriter", "TileEncoder", "RecoveryReport", "LEADER", "DATA_START", "STATE_FOOTER",
            "STATE_FOOTER_MAGIC", "MAGIC_TILE", "MAGIC_IMAGE", "MAGIC_BLANK", "MAGIC_STATE", "MAGICS",

@@ -1,69 +1,31 @@
-"""Checkpoints and recovery: the bytes of a checkpoint (state record + every IFD and strile array),
-reading the state record back, and rebuilding the images of an unfinished file (resume).
+"""Checkpoints: when one is due (tiles or seconds since the last), and writing one: the blank tiles
+the images need, the state record + every IFD and strile array in one write at the end of the file,
+an fsync, and only then the header pointing at the new IFDs (in the background for automatic
+checkpoints, while encoding goes on).
 
-A checkpoint is written at the end of the file in one write; the caller then fsyncs and points the
-header at it. Resume reads the newest checkpoint the header points at, then scans the records
-written after it (tiles, image definitions, blank tiles) and drops a torn last record.
+Recovery (recovery.py) reads back what a checkpoint wrote.
 """
 
 from __future__ import annotations
 
-import json
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy
 
-from ..enums import FieldType as T
-from ..errors import LimitExceededError, TiffError, TiffFormatError, UnsupportedFeatureError
-from ..format.header import parse_header
-from ..format.layout import Layout, get_layout
+from ..errors import LimitExceededError, TiffUsageError
+from ..format.header import pack_header
+from ..format.layout import Layout
+from .appender import Appender
+from .ifdpack import Entry, ifd_size, pack_ifd
 from .image import ImageWriter
-from .records import (
-    DATA_START,
-    FORMAT_VERSION,
-    LEADER,
-    MAGIC_BLANK,
-    MAGIC_IMAGE,
-    MAGIC_STATE,
-    MAGIC_TILE,
-    STATE_FOOTER,
-    STATE_FOOTER_MAGIC,
-    crc32,
-    pack_state_record,
-    read_signature,
-    scan_records,
-)
-from .sink import Sink
-from .tagpack import Entry, ifd_size, pack_ifd
+from .pipeline import join_thread, start_thread
+from .records import DATA_START, FORMAT_VERSION, MAGIC_BLANK, pack_state_record
+from .tagpack import image_entries
 
-__all__ = ["RecoveryReport", "ScanProgress", "build_checkpoint", "read_state", "resume", "image_tree"]
-
-
-@dataclass
-class RecoveryReport:
-    """What :func:`tiffio.recover` (and ``mode='resume'``) found in a file."""
-
-    path: str
-    checkpoint_offset: int = 0          # first-IFD offset of the last valid checkpoint (0: none)
-    images: int = 0
-    tiles_in_checkpoint: int = 0
-    tiles_recovered: int = 0            # complete tiles found after the last checkpoint
-    records_scanned: int = 0
-    bytes_dropped: int = 0              # torn or unreadable bytes at the end, removed
-    missing_tiles: list[int] = field(default_factory=list)   # per image, after recovery
-    pyramid_tiles_decoded: int = 0      # stored tiles decoded to rebuild partial pyramid parents
-    ignored_checkpoint: int = 0         # first-IFD offset of a checkpoint that was cut off or damaged
-    #                                     (-1: the header itself): everything was rebuilt from the records
-    changes: int = 0                    # records that the last checkpoint does not hold yet (0: it is complete)
-
-    def __str__(self) -> str:
-        ignored = (f" (the checkpoint at {self.ignored_checkpoint} is cut off or damaged: rebuilt from the "
-                   "tile records)") if self.ignored_checkpoint else ""
-        return (f"{self.path}: checkpoint at {self.checkpoint_offset or 'none'}{ignored}, {self.images} images, "
-                f"{self.tiles_in_checkpoint} tiles in it, {self.tiles_recovered} recovered after it, "
-                f"{self.bytes_dropped} torn bytes dropped, missing per image {self.missing_tiles}")
+__all__ = ["Checkpoints", "CheckpointOwner", "build_checkpoint", "image_tree"]
 
 
 def image_tree(images: Sequence[ImageWriter]) -> list[tuple[ImageWriter, list[ImageWriter]]]:
@@ -72,7 +34,7 @@ def image_tree(images: Sequence[ImageWriter]) -> list[tuple[ImageWriter, list[Im
     return [(top, [im for im in images if im.params["parent"] == top.index]) for top in tops]
 
 
-def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: bool | None, pos: int, final: bool,
+def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: bool | None, pos: int,
                      max_classic: int, name: str) -> tuple[bytes, int, Layout]:
     """The state record + IFDs for a checkpoint at file offset ``pos`` -> (blob, first IFD offset, layout).
 
@@ -84,9 +46,9 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
         size = 0
         for top, children in tree:
             for im in [top, *children]:
-                entries = im._entries(layout, final)
+                entries = image_entries(layout, im.params, im.dtype, im.spec.jpegtables, *im.tiles.strile_arrays())
                 if im is top and children:
-                    entries.append(Entry(330, int(T.IFD8 if layout.bigtiff else T.IFD), len(children),
+                    entries.append(Entry(330, int(layout.subifd_field_type), len(children),
                                          b"\0" * (layout.offset_size * len(children))))
                 items.append((im, entries))
                 size += ifd_size(layout, entries)
@@ -95,18 +57,13 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
     state: dict[str, Any] = {
         "version": FORMAT_VERSION, "byteorder": byteorder, "bigtiff": bigtiff,
         "images": [im.params for im in images],
-        "blanks": [list(im._blank_location) if im._blank_location else None for im in images]}
-    layouts = [get_layout(byteorder, False), get_layout(byteorder, True)]
-    if bigtiff is True:
-        layouts = layouts[1:]
-    elif bigtiff is False:
-        layouts = layouts[:1]
-    for layout in layouts:
+        "blanks": [list(im.tiles.blank_location) if im.tiles.blank_location else None for im in images]}
+    for layout in Layout.choices(byteorder, bigtiff):
         items, size = plan(layout)
         state["metadata_size"] = size
         record = pack_state_record(state)
         first = pos + len(record)
-        if layout.bigtiff or first + size <= max_classic:
+        if layout.holds(first + size, max_classic):
             break
     else:
         raise LimitExceededError(f"{name}: bigtiff=False, but the file needs "
@@ -122,8 +79,7 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
     children_of = {top.index: [c.index for c in children] for top, children in tree}
     for im, entries in items:
         if children_of.get(im.index):
-            subs = numpy.asarray([offsets[k] for k in children_of[im.index]],
-                                 layout.byteorder + ("u8" if layout.bigtiff else "u4")).tobytes()
+            subs = numpy.asarray([offsets[k] for k in children_of[im.index]], layout.offset_dtype).tobytes()
             entries = [e if e.code != 330 else Entry(330, e.type, e.count, subs) for e in entries]
         next_offset = 0
         if im.index in top_order:
@@ -136,200 +92,115 @@ def build_checkpoint(images: Sequence[ImageWriter], byteorder: str, bigtiff: boo
     return blob, first, layout
 
 
-def read_state(sink: Sink, first: int, size: int | None = None) -> dict[str, Any]:
-    """The state record just before the first IFD at ``first`` (its JSON, checked)."""
-    where = f"{sink.name}: checkpoint at {first}"
-    if size is None:
-        size = sink.size()
-    if first < DATA_START + LEADER.size + STATE_FOOTER.size or first > size:
-        raise TiffFormatError(f"{where}: no state record before the first IFD (the file has {size} bytes)")
-    length, magic = STATE_FOOTER.unpack(sink.pread(first - STATE_FOOTER.size, STATE_FOOTER.size))
-    start = first - STATE_FOOTER.size - length - LEADER.size
-    if magic != STATE_FOOTER_MAGIC or start < DATA_START:
-        raise TiffFormatError(f"{where}: no state record before the first IFD")
-    raw = sink.pread(start, LEADER.size + length)
-    lmagic, _, _, n, crc = LEADER.unpack(raw[: LEADER.size])
-    text = raw[LEADER.size:]
-    if lmagic != MAGIC_STATE or n != length or crc32(text) != crc:
-        raise TiffFormatError(f"{where}: the state record is damaged")
-    try:
-        state: dict[str, Any] = json.loads(text)
-    except ValueError:
-        raise TiffFormatError(f"{where}: the state record is damaged") from None
-    if not isinstance(state, dict):
-        raise TiffFormatError(f"{where}: the state record is damaged")
-    if state.get("version") != FORMAT_VERSION:
-        raise UnsupportedFeatureError(f"{where}: tiffio writer format {state.get('version')} is not supported")
-    try:
-        if state["byteorder"] not in ("<", ">") or not isinstance(state["images"], list) or \
-                len(state["blanks"]) != len(state["images"]) or int(state["metadata_size"]) < 0 or \
-                first + int(state["metadata_size"]) > size:
-            raise ValueError
-    except (KeyError, TypeError, ValueError):
-        raise TiffFormatError(f"{where}: the state record is incomplete or its IFDs pass the end of the file "
-                              f"({size} bytes)") from None
-    return state
+class CheckpointOwner(Protocol):
+    """What the checkpoints read of their writer (its settings may change after it is made: resume
+    sets the format, a caller may change the policy)."""
+
+    byteorder: str
+    bigtiff: bool | None
+    fsync: bool
+    checkpoint_every: Any
+    checkpoint_seconds: float | None
+    last_layout: Layout | None
+
+    @property
+    def images(self) -> list[ImageWriter]:
+        """Every image of the writer, by index."""
 
 
-#: ``progress(done, total)``: bytes of the record log scanned so far, and to scan in all
-ScanProgress = Callable[[int, int], None]
+class Checkpoints:
+    """The checkpoints of one writer: the policy (``maybe``), writing one (``write``), and the
+    background thread that publishes an automatic one. ``lock`` orders checkpoints against
+    everything else that must not run during one (adding an image, closing)."""
 
-#: resume reports its scan at most once per this many bytes (and at its start and end)
-PROGRESS_STEP = 1 << 20
+    def __init__(self, owner: CheckpointOwner, appender: Appender, drain: Callable[[], None]) -> None:
+        self._owner = owner
+        self._appender = appender
+        self._drain = drain
+        self.lock = threading.RLock()
+        self.count = 0
+        self._last_time = time.monotonic()
+        self._sync_thread: threading.Thread | None = None  # fsync + header of an automatic checkpoint
 
+    def _auto_tiles(self) -> int | None:
+        every = self._owner.checkpoint_every
+        if every is None:
+            return None
+        if every == "auto":
+            return max(1000, sum(im.tile_count for im in self._owner.images) // 16)
+        return max(1, int(every))
 
-def resume(sink: Sink, images: list[ImageWriter], make_image: Callable[[dict[str, Any]], ImageWriter],
-           set_format: Callable[[str, bool | None], None], shared: bool = False,
-           progress: ScanProgress | None = None) -> tuple[RecoveryReport, int]:
-    """Rebuild the images of a file tiffio wrote: from its last checkpoint, then from the records after
-    it. ``make_image(params)`` creates the next ImageWriter (appended here to ``images``);
-    ``set_format(byteorder, bigtiff)`` is called before the first one. Torn bytes at the end are
-    truncated. Returns the report and the end of the valid records (where appending goes on).
+    def maybe(self) -> None:
+        """Write an automatic checkpoint if one is due."""
+        since = self._appender.since_checkpoint
+        every = self._auto_tiles()
+        due = every is not None and since >= every
+        seconds = self._owner.checkpoint_seconds
+        if not due and seconds is not None:
+            due = since > 0 and time.monotonic() - self._last_time >= seconds
+        if due:
+            # automatic: holds the tiles stored so far (those still in encoder threads go into the
+            # next one; recovery finds them by their leaders), and the fsync + header update run in
+            # the background while the encoders go on
+            self.write(final=False, drain=False, background=True)
 
-    Nothing is written before the file is proven to be a working file of tiffio's writer (its first
-    record, :func:`~tiffio.writer.records.read_signature`): anything else raises TiffFormatError and is
-    left byte for byte as it was. When the newest checkpoint cannot be used (cut off in a truncated
-    copy, damaged), the images are rebuilt from the records alone, from the start of the file
-    (``report.ignored_checkpoint`` says so): every complete tile record counts, also those written
-    after a checkpoint whose header update never happened.
+    def write(self, final: bool, drain: bool = True, background: bool = False) -> None:
+        """Write a checkpoint holding every tile stored (``drain``: after waiting for the encoder
+        threads); ``final``: the one close() writes."""
+        owner, appender = self._owner, self._appender
+        with self.lock:
+            self.wait_sync()  # headers are updated in checkpoint order
+            if drain:
+                self._drain()
+            appender.raise_pending()
+            with appender.lock:
+                for im in owner.images:
+                    if im.missing == "blank" and im.tiles.needs_blank():
+                        blank = im.tiles.blank_tile()
+                        offset = appender.append(MAGIC_BLANK, im.index, 0, blank, check=False)  # in the bound
+                        im.tiles.blank_location = (offset, len(blank))
+                if not owner.images:
+                    raise TiffUsageError("a TIFF needs at least one image: call add_image() before checkpoint()")
+                pos = appender.end + (appender.end & 1)
+                blob, first_ifd, layout = build_checkpoint(owner.images, owner.byteorder, owner.bigtiff, pos,
+                                                           appender.max_classic, appender.sink.name)
+                appender.sink.pwrite(pos, blob)  # one write: state record + every IFD and array
+                appender.end = blob_end = pos + len(blob)
+                appender.since_checkpoint = 0
+                self._last_time = time.monotonic()
+                self.count += 1
+            # the tiles and IFDs must be durable before the header points at them; encoder
+            # threads go on appending tiles meanwhile (after the checkpoint, outside the lock)
+            header = pack_header(layout, first_ifd).ljust(DATA_START, b"\0")
+            if background and owner.fsync:
+                thread = threading.Thread(target=self._publish, args=(header, layout, blob_end, True, False),
+                                          daemon=True, name="tiffio-checkpoint")
+                self._sync_thread = thread
+                start_thread(thread)
+            else:
+                self._publish(header, layout, blob_end, owner.fsync, owner.fsync and final, raise_=True)
 
-    ``shared=True`` (a file several processes append to, tiffio.writer.shared): the scan passes over
-    torn records in the middle of the file, nothing is truncated, and appending goes on at the end.
-    ``progress(done, total)``, if given, is called as the records after the checkpoint are scanned:
-    bytes scanned and bytes to scan (file size minus where the scan starts); first with 0, then at
-    most once per PROGRESS_STEP bytes, last with done == total once the scan is over, before
-    anything is truncated (an exception it raises leaves the file as it was)."""
-    size = sink.size()
-    report = RecoveryReport(path=sink.name)
-    read_signature(sink, size)
-    scan_from = DATA_START
-    try:
-        state, first = _newest_checkpoint(sink, size)
-        if state is not None:
-            set_format(state["byteorder"], state["bigtiff"])
-            for params in state["images"]:
-                images.append(make_image(params))
-            for image, blank in zip(images, state["blanks"]):
-                if blank:
-                    image._blank_location = (int(blank[0]), int(blank[1]))
-            load_checkpoint_arrays(sink, images)
-            scan_from = first + int(state["metadata_size"])
-            report.checkpoint_offset = first
-            report.tiles_in_checkpoint = sum(int((im._offsets != 0).sum()) for im in images)
-    except TiffFormatError:  # the newest checkpoint is unusable: the records alone say everything
-        report.ignored_checkpoint = _header_first_ifd(sink) or -1
-        report.checkpoint_offset = report.tiles_in_checkpoint = 0
-        images.clear()
-        scan_from = DATA_START
-    # scan the records after the checkpoint
-    valid_end = scan_from
-    skipped: list[tuple[int, int]] = []
-    total = max(0, size - scan_from)
-    reported = 0
-    if progress is not None:
-        progress(0, total)
-    for record in scan_records(sink, scan_from, size, shared, skipped):
-        magic, img, index, offset, payload = record.magic, record.image, record.tile, record.offset, record.payload
-        length = len(payload)
-        if magic == MAGIC_IMAGE:
-            if img != len(images):
-                break
-            definition = json.loads(payload)
-            if not images:  # no checkpoint yet: the first image record has the writer's settings
-                set_format(definition["byteorder"], definition["bigtiff"])
-            images.append(make_image(definition["params"]))
-            report.changes += 1
-        elif magic == MAGIC_TILE:
-            if img >= len(images) or index >= images[img].tile_count:
-                break
-            images[img]._offsets[index] = offset
-            images[img]._counts[index] = length
-            report.tiles_recovered += 1
-            report.changes += 1
-        elif magic == MAGIC_BLANK:
-            if img >= len(images):
-                break
-            images[img]._blank_location = (offset, length)
-            report.changes += 1
-        # MAGIC_STATE: an unpublished checkpoint (its header update never happened): passed over
-        report.records_scanned += 1
-        valid_end = record.end
-        if progress is not None and valid_end - scan_from - reported >= PROGRESS_STEP:
-            reported = valid_end - scan_from
-            progress(reported, total)
-    if progress is not None and reported != total:
-        progress(total, total)
-    if shared:
-        report.bytes_dropped = sum(n for _, n in skipped)
-        valid_end = size
-    else:
-        report.bytes_dropped = size - valid_end
-    if valid_end < size:
-        sink.truncate(valid_end)
-    if not report.checkpoint_offset:
-        report.changes += 1  # no usable checkpoint: one must be written
-    report.images = len(images)
-    report.missing_tiles = [int((im._offsets == 0).sum()) for im in images]
-    return report, valid_end
+    def _publish(self, header: bytes, layout: Layout, blob_end: int, sync_before: bool, sync_after: bool,
+                 raise_: bool = False) -> None:
+        """fsync, point the header at the new IFDs, (fsync again)."""
+        sink = self._appender.sink
+        try:
+            if sync_before:
+                sink.sync()
+            sink.pwrite(0, header)
+            if sync_after:
+                sink.sync()
+            self._owner.last_layout = layout
+            with self._appender.lock:
+                self._appender.clean_end = blob_end
+        except BaseException as exc:
+            if raise_:
+                raise
+            self._appender.set_error(exc)
 
-
-def _header_first_ifd(sink: Sink) -> int:
-    head = sink.pread(0, DATA_START)
-    if head.strip(b"\0") == b"":
-        return 0
-    try:
-        return parse_header(head)[1]
-    except TiffError:
-        return 0
-
-
-def _newest_checkpoint(sink: Sink, size: int) -> tuple[dict[str, Any] | None, int]:
-    """The state of the checkpoint the header points at, and its first IFD (None, 0: no checkpoint
-    yet). TiffFormatError when the header or that checkpoint is damaged or cut off."""
-    head = sink.pread(0, DATA_START)
-    if head.strip(b"\0") == b"":
-        return None, 0
-    layout, first = parse_header(head)
-    if not first:
-        raise TiffFormatError(f"{sink.name}: the header points at no IFD")
-    if layout.header_size < DATA_START and head[layout.header_size:].strip(b"\0"):
-        raise TiffFormatError(f"{sink.name}: the header's reserved bytes are not zero")
-    state = read_state(sink, first, size)
-    if state["byteorder"] != layout.byteorder:
-        raise TiffFormatError(f"{sink.name}: header and state record disagree on byte order")
-    return state, first
-
-
-def load_checkpoint_arrays(sink: Sink, images: Sequence[ImageWriter]) -> None:
-    """Fill the images' tile offsets and byte counts from the checkpoint's IFDs (read with the reader)."""
-    from ..read.file import TiffFile
-    source = sink.name if sink.fd is not None else sink.file
-    tf = TiffFile(source, strict=True)
-    try:
-        tree = image_tree(images)
-        if len(tf.ifds) != len(tree):
-            raise TiffFormatError(f"{sink.name}: the checkpoint has {len(tf.ifds)} IFDs, "
-                                  f"the state record {len(tree)} top-level images")
-        for ifd, (top, children) in zip(tf.ifds, tree):
-            subs = ifd.subifds if children else []
-            if len(subs) != len(children):
-                raise TiffFormatError(f"{sink.name}: {ifd.where} has {len(subs)} SubIFDs, "
-                                      f"expected {len(children)}")
-            for d, im in zip([ifd, *subs], [top, *children]):
-                offset_array, count_array = d.segment_offsets, d.segment_byte_counts
-                if offset_array is None or count_array is None:
-                    raise TiffFormatError(f"{d.where}: the checkpoint's IFD has no TileOffsets/TileByteCounts")
-                offsets = offset_array.to_numpy().astype(numpy.uint64)
-                counts = count_array.to_numpy().astype(numpy.uint64)
-                if offsets.size != im.tile_count:
-                    raise TiffFormatError(f"{d.where}: {offsets.size} tiles, expected {im.tile_count}")
-                if im._blank_location is not None:
-                    blank = offsets == im._blank_location[0]
-                    offsets[blank] = 0
-                    counts[blank] = 0
-                offsets[counts == 0] = 0
-                counts[offsets == 0] = 0
-                im._offsets[:] = offsets
-                im._counts[:] = counts
-    finally:
-        tf.close()
+    def wait_sync(self) -> None:
+        """Wait for the fsync + header update of the last automatic checkpoint."""
+        thread = self._sync_thread
+        if thread is not None:
+            join_thread(thread)
+            self._sync_thread = None

@@ -1,10 +1,14 @@
-"""One image of a TiffWriter: ImageWriter (tile grid, tile checks, its IFD entries) and
-TileEncoder (what an ImageWriter pickles to, for encoding in other processes)."""
+"""One image of a TiffWriter: ImageWriter (tile grid, tile checks, its tile index) and
+TileEncoder (what an ImageWriter pickles to, for encoding in other processes).
+
+An ImageWriter hands the tiles it checked to its owner (:class:`ImageOwner`: the writer's tile feed,
+feed.py), which encodes and stores them; it knows nothing else of the writer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy
 
@@ -14,16 +18,31 @@ from ..codecs.encode import EncodeSpec, encode_segment, make_jpegtables
 from ..enums import Compression as C
 from ..errors import TiffIndexError, TiffTypeError, TiffUsageError, TiffValueError
 from ..format.jpeg import starts_with_jfif
-from ..format.layout import Layout
 from .blocks import BlockEncoder, EncodedBlock, block_tiles, check_block
 from .params import SAMPLEFORMAT
 from .pyramid import Pyramid, reduce2
-from .tagpack import Entry, image_entries
+from .tileindex import TileIndex
 
-if TYPE_CHECKING:  # the owner, for annotations only (it imports this module)
-    from .tiffwriter import TiffWriter
+__all__ = ["ImageWriter", "TileEncoder", "ImageOwner"]
 
-__all__ = ["ImageWriter", "TileEncoder"]
+
+class ImageOwner(Protocol):
+    """What an ImageWriter needs of the writer it belongs to."""
+
+    @property
+    def images(self) -> Sequence[ImageWriter]:
+        """Every image of the writer, by index."""
+
+    def submit(self, image: ImageWriter, index: int, array: numpy.ndarray) -> None:
+        """Encode and store tile ``index`` of ``image`` (checked pixels)."""
+
+    def submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None,
+                   reduce: bool = True) -> None:
+        """Store encoded bytes as tile ``index`` of ``image`` (``reduced``: its quadrant in a pyramid;
+        ``reduce=False``: its parent tile is made elsewhere)."""
+
+    def missing_mask(self, image: ImageWriter) -> numpy.ndarray:
+        """True for each tile of ``image`` neither stored nor being encoded."""
 
 
 class TileEncoder:
@@ -61,8 +80,9 @@ class TileEncoder:
 class ImageWriter:
     """One image of a :class:`TiffWriter`: write its tiles in any order."""
 
-    def __init__(self, writer: TiffWriter, index: int, params: dict[str, Any], workers: int) -> None:
-        self._writer = writer
+    def __init__(self, owner: ImageOwner, index: int, params: dict[str, Any], workers: int,
+                 byteorder: str) -> None:
+        self._owner = owner
         self.index = index
         self.params = params
         p = params
@@ -80,26 +100,25 @@ class ImageWriter:
         self.tiles_down = -(-p["height"] // th)
         self.tiles_across = -(-p["width"] // tw)
         self.tile_count = self.planes * self.tiles_down * self.tiles_across
-        self._offsets = numpy.zeros(self.tile_count, numpy.uint64)
-        self._counts = numpy.zeros(self.tile_count, numpy.uint64)
         spec = EncodeSpec(compression=p["compression"], dtype=self.dtype, tile=self.tile,
-                          samples=1 if p["planar"] == 2 else p["samples"], byteorder=writer.byteorder,
+                          samples=1 if p["planar"] == 2 else p["samples"], byteorder=byteorder,
                           predictor=p["predictor"], level=p["level"], photometric=p["photometric"],
                           jpeg_subsampling=tuple(p["subsampling"]), strips=bool(p.get("strips")))
         if spec.compression == C.JPEG:
             spec = replace(spec, jpegtables=make_jpegtables(spec))
         self._spec = spec
-        self._blank: bytes | None = None
-        self._blank_location: tuple[int, int] | None = None  # (offset, byte count) in the file
-        self._pyramid: Pyramid | None = None  # set by the writer for every level of a pyramid
-        self._level = 0
+        #: where the stored tiles are, and the blank tile
+        self.tiles = TileIndex(self.tile_count, self._encode_blank)
+        #: the pyramid this image is a level of (set by the writer, join_pyramid), and which level
+        self.pyramid: Pyramid | None = None
+        self.level = 0
 
     # -- public ----------------------------------------------------------------------------
     @property
     def parent(self) -> ImageWriter | None:
         """The full-resolution ImageWriter this image is a reduced level of, or None."""
         k = self.params["parent"]
-        return None if k is None else self._writer.images[k]
+        return None if k is None else self._owner.images[k]
 
     @property
     def spec(self) -> EncodeSpec:
@@ -174,17 +193,17 @@ class ImageWriter:
                                      "is not a non-empty bytes-like")
             # below the block's top local level the parents are in the block; at the top, the quadrant
             # (or, when absent, the decoded tile) goes to the pyramid
-            self._writer._submit_raw(image, index, bytes(data), quadrant, reduce=level == top)
+            self._owner.submit_raw(image, index, bytes(data), quadrant, reduce=level == top)
 
     @property
     def levels(self) -> list[ImageWriter]:
         """The levels of this image's pyramid, this image first (``[self]`` without a pyramid)."""
-        return list(self._pyramid.levels) if self._pyramid is not None else [self]
+        return list(self.pyramid.levels) if self.pyramid is not None else [self]
 
     @property
     def pyramid_stats(self) -> dict[str, int] | None:
         """Frontier figures of this image's pyramid (bytes held, peak, quadrants spilled), or None."""
-        return self._pyramid.stats if self._pyramid is not None else None
+        return self.pyramid.stats if self.pyramid is not None else None
 
     def tile_index(self, row: int, col: int, plane: int = 0) -> int:
         """The tile's index in TileOffsets (libtiff order: plane, row, column)."""
@@ -225,8 +244,8 @@ class ImageWriter:
         self._write_checked(row, col, arr, 0 if plane is None else plane)
 
     def _check_writable(self) -> None:
-        if self._level:
-            raise TiffUsageError(f"image {self.index} is level {self._level} of a pyramid: the writer makes its "
+        if self.level:
+            raise TiffUsageError(f"image {self.index} is level {self.level} of a pyramid: the writer makes its "
                                  "tiles from level 0")
 
     def _shape_message(self, row: int, col: int, shape: tuple[int, ...], full: tuple[int, ...],
@@ -249,7 +268,7 @@ class ImageWriter:
             shape = shape[:2]
         if shape != full and shape != valid:
             raise TiffValueError(self._shape_message(row, col, arr.shape, full, valid))
-        self._writer._submit(self, index, arr)
+        self._owner.submit(self, index, arr)
 
     def write_raw_tile(self, row: int, col: int, data: bytes, *, plane: int = 0,
                        reduced: numpy.ndarray | None = None) -> None:
@@ -266,17 +285,17 @@ class ImageWriter:
             raise TiffValueError("raw tile data is empty (a zero byte count means a missing tile)")
         quadrant = None
         if reduced is not None:
-            if self._pyramid is None:
+            if self.pyramid is None:
                 raise TiffUsageError(f"image {self.index} has no pyramid: reduced= does not apply")
             quadrant = numpy.asarray(reduced)
             if quadrant.dtype.newbyteorder("=") != self.dtype:
                 raise TiffTypeError(f"image {self.index}: reduced quadrant dtype {quadrant.dtype} does not match "
                                     f"the image's {self.dtype}")
-            expected = self._pyramid.quadrant_shape(0, row, col)
+            expected = self.pyramid.quadrant_shape(0, row, col)
             if quadrant.shape != expected and quadrant.shape != (*expected, 1):
                 raise TiffValueError(f"image {self.index}: tile (row {row}, col {col}): reduced quadrant has "
                                      f"shape {quadrant.shape}, expected {expected}")
-        self._writer._submit_raw(self, index, data, quadrant)
+        self._owner.submit_raw(self, index, data, quadrant)
 
     def decode_tile(self, data: bytes) -> numpy.ndarray:
         """Decode bytes stored for one of this image's tiles: the full tile, (length, width[, samples])."""
@@ -291,7 +310,7 @@ class ImageWriter:
                 colorspace, outcolorspace = (None if starts_with_jfif(data) else 2), 2
         segment = SegmentSpec(
             compression=spec.compression, dtype=self.dtype, bits=self.dtype.itemsize * 8,
-            sampleformat=SAMPLEFORMAT[self.dtype.kind], byteorder=self._writer.byteorder,
+            sampleformat=SAMPLEFORMAT[self.dtype.kind], byteorder=spec.byteorder,
             predictor=spec.predictor, samples=spec.samples, tiled=True, photometric=p["photometric"],
             jpegtables=spec.jpegtables, jpeg_colorspace=colorspace, jpeg_outcolorspace=outcolorspace,
             where=f"image {self.index}", segment_rows=self.tile[0])
@@ -303,13 +322,7 @@ class ImageWriter:
 
         A tile given to :meth:`write_tile` counts as written at once, also while an encoder
         thread still works on it (an encoding error is raised by a later call)."""
-        writer = self._writer
-        with writer._lock:
-            missing = self._offsets == 0
-            in_flight = [i for (k, i) in writer._latest if k == self.index]
-            if in_flight:
-                missing[in_flight] = False
-            idx = numpy.flatnonzero(missing)
+        idx = numpy.flatnonzero(self._owner.missing_mask(self))
         per_plane = self.tiles_down * self.tiles_across
         result: list[tuple[int, ...]] = []
         for i in idx.tolist():
@@ -318,26 +331,11 @@ class ImageWriter:
             result.append((row, col, plane) if self.planes > 1 else (row, col))
         return result
 
+    def join_pyramid(self, pyramid: Pyramid, level: int) -> None:
+        """Make this image level ``level`` of ``pyramid`` (the writer does, for every level)."""
+        self.pyramid = pyramid
+        self.level = level
+
     # -- internal --------------------------------------------------------------------------
-    def _blank_tile(self) -> bytes:
-        if self._blank is None:
-            self._blank = encode_segment(self._spec, numpy.zeros(self._spec.tile_shape, self.dtype))
-        return self._blank
-
-    def _entries(self, layout: Layout, policy_final: bool) -> list[Entry]:
-        """The IFD entries except SubIFDs (added by the checkpoint, which knows their offsets)."""
-        offsets, counts = self._strile_arrays(policy_final)
-        return image_entries(layout, self.params, self.dtype, self._spec.jpegtables, offsets, counts)
-
-    def _strile_arrays(self, final: bool) -> tuple[numpy.ndarray, numpy.ndarray]:
-        offsets = self._offsets.copy()
-        counts = self._counts.copy()
-        if self._blank_location is not None:
-            missing = offsets == 0
-            offsets[missing] = self._blank_location[0]
-            counts[missing] = self._blank_location[1]
-        return offsets, counts
-
-    def _max_value(self) -> int:
-        return int(self._offsets.max(initial=0)) + int(self._counts.max(initial=0))
-
+    def _encode_blank(self) -> bytes:
+        return encode_segment(self._spec, numpy.zeros(self._spec.tile_shape, self.dtype))

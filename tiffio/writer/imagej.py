@@ -25,8 +25,9 @@ from ..errors import LimitExceededError, TiffUsageError, TiffValueError
 from ..format.header import pack_header
 from ..format.layout import get_layout
 from ..metadata.imagej import build_imagej_description, imagej_shape, pack_ijmetadata
+from .ifdpack import Entry, ifd_size, pack_ifd
 from .sink import Sink
-from .tagpack import Entry, ifd_size, pack_ifd, pack_values
+from .tagpack import pack_values
 
 __all__ = ["ImageJWriter", "write_imagej", "write_imagej_plane"]
 

@@ -167,14 +167,7 @@ def _forget_in_child() -> None:
     """After fork, in the child: close the inherited lock descriptors (the parent keeps its locks;
     the child never releases or removes them)."""
     for lock in list(_HELD):
-        if lock._finalizer is not None:
-            lock._finalizer.detach()
-        fd, lock.fd = lock.fd, -1
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:  # pragma: no cover
-                pass
+        lock.forget()
     _HELD.clear()
 
 
@@ -259,6 +252,18 @@ class WriterLock:
             self._finalizer.detach()  # (its descriptor number may be reused once closed here)
         if fd >= 0 and os.getpid() == self._pid:
             WriterLock._finalize(fd, self.lock_path, self._pid)
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited descriptor without releasing or removing the lock
+        (the parent still holds it)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
 
     @staticmethod
     def _finalize(fd: int, path: str, pid: int) -> None:

@@ -23,9 +23,10 @@ import numpy
 from ..errors import SourceError, TiffTypeError, TiffValueError
 from ..format.layout import get_layout
 from .files import require_regular
-from .relayout import OutImage, Progress, RawTag, RelayoutReport, write_images
+from .relayout import OutImage, Progress, RelayoutReport, write_images
 from .shards import holds_nothing
 from .sink import source_error
+from .tagpack import image_entries
 from .tiffwriter import TiffWriter
 
 __all__ = ["merge"]
@@ -57,10 +58,11 @@ class _Shard:
                 writer.checkpoint()  # what tiffio.recover does: every complete tile is now checkpointed
             self.byteorder = writer.byteorder
             self.images = list(writer.images)
-            self.offsets = [im._offsets.astype(numpy.int64) for im in self.images]
-            self.counts = [im._counts.astype(numpy.int64) for im in self.images]
+            self.offsets = [im.tiles.offsets.astype(numpy.int64) for im in self.images]
+            self.counts = [im.tiles.counts.astype(numpy.int64) for im in self.images]
             layout = get_layout(writer.byteorder, False)
-            self.tags = [[RawTag(e.code, e.type, e.count, bytes(e.data)) for e in im._entries(layout, True)
+            self.tags = [[e for e in image_entries(layout, im.params, im.dtype, im.spec.jpegtables,
+                                                   *im.tiles.strile_arrays())
                           if e.code not in (254, 324, 325, 330)] for im in self.images]
         except BaseException:
             self.close()
@@ -90,7 +92,7 @@ def _check_same(first: _Shard, shard: _Shard) -> None:
         if differ:
             detail = ", ".join(f"{key} {pb.get(key)!r} instead of {pa.get(key)!r}" for key in differ[:4])
             raise TiffValueError(f"{where}, image {k}: parameters differ from shard {first.path!r}: {detail}")
-        if a._spec.jpegtables != b._spec.jpegtables:
+        if a.spec.jpegtables != b.spec.jpegtables:
             raise TiffValueError(f"{where}, image {k}: its JPEGTables differ from those of shard {first.path!r}; "
                                  "tiles encoded with other tables cannot be merged without re-encoding")
         ta = {t.code: t for t in first.tags[k]}

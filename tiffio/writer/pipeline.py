@@ -44,7 +44,7 @@ def encoder_loop(pipeline: EncoderThreads) -> None:
     """Body of an encoder thread: run (function, args) jobs until the pipeline stops and is empty.
     Jobs record their own errors; the thread only references the pipeline."""
     while True:
-        job = pipeline._next()
+        job = pipeline.next_job()
         if job is None:
             return
         try:
@@ -53,7 +53,7 @@ def encoder_loop(pipeline: EncoderThreads) -> None:
             pass
         finally:
             job = None  # do not keep the writer alive while waiting
-            pipeline._done()
+            pipeline.job_done()
 
 
 class EncoderThreads:
@@ -102,7 +102,7 @@ class EncoderThreads:
             except queue.Empty:
                 pass
 
-    def _next(self) -> Job | None:
+    def next_job(self) -> Job | None:
         """In a thread: the next job (None: stop), sleeping while there is none."""
         while True:
             with self._lock:
@@ -123,7 +123,7 @@ class EncoderThreads:
             with self._lock:
                 self._sleeping -= 1
 
-    def _done(self) -> None:
+    def job_done(self) -> None:
         with self._lock:
             self._busy -= 1
 

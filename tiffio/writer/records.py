@@ -1,4 +1,4 @@
-"""The record format of the writer's working file (DESIGN.md, "The writer's file layout").
+"""The record format of the writer's working file.
 
 Every payload (tile, image definition, blank tile, checkpoint state) is preceded by a 28-byte
 *leader*: magic, image number, tile index, payload length, CRC-32 of the payload. TIFF readers

@@ -4,7 +4,7 @@ Two layouts (no tile is decoded or re-encoded):
 
 ``"cog"``
     GDAL's Cloud-Optimized GeoTIFF layout (its COG driver documentation, "File format
-    details"): header; the ghost area with GDAL's keys (:func:`tiffio.cogcheck.ghost_area`);
+    details"): header; the ghost area with GDAL's keys (:func:`tiffio.read.cogcheck.ghost_area`);
     IFD0 and its tag values, then the overview IFDs largest first; then every TileOffsets /
     TileByteCounts array; then the tiles, smallest overview first and full resolution last,
     each level in tile-index order, every tile preceded by its byte count (4 bytes,
@@ -29,20 +29,24 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
 
 from ..errors import SourceError, TiffFormatError, TiffTypeError, TiffValueError, UnsupportedFeatureError
-from ..format.layout import FIELD_TYPE_SIZE, Layout, get_layout
-from ..read.cogcheck import ghost_area
+from ..format.cog import ghost_area
+from ..format.header import pack_header
+from ..format.layout import FIELD_TYPE_SIZE, Layout
 from .files import create_temporary, discard, publish
+from .ifdpack import Entry, ifd_size, pack_ifd
+from .tilecopy import Progress, copy_tiles, pwrite_all
 
-__all__ = ["RawTag", "OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
+__all__ = ["OutImage", "RelayoutReport", "relayout", "write_images", "tags_of", "LAYOUTS"]
 
 LAYOUTS = ("cog", "plain")
+#: the largest classic TIFF file
 CLASSIC_LIMIT = 2**32 - 1
 
 #: tags relayout rebuilds or cannot carry: strile arrays, SubIFDs (levels move to the main
@@ -50,22 +54,9 @@ CLASSIC_LIMIT = 2**32 - 1
 _REBUILT = frozenset({254, 273, 279, 324, 325, 330, 288, 289})
 #: tags whose value is an offset into the source file (private IFDs): not copied
 _POINTERS = {34665: "ExifIFD", 34853: "GPSIFD", 40965: "InteroperabilityIFD", 400: "GlobalParametersIFD"}
-#: 64-bit field types and their classic TIFF counterparts
-_TO_CLASSIC = {16: (4, "Q", "I"), 17: (9, "q", "i"), 18: (13, "Q", "I")}
+#: struct codes of the 64-bit field types and of the classic TIFF types that store them
+_NARROW = {16: ("Q", "I"), 17: ("q", "i"), 18: ("Q", "I")}
 
-_LEADER = struct.Struct("<I")
-_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
-_BUFFER = 8 << 20
-
-
-@dataclass(frozen=True)
-class RawTag:
-    """One tag as stored: code, field type, count, value bytes in the file's byte order."""
-
-    code: int
-    type: int
-    count: int
-    data: bytes
 
 
 @dataclass
@@ -74,7 +65,7 @@ class OutImage:
     every tile in TileOffsets order, where its bytes are: ``source`` (an index into the
     list of file descriptors), ``offset`` and ``count`` (0 and 0: a sparse tile)."""
 
-    tags: list[RawTag]
+    tags: list[Entry]
     new_subfile_type: int
     source: numpy.ndarray   # int32, one per tile
     offset: numpy.ndarray   # int64
@@ -108,9 +99,9 @@ class RelayoutReport:
 
 # --- reading the source -----------------------------------------------------------------------
 
-def tags_of(ifd: Any) -> tuple[list[RawTag], list[str]]:
+def tags_of(ifd: Any) -> tuple[list[Entry], list[str]]:
     """The tags of a reader IFD to carry into a new file, and the names of those dropped."""
-    tags: list[RawTag] = []
+    tags: list[Entry] = []
     dropped: list[str] = []
     for code, tag in ifd.tags.items():
         if code in _REBUILT:
@@ -121,7 +112,7 @@ def tags_of(ifd: Any) -> tuple[list[RawTag], list[str]]:
         if tag.type not in FIELD_TYPE_SIZE:
             dropped.append(f"{ifd.where}: tag {code} of unknown field type {tag.type}")
             continue
-        tags.append(RawTag(int(code), int(tag.type), int(tag.count), bytes(tag.raw_bytes())))
+        tags.append(Entry(int(code), int(tag.type), int(tag.count), bytes(tag.raw_bytes())))
     return tags, dropped
 
 
@@ -197,64 +188,67 @@ def images_of(tif: Any) -> tuple[list[OutImage], list[str]]:
 
 # --- planning ---------------------------------------------------------------------------------
 
-def _classic_tag(tag: RawTag, byteorder: str) -> RawTag | None:
-    """A 64-bit-typed tag converted for classic TIFF, or None when a value does not fit."""
-    conv = _TO_CLASSIC.get(tag.type)
-    if conv is None:
+def _stored_tag(tag: Entry, layout: Layout) -> Entry | None:
+    """The tag as ``layout`` stores it (64-bit types narrowed in classic TIFF), or None when a value
+    does not fit."""
+    new_type = layout.stored_field_type(tag.type)
+    if new_type == tag.type:
         return tag
-    new_type, src, dst = conv
-    values = struct.unpack(f"{byteorder}{tag.count}{src}", tag.data[: 8 * tag.count])
+    src, dst = _NARROW[tag.type]
+    values = struct.unpack(f"{layout.byteorder}{tag.count}{src}", tag.data[: 8 * tag.count])
     try:
-        data = struct.pack(f"{byteorder}{tag.count}{dst}", *values)
+        data = struct.pack(f"{layout.byteorder}{tag.count}{dst}", *values)
     except struct.error:
         return None
-    return RawTag(tag.code, new_type, tag.count, data)
+    return Entry(tag.code, new_type, tag.count, data)
 
 
-@dataclass
-class _PlannedIFD:
-    offset: int
-    entries: list[tuple[int, int, int, bytes | None]]   # code, type, count, inline bytes or None (out of line)
-    values: dict[int, int]                               # code -> value offset
-    size: int                                            # entries + own values
+def _stored_images(layout: Layout, images: Sequence[OutImage]) -> list[OutImage] | None:
+    """The images with their tags as ``layout`` stores them, or None when a value does not fit."""
+    out = []
+    for image in images:
+        tags = [_stored_tag(t, layout) for t in image.tags]
+        if any(t is None for t in tags):
+            return None
+        out.append(OutImage([t for t in tags if t is not None], image.new_subfile_type, image.source,
+                            image.offset, image.count, image.mask_of))
+    return out
 
 
 def _has_masks(images: Sequence[OutImage]) -> bool:
     return any(im.mask_of is not None for im in images)
 
 
-def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[int, list[_PlannedIFD], list[int], int]:
-    """Offsets of everything but the tile data -> (IFD0 offset, IFD plans, strile array offsets
+#: the strile arrays: written after all IFDs, not with their IFD's values
+_STRILE_CODES = (324, 325)
+
+
+def _entries(layout: Layout, image: OutImage, offsets: numpy.ndarray | None = None) -> list[Entry]:
+    """The IFD entries of ``image``: its tags, NewSubfileType, and TileOffsets (``offsets``; zeros
+    when not given, to plan) and TileByteCounts."""
+    entries = list(image.tags)
+    if image.new_subfile_type:
+        entries.append(Entry(254, 4, 1, struct.pack(layout.byteorder + "I", image.new_subfile_type)))
+    dtype = layout.offset_dtype
+    ftype = int(layout.offset_field_type)
+    n = len(image.offset)
+    data = numpy.zeros(n, dtype).tobytes() if offsets is None else offsets.astype(dtype).tobytes()
+    entries.append(Entry(324, ftype, n, data))
+    entries.append(Entry(325, ftype, n, image.count.astype(dtype).tobytes()))
+    return entries
+
+
+def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[list[int], list[int], int]:
+    """Offsets of everything but the tile data -> (IFD offsets, strile array offsets
     [offs0, counts0, offs1, ...] (-1: inline), start of the tile data)."""
     pos = layout.header_size
     if kind == "cog":
         pos += len(ghost_area(_has_masks(images)))
     pos += pos & 1
-    first = pos
-    plans: list[_PlannedIFD] = []
+    ifds: list[int] = []
     for image in images:
-        entries: list[tuple[int, int, int, bytes | None]] = []
-        codes = sorted({t.code for t in image.tags} | ({254} if image.new_subfile_type else set()) | {324, 325})
-        by_code = {t.code: t for t in image.tags}
-        n = len(codes)
-        offset = pos
-        vpos = pos + layout.count_size + n * layout.entry_size + layout.offset_size
-        values: dict[int, int] = {}
-        for code in codes:
-            if code == 254:
-                entries.append((254, 4, 1, struct.pack(layout.byteorder + "I", image.new_subfile_type)))
-            elif code in (324, 325):
-                entries.append((code, 16 if layout.bigtiff else 4, len(image.offset), None))
-            else:
-                t = by_code[code]
-                if len(t.data) <= layout.inline_size:
-                    entries.append((code, t.type, t.count, t.data))
-                else:
-                    entries.append((code, t.type, t.count, None))
-                    values[code] = vpos
-                    vpos += len(t.data) + (len(t.data) & 1)
-        plans.append(_PlannedIFD(offset, entries, values, vpos - offset))
-        pos = vpos
+        ifds.append(pos)
+        pos += ifd_size(layout, _entries(layout, image), _STRILE_CODES)
     arrays: list[int] = []
     for image in images:
         nbytes = len(image.offset) * layout.offset_size
@@ -264,7 +258,7 @@ def _plan(layout: Layout, images: Sequence[OutImage], kind: str) -> tuple[int, l
             else:
                 arrays.append(pos)
                 pos += nbytes + (nbytes & 1)
-    return first, plans, arrays, pos
+    return ifds, arrays, pos
 
 
 def _tile_groups(images: Sequence[OutImage], kind: str) -> list[list[int]]:
@@ -297,176 +291,28 @@ def _data_offsets(images: Sequence[OutImage], kind: str, data_start: int) -> tup
     return result, pos
 
 
-def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, first: int,
-                   plans: list[_PlannedIFD], arrays: list[int], data_start: int,
-                   tile_offsets: list[numpy.ndarray]) -> bytes:
-    bo = layout.byteorder
-    entry = struct.Struct(bo + ("HHQ" if layout.bigtiff else "HHI"))
+def _pack_metadata(layout: Layout, images: Sequence[OutImage], kind: str, ifds: list[int], arrays: list[int],
+                   data_start: int, tile_offsets: list[numpy.ndarray]) -> bytes:
+    """Header, ghost area (COG), IFDs with their values, and the strile arrays: the file up to its tiles."""
     buf = bytearray(data_start)
-    head = (b"II" if bo == "<" else b"MM") + (struct.pack(bo + "HHHQ", 43, 8, 0, first) if layout.bigtiff
-                                               else struct.pack(bo + "HI", 42, first))
+    head = pack_header(layout, ifds[0])
     buf[: len(head)] = head
     if kind == "cog":
         ghost = ghost_area(_has_masks(images))
         buf[layout.header_size: layout.header_size + len(ghost)] = ghost
-    odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
-    for k, (image, plan) in enumerate(zip(images, plans)):
-        strile = [tile_offsets[k].astype(odt).tobytes(), image.count.astype(odt).tobytes()]
-        by_code = {t.code: t for t in image.tags}
-        pos = plan.offset
-        out = [layout.count_struct.pack(len(plan.entries))]
-        for code, ftype, count, inline in plan.entries:
-            if code in (324, 325):
-                j = 2 * k + (code - 324)
-                data = strile[code - 324]
-                if arrays[j] < 0:
-                    out.append(entry.pack(code, ftype, count) + data.ljust(layout.inline_size, b"\0"))
-                else:
-                    out.append(entry.pack(code, ftype, count) + layout.pack_offset(arrays[j]))
-                    buf[arrays[j]: arrays[j] + len(data)] = data
-            elif inline is not None:
-                out.append(entry.pack(code, ftype, count) + inline.ljust(layout.inline_size, b"\0"))
-            else:
-                voff = plan.values[code]
-                data = by_code[code].data
-                out.append(entry.pack(code, ftype, count) + layout.pack_offset(voff))
-                buf[voff: voff + len(data)] = data
-        nxt = plans[k + 1].offset if k + 1 < len(plans) else 0
-        out.append(layout.pack_offset(nxt))
-        blob = b"".join(out)
-        buf[pos: pos + len(blob)] = blob
+    for k, image in enumerate(images):
+        entries = _entries(layout, image, tile_offsets[k])
+        placed = {code: arrays[2 * k + j] for j, code in enumerate(_STRILE_CODES) if arrays[2 * k + j] >= 0}
+        for e in entries:
+            if e.code in placed:
+                buf[placed[e.code]: placed[e.code] + len(e.data)] = e.data
+        nxt = ifds[k + 1] if k + 1 < len(ifds) else 0
+        blob = pack_ifd(layout, entries, ifds[k], nxt, placed)
+        buf[ifds[k]: ifds[k] + len(blob)] = blob
     return bytes(buf)
 
 
 # --- writing ----------------------------------------------------------------------------------
-
-def _copy_tiles(out_fd: int, fds: Sequence[int], images: Sequence[OutImage], kind: str,
-                tile_offsets: list[numpy.ndarray], progress: Progress | None = None) -> None:
-    """Copy every tile's bytes to its output offset: in the plain layout with os.copy_file_range
-    (in-kernel, reflinks where the filesystem can), source runs that are contiguous in both files
-    as one call; in the COG layout through one reused buffer (each tile gets its leader and
-    trailer around it) written in big writes."""
-    cog = kind == "cog"
-    total = sum(int(image.count.sum()) for image in images)
-    report = _ProgressCounter(progress, total)
-    if not cog and _COPY_FILE_RANGE:
-        _copy_tiles_in_kernel(out_fd, fds, images, tile_offsets, report)
-        return
-    buf = bytearray(_BUFFER)
-    view = memoryview(buf)
-    used = pending = 0  # bytes in the buffer; tile bytes among them (for progress)
-    buf_start = -1
-    present = [numpy.flatnonzero(image.count > 0) for image in images]
-    dest_all = numpy.concatenate([tile_offsets[k][p] for k, p in enumerate(present)])
-    by_dest = numpy.argsort(dest_all, kind="stable")
-    srcs = numpy.concatenate([im.source[p] for im, p in zip(images, present)])[by_dest].tolist()
-    offs = numpy.concatenate([im.offset[p] for im, p in zip(images, present)])[by_dest].tolist()
-    counts = numpy.concatenate([im.count[p] for im, p in zip(images, present)])[by_dest].tolist()
-    dests = dest_all[by_dest].tolist()
-    # in output order, so that consecutive tiles share one write
-    for src, off, n, dest in zip(srcs, offs, counts, dests):
-        size = n + 8 if cog else n
-        start = dest - 4 if cog else dest
-        if buf_start >= 0 and (start != buf_start + used or used + size > _BUFFER):
-            _pwrite_all(out_fd, view[:used], buf_start)
-            report.add(pending)
-            used = pending = 0
-            buf_start = -1
-        if size > _BUFFER:  # a huge tile: straight through
-            _copy_range(fds[src], off, n, out_fd, dest)
-            if cog:
-                tail = os.pread(fds[src], 4, off + n - 4) if n >= 4 else b""
-                os.pwrite(out_fd, _LEADER.pack(n), dest - 4)
-                os.pwrite(out_fd, tail.rjust(4, b"\0"), dest + n)
-            report.add(n)
-            continue
-        if buf_start < 0:
-            buf_start = start
-        p = used + (4 if cog else 0)
-        got = os.preadv(fds[src], [view[p: p + n]], off)
-        if got != n:
-            raise TiffFormatError(f"tile data at offset {off} ({n} bytes) passes the end of source file {src}")
-        if cog:
-            _LEADER.pack_into(buf, used, n)
-            buf[p + n: p + n + 4] = bytes(buf[p + n - 4: p + n]) if n >= 4 else bytes(buf[p: p + n]).rjust(4, b"\0")
-        used += size
-        pending += n
-    if used:
-        _pwrite_all(out_fd, view[:used], buf_start)
-        report.add(pending)
-
-
-def _copy_tiles_in_kernel(out_fd: int, fds: Sequence[int], images: Sequence[OutImage],
-                          tile_offsets: list[numpy.ndarray], report: _ProgressCounter) -> None:
-    for k, image in enumerate(images):
-        present = numpy.flatnonzero(image.count > 0)
-        if not present.size:
-            continue
-        srcs = image.source[present]
-        offs = image.offset[present]
-        counts = image.count[present]
-        dests = tile_offsets[k][present]
-        # runs: the next tile follows in the same source and in the output
-        breaks = numpy.flatnonzero((srcs[1:] != srcs[:-1]) | (offs[1:] != offs[:-1] + counts[:-1]) |
-                                   (dests[1:] != dests[:-1] + counts[:-1])) + 1
-        starts = numpy.concatenate([[0], breaks]).tolist()
-        ends = numpy.concatenate([breaks, [present.size]]).tolist()
-        cum = numpy.concatenate([[0], numpy.cumsum(counts)]).tolist()
-        srcs_l, offs_l, dests_l = srcs.tolist(), offs.tolist(), dests.tolist()
-        for a, b in zip(starts, ends):
-            _copy_range(fds[srcs_l[a]], offs_l[a], cum[b] - cum[a], out_fd, dests_l[a])
-            report.add(cum[b] - cum[a])
-
-
-#: ``progress(copied, total)``: tile bytes copied so far and in all
-Progress = Callable[[int, int], None]
-
-
-class _ProgressCounter:
-    """Calls ``progress(copied, total)`` as tile bytes reach the output (once at 0 first)."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.copied = progress, total, 0
-        if progress is not None:
-            progress(0, total)
-
-    def add(self, nbytes: int) -> None:
-        if self.progress is not None and nbytes:
-            self.copied += nbytes
-            self.progress(self.copied, self.total)
-
-
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
-    while len(data):
-        n = os.pwrite(fd, data, offset)
-        if n <= 0:  # pragma: no cover
-            raise OSError(28, "short write")
-        data = data[n:]
-        offset += n
-
-
-def _copy_range(src: int, offset: int, count: int, dst: int, dest: int) -> None:
-    """Copy ``count`` bytes between files (os.copy_file_range where there is one)."""
-    copy = getattr(os, "copy_file_range", None)
-    while count > 0:
-        n = 0
-        if copy is not None:
-            try:
-                n = copy(src, dst, count, offset, dest)
-            except OSError:
-                copy = None
-                continue
-        else:
-            data = os.pread(src, min(count, _BUFFER), offset)
-            if data:
-                _pwrite_all(dst, memoryview(data), dest)
-            n = len(data)
-        if n <= 0:
-            raise TiffFormatError(f"{count} bytes of tile data at offset {offset} pass the end of the source")
-        offset += n
-        dest += n
-        count -= n
-
 
 def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[OutImage], *, byteorder: str,
                  layout: str = "cog", bigtiff: bool | None = None, fsync: bool = True,
@@ -482,39 +328,28 @@ def write_images(dst: str | os.PathLike, fds: Sequence[int], images: Sequence[Ou
         raise TiffValueError(f"bigtiff must be None, True or False, not {bigtiff!r}")
     dst = _dst_path(dst)
     report = RelayoutReport(path=dst, layout=layout)
-    candidates = [False, True] if bigtiff is None else [bool(bigtiff)]
-    for big in candidates:
-        lay = get_layout(byteorder, big)
-        todo = list(images)
-        if not big:
-            converted = []
-            for image in todo:
-                tags = [_classic_tag(t, byteorder) for t in image.tags]
-                if any(t is None for t in tags):
-                    break
-                converted.append(OutImage([t for t in tags if t is not None], image.new_subfile_type,
-                                          image.source, image.offset, image.count, image.mask_of))
-            else:
-                todo = converted
-            if len(todo) != len(converted):
-                if bigtiff is False:
-                    raise TiffValueError("bigtiff=False, but a 64-bit tag value does not fit classic TIFF")
-                continue
-        first, plans, arrays, data_start = _plan(lay, todo, layout)
+    for lay in Layout.choices(byteorder, bigtiff):
+        stored = _stored_images(lay, images)
+        if stored is None:
+            if bigtiff is False:
+                raise TiffValueError("bigtiff=False, but a 64-bit tag value does not fit classic TIFF")
+            continue
+        todo = stored
+        ifds, arrays, data_start = _plan(lay, todo, layout)
         tile_offsets, end = _data_offsets(todo, layout, data_start)
-        if big or end <= CLASSIC_LIMIT:
+        if lay.holds(end, CLASSIC_LIMIT):
             break
         if bigtiff is False:
             raise TiffValueError(f"bigtiff=False, but the file needs {end} bytes, more than classic TIFF allows")
-    metadata = _pack_metadata(lay, todo, layout, first, plans, arrays, data_start, tile_offsets)
+    metadata = _pack_metadata(lay, todo, layout, ifds, arrays, data_start, tile_offsets)
     # a temporary created exclusively in dst's folder (never through a planted file or symlink), then
     # fsync, rename, fsync of the folder: dst is the old file or the complete new one (files.py)
     out, tmp = create_temporary(dst, ".tmp")
     try:
         try:
             os.ftruncate(out, end)
-            _pwrite_all(out, memoryview(metadata), 0)
-            _copy_tiles(out, fds, todo, layout, tile_offsets, progress)
+            pwrite_all(out, memoryview(metadata), 0)
+            copy_tiles(out, fds, todo, layout == "cog", tile_offsets, progress)
             publish(out, tmp, dst, sync=fsync)
         finally:
             os.close(out)

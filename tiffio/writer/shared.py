@@ -32,26 +32,53 @@ import numpy
 
 from ..errors import SourceError, TiffFormatError, TiffUsageError, UnsupportedFeatureError
 from ..format.header import parse_header
-from .checkpoint import read_state
 from .image import ImageWriter
 from .lock import filesystem_type, require_local_filesystem
 from .records import DATA_START, LEADER, MAGIC_TILE, crc32_parts, iter_records_resync, read_signature
+from .recovery import read_state
 from .sink import Sink, source_error
 from .tiffwriter import TiffWriter
 
 __all__ = ["SharedWriter", "SharedAppender", "filesystem_type", "require_local_filesystem"]
 
 class _Owner:
-    """What an ImageWriter needs of its writer to encode and index tiles (appenders have no writer)."""
+    """The owner of an appender's ImageWriters: they encode tiles and index them, and store nothing
+    (the appender appends the records itself)."""
 
-    def __init__(self, byteorder: str) -> None:
-        self.byteorder = byteorder
+    def __init__(self) -> None:
         self.images: list[ImageWriter] = []
+
+    def submit(self, image: ImageWriter, index: int, array: numpy.ndarray) -> None:
+        raise TiffUsageError("a SharedAppender's images are written with SharedAppender.write_tile")
+
+    def submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None,
+                   reduce: bool = True) -> None:
+        raise TiffUsageError("a SharedAppender's images are written with SharedAppender.write_raw_tile")
+
+    def missing_mask(self, image: ImageWriter) -> numpy.ndarray:
+        return image.tiles.missing_mask()
 
 
 class _CoordinatorWriter(TiffWriter):
     _shared_append = True
     _lock_role = "coordinator of shared append"
+
+    def absorb(self, skipped: list[tuple[int, int]]) -> int:
+        """Index the tile records appended since the last call (torn ones are passed over and listed
+        in ``skipped``); returns how many tiles were found."""
+        appender = self._appender
+        sink = appender.sink
+        size = sink.size()
+        found = 0
+        with appender.lock:
+            for magic, img, index, offset, payload in iter_records_resync(sink, appender.end, size, skipped):
+                if magic != MAGIC_TILE or img >= len(self.images) or index >= self.images[img].tile_count:
+                    continue
+                self.images[img].tiles.set(index, offset, len(payload))
+                found += 1
+            appender.end = max(appender.end, size)  # (a new file is empty until its first image)
+            appender.since_checkpoint += found
+        return found
 
 
 class SharedWriter:
@@ -119,20 +146,7 @@ class SharedWriter:
             return self._absorb_locked()
 
     def _absorb_locked(self) -> int:
-        writer = self._writer
-        sink = writer._sink
-        size = sink.size()
-        found = 0
-        with writer._lock:
-            for magic, img, index, offset, payload in iter_records_resync(sink, writer._end, size, self.skipped):
-                if magic != MAGIC_TILE or img >= len(writer.images) or index >= writer.images[img].tile_count:
-                    continue
-                writer.images[img]._offsets[index] = offset
-                writer.images[img]._counts[index] = len(payload)
-                found += 1
-            writer._end = max(writer._end, size)  # (a new file is empty until its first image)
-            writer._since_checkpoint += found
-        return found
+        return self._writer.absorb(self.skipped)
 
     def checkpoint(self) -> int:
         """Absorb, then write a checkpoint holding every complete tile appended so far (durable on
@@ -190,8 +204,8 @@ class SharedAppender:
             state = read_state(sink, first)
         finally:
             sink.close()
-        owner = _Owner(state["byteorder"])
-        self.images = [ImageWriter(owner, k, params, 1) for k, params in enumerate(state["images"])]  # type: ignore[arg-type]
+        owner = _Owner()
+        self.images = [ImageWriter(owner, k, params, 1, state["byteorder"]) for k, params in enumerate(state["images"])]
         owner.images = self.images
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

@@ -7,11 +7,18 @@ import errno as _errno
 import os
 import stat as _stat
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import SourceError, TiffTypeError
 
 __all__ = ["Sink", "source_error"]
+
+
+class _Descriptor(NamedTuple):
+    """A descriptor the caller opened, with the name messages give the file (Sink.from_fd)."""
+
+    fd: int
+    name: str
 
 
 class Sink:
@@ -22,7 +29,9 @@ class Sink:
         self.file: Any = None
         self.owns = False
         self._lock = threading.Lock()
-        if isinstance(target, (str, os.PathLike)):
+        if isinstance(target, _Descriptor):  # from_fd
+            self.name, self.fd, self.owns = target.name, target.fd, True
+        elif isinstance(target, (str, os.PathLike)):
             self.name = os.fspath(target)
             self.fd = _open_regular(self.name, mode)
             self.owns = True
@@ -42,10 +51,7 @@ class Sink:
     def from_fd(cls, fd: int, name: str) -> Sink:
         """A sink on a descriptor the caller opened (it is closed with the sink); ``name`` is what
         messages call the file."""
-        sink = cls.__new__(cls)
-        sink.fd, sink.file, sink.owns, sink.name = fd, None, True, name
-        sink._lock = threading.Lock()
-        return sink
+        return cls(_Descriptor(fd, name), "r")
 
     def pwrite(self, offset: int, *parts: bytes) -> None:
         try:

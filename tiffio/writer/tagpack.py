@@ -1,12 +1,10 @@
-"""IFD packing: tag values -> bytes by field type, IFD size, one IFD with its out-of-line values,
-and the entries of one image's IFD (no I/O)."""
+"""Tag values -> bytes by field type, the entries of one image's IFD, and the trial packing that
+add_image runs before anything of an image is stored (no I/O)."""
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -16,17 +14,10 @@ from ..enums import Compression as C
 from ..enums import FieldType as T
 from ..errors import TiffError, TiffTypeError, TiffValueError
 from ..format.layout import FIELD_TYPE_CHAR, FIELD_TYPE_SIZE, Layout, get_layout
+from .ifdpack import Entry, pack_ifd
 from .params import SAMPLEFORMAT, check_extratags, check_resolution, check_software
 
-__all__ = ["Entry", "pack_values", "ifd_size", "pack_ifd", "image_entries", "check_image_entries", "sanitize_stored"]
-
-
-@dataclass
-class Entry:
-    code: int
-    type: int
-    count: int
-    data: bytes
+__all__ = ["pack_values", "image_entries", "check_image_entries", "sanitize_stored"]
 
 
 #: (min, max) of the integer field types
@@ -98,37 +89,10 @@ def pack_values(layout: Layout, ftype: int, values: Any) -> tuple[int, bytes]:
     return arr.size, arr.astype(dtype).tobytes()
 
 
-def ifd_size(layout: Layout, entries: Sequence[Entry]) -> int:
-    size = layout.count_size + len(entries) * layout.entry_size + layout.offset_size
-    for e in entries:
-        if len(e.data) > layout.inline_size:
-            size += len(e.data) + (len(e.data) & 1)
-    return size
-
-
-def pack_ifd(layout: Layout, entries: Sequence[Entry], offset: int, next_offset: int) -> bytes:
-    entries = sorted(entries, key=lambda e: e.code)
-    head = [layout.count_struct.pack(len(entries))]
-    values: list[bytes] = []
-    pos = offset + layout.count_size + len(entries) * layout.entry_size + layout.offset_size
-    fmt = struct.Struct(layout.byteorder + ("HHQ" if layout.bigtiff else "HHI"))
-    for e in entries:
-        if len(e.data) <= layout.inline_size:
-            head.append(fmt.pack(e.code, e.type, e.count)[: fmt.size] + e.data.ljust(layout.inline_size, b"\0"))
-        else:
-            head.append(fmt.pack(e.code, e.type, e.count) + layout.pack_offset(pos))
-            pad = b"\0" if len(e.data) & 1 else b""
-            values.append(e.data + pad)
-            pos += len(e.data) + len(pad)
-    head.append(layout.pack_offset(next_offset))
-    return b"".join(head + values)
-
-
 def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtables: bytes | None,
                   offsets: numpy.ndarray, counts: numpy.ndarray) -> list[Entry]:
     """The IFD entries of one image (parameters ``p`` from normalize_params) except SubIFDs, which
     the checkpoint adds (it knows their offsets)."""
-    bo = layout.byteorder
     out: list[Entry] = []
 
     def add(code: int, ftype: int, values: Any) -> None:
@@ -158,8 +122,8 @@ def image_entries(layout: Layout, p: dict[str, Any], dtype: numpy.dtype, jpegtab
         add(306, T.ASCII, p["datetime"])
     if p["predictor"] != 1:
         add(317, T.SHORT, [p["predictor"]])
-    otype = T.LONG8 if layout.bigtiff else T.LONG
-    odt = numpy.dtype(bo + ("u8" if layout.bigtiff else "u4"))
+    otype = layout.offset_field_type
+    odt = layout.offset_dtype
     if p.get("strips"):  # StripOffsets, RowsPerStrip, StripByteCounts
         out.append(Entry(273, int(otype), len(offsets), offsets.astype(odt).tobytes()))
         add(278, T.LONG, [p["tile"][0]])
@@ -210,15 +174,14 @@ def check_image_entries(params: dict[str, Any], dtype: numpy.dtype, jpegtables: 
     and recovery. One layout suffices: classic and BigTIFF IFDs pack the same values (only the strile
     arrays' and SubIFDs' types differ, and LONG8 extratags are refused unless bigtiff=True)."""
     one = numpy.zeros(1, numpy.uint64)
-    for big in (bool(bigtiff),):
-        layout = get_layout(byteorder, big)
-        try:
-            entries = image_entries(layout, params, dtype, jpegtables, one, one)
-            pack_ifd(layout, entries, 16, 0)
-        except TiffValueError:
-            raise
-        except (TiffError, ValueError, TypeError, OverflowError, struct.error) as exc:
-            raise TiffValueError(f"the image's tags cannot be stored: {exc}") from None
+    layout = get_layout(byteorder, bool(bigtiff))
+    try:
+        entries = image_entries(layout, params, dtype, jpegtables, one, one)
+        pack_ifd(layout, entries, 16, 0)
+    except TiffValueError:
+        raise
+    except (TiffError, ValueError, TypeError, OverflowError, struct.error) as exc:
+        raise TiffValueError(f"the image's tags cannot be stored: {exc}") from None
     try:
         json.dumps(params)
     except (TypeError, ValueError) as exc:
@@ -244,8 +207,8 @@ def sanitize_stored(params: dict[str, Any], bigtiff: bool | None) -> tuple[dict[
             if isinstance(value, dict) and "bytes" in value:
                 value = bytes.fromhex(value["bytes"])
             check_extratags([(tag[0], tag[1], tag[2], value)], bigtiff)
-            for big in (False, True) if bigtiff is None else (bool(bigtiff),):
-                count, _ = pack_values(get_layout("<", big), tag[1], value)
+            for layout in Layout.choices("<", bigtiff):
+                count, _ = pack_values(layout, tag[1], value)
                 if tag[2] is not None and tag[2] != count and tag[1] != T.ASCII:
                     raise TiffValueError(f"count {tag[2]} does not match its {count} values")
         except (TiffError, TypeError, ValueError, IndexError, OverflowError) as exc:

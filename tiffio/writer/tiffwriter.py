@@ -1,56 +1,33 @@
 """TiffWriter: the streaming tiled writer (the file layout is described in tiffio/writer/__init__.py).
 
-It owns the sink and the file end, appends records (tiles, image definitions, blank tiles) under
-one lock, runs the encoder threads, and decides when to checkpoint; the bytes of a checkpoint come
-from checkpoint.py, the IFD entries from tagpack.py, the images' parameters from params.py.
+It owns the file and ties the parts together: the appender (appender.py: the file end, under one
+lock), the tile feed (feed.py: encoder threads), the checkpoints (checkpoint.py), the images
+(image.py) with their parameters (params.py) and pyramids (pyramid.py), and resume (recovery.py).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 import warnings
-import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy
 
 from ..codecs import compression_name
-from ..codecs.encode import encode_segment_parts
-from ..errors import (
-    LimitExceededError,
-    SourceError,
-    TiffError,
-    TiffFormatWarning,
-    TiffUsageError,
-    TiffValueError,
-)
-from ..format.header import pack_header
+from ..errors import SourceError, TiffError, TiffFormatWarning, TiffUsageError, TiffValueError
 from ..format.layout import Layout
-from .checkpoint import RecoveryReport, ScanProgress, build_checkpoint, resume
+from .appender import WRITEBACK_BYTES, Appender
+from .checkpoint import Checkpoints
+from .feed import TileFeed
 from .files import WriterFile
 from .image import ImageWriter
 from .params import MISSING, check_count, check_software, check_workers, normalize_params
-from .pipeline import EncoderThreads, join_thread, start_thread
 from .pyramid import DEFAULT_BUDGET, FILTERS, Pyramid, level_shapes
-from .records import (
-    CLASSIC_LIMIT,
-    DATA_START,
-    LEADER,
-    MAGIC_BLANK,
-    MAGIC_IMAGE,
-    MAGIC_TILE,
-    crc32,
-    crc32_parts,
-)
+from .recovery import RecoveryReport, ScanProgress, resume
 from .tagpack import check_image_entries, sanitize_stored
 
 __all__ = ["TiffWriter", "WRITEBACK_BYTES"]
-
-#: with fsync=True, a background fdatasync runs every this many bytes appended
-WRITEBACK_BYTES = 32 << 20
 
 
 class TiffWriter:
@@ -115,34 +92,18 @@ class TiffWriter:
         self.default_workers = check_workers(workers)
         self.images: list[ImageWriter] = []
         self.report: RecoveryReport | None = None
-        self._lock = threading.Lock()             # file end, arrays
-        self._ckpt_lock = threading.RLock()       # checkpoints vs everything else
-        self._end = DATA_START
-        self._clean_end = -1                      # the file end right after the last published checkpoint
-        self._max_classic = CLASSIC_LIMIT
-        self._copy_tiles = True
-        self._closed = False
-        self._abandon = False                     # set when the writer is abandoned: queued tiles are dropped
-        self._error: BaseException | None = None
-        self._latest: dict[tuple[int, int], int] = {}  # tiles in encoder threads -> sequence number
-        self._seq = 0
-        self._threads: EncoderThreads | None = None
-        self._sync_thread: threading.Thread | None = None  # fsync + header of an automatic checkpoint
-        # background write-back: with fsync=True, every WRITEBACK_BYTES appended, one fdatasync runs in
-        # a thread, so that the disk works while tiles are encoded and the fsync of a checkpoint or
-        # close() finds little left to write (None: off)
-        self._writeback_bytes: int | None = WRITEBACK_BYTES if fsync else None
-        self._writeback_mark = DATA_START
-        self._writeback_thread: threading.Thread | None = None
-        self._since_checkpoint = 0
-        self._last_checkpoint_time = time.monotonic()
-        self._checkpoints = 0
         self.last_layout: Layout | None = None
+        self._closed = False
         self._pyramids: list[Pyramid] = []
         self._file: WriterFile | None = None
         try:
             self._file = WriterFile(target, mode, bool(lock), bool(atomic), self._lock_role)
             self._sink = self._file.sink
+            self._appender = Appender(self._sink, self.images, self.fsync)
+            self._appender.classic_only = bigtiff is False
+            self._feed = TileFeed(self._appender, self.images, self._check_open, _no_checkpoint)
+            self._checkpoints = Checkpoints(self, self._appender, self._feed.drain)
+            self._feed.before_write = self._checkpoints.maybe
             if mode == "resume":
                 self.report = self._resume(_progress)
         except BaseException:
@@ -180,16 +141,13 @@ class TiffWriter:
         if self._closed:
             return
         self._closed = True
-        self._abandon = True
+        self._feed.abandon = True
         try:
             for pyr in self._pyramids:
                 pyr.close()
-            if self._threads is not None:
-                self._threads.join()
-                self._threads.stop(True)
-                self._threads = None
-            self._wait_sync()
-            self._wait_writeback()
+            self._feed.stop(join=True)
+            self._checkpoints.wait_sync()
+            self._appender.wait_writeback()
         finally:
             self._release(remove=True)
 
@@ -201,7 +159,7 @@ class TiffWriter:
     @property
     def checkpoints(self) -> int:
         """How many checkpoints this writer has written."""
-        return self._checkpoints
+        return self._checkpoints.count
 
     def _check_open(self) -> None:
         if self._closed:
@@ -247,9 +205,9 @@ class TiffWriter:
                 raise TiffValueError(f"pyramid_filter must be one of {FILTERS}, not {pyramid_filter!r}")
             if not isinstance(pyramid_budget, (int, numpy.integer)) or pyramid_budget < 0:
                 raise TiffValueError(f"pyramid_budget must be a number of bytes >= 0, not {pyramid_budget!r}")
-        with self._ckpt_lock:
+        with self._checkpoints.lock:
             if parent is not None:
-                if not isinstance(parent, ImageWriter) or parent._writer is not self:
+                if not isinstance(parent, ImageWriter) or not any(im is parent for im in self.images):
                     raise TiffValueError("parent must be an ImageWriter of this TiffWriter")
                 if parent.params["parent"] is not None:
                     raise TiffValueError("SubIFDs of SubIFDs are not written; give the top-level image as parent")
@@ -276,17 +234,9 @@ class TiffWriter:
         image = self._make_image(params, workers)
         payload = json.dumps({"params": params, "byteorder": self.byteorder, "bigtiff": self.bigtiff},
                              sort_keys=True).encode()
-        self._raise_pending()
-        with self._lock:
-            if self._end == DATA_START:
-                # the file's first record, the definition of image 0, is the signature of a working file
-                # (records.read_signature): written with the header's 16 bytes in one write, so that a
-                # file tiffio created is empty or holds it
-                leader = LEADER.pack(MAGIC_IMAGE, image.index, 0, len(payload), crc32(payload))
-                self._sink.pwrite(0, b"\0" * DATA_START, leader, payload)
-                self._end = DATA_START + len(leader) + len(payload)
-            else:
-                self._append(MAGIC_IMAGE, image.index, 0, payload)
+        self._appender.raise_pending()
+        with self._appender.lock:
+            self._appender.append_first_image(image.index, payload)
         self.images.append(image)
         return image
 
@@ -317,16 +267,11 @@ class TiffWriter:
             params["pyramid_level"] = [base.index, k]
             levels.append(self._add(params, base.workers))
         spill_dir = self._file.folder if self._file is not None else None
-        pyr = Pyramid(levels, options["filter"], options["budget"], self._store_level, spill_dir)
+        pyr = Pyramid(levels, options["filter"], options["budget"], self._feed.store_level, spill_dir)
         for k, im in enumerate(levels):
-            im._pyramid = pyr
-            im._level = k
+            im.join_pyramid(pyr, k)
         self._pyramids.append(pyr)
         return pyr
-
-    def _store_level(self, image: ImageWriter, index: int, pixels: numpy.ndarray) -> None:
-        """Encode and store one tile of a reduced level (in the thread that completed it)."""
-        self._store_tile(image, index, encode_segment_parts(image._spec, pixels), None)
 
     def _make_image(self, params: dict[str, Any], workers: int, stored: bool = False) -> ImageWriter:
         """An ImageWriter for ``params``, checked before anything of it is stored: its blank tile is
@@ -338,9 +283,9 @@ class TiffWriter:
             if dropped:
                 warnings.warn(f"{self.name}: image {len(self.images)}: dropped what no checkpoint can store: "
                               f"{'; '.join(dropped)}", TiffFormatWarning, stacklevel=4)
-        image = ImageWriter(self, len(self.images), params, workers)
+        image = ImageWriter(self._feed, len(self.images), params, workers, self.byteorder)
         try:
-            image._blank_tile()
+            image.tiles.blank_tile()
         except TiffError as exc:
             if stored:
                 raise
@@ -349,254 +294,17 @@ class TiffWriter:
         check_image_entries(params, image.dtype, image.spec.jpegtables, self.byteorder, self.bigtiff)
         return image
 
-    # -- appending -------------------------------------------------------------------------------
-    def _append(self, magic: bytes, image: int, index: int, payload: bytes, crc: int | None = None,
-                check: bool = True) -> int:
-        """Append leader + payload at the end (caller holds _lock); returns the payload offset."""
-        return self._append_parts(magic, image, index, (payload,), len(payload),
-                                  crc32(payload) if crc is None else crc, check)
-
-    def _append_parts(self, magic: bytes, image: int, index: int, parts: Sequence[Any], length: int, crc: int,
-                      check: bool = True) -> int:
-        """Append leader + the concatenated parts (one vectored write; caller holds _lock)."""
-        leader = LEADER.pack(magic, image, index, length, crc)
-        pos = self._end
-        end = pos + len(leader) + length
-        if check and self.bigtiff is False and end + self._metadata_bound() > self._max_classic:
-            raise LimitExceededError(
-                f"{self._sink.name}: bigtiff=False, but {length} more bytes at offset {pos} would pass "
-                f"the 4 GiB limit of classic TIFF (with room for the IFDs); nothing was written")
-        self._sink.pwrite(pos, leader, *parts)
-        self._end = end
-        return pos + len(leader)
-
-    def _metadata_bound(self) -> int:
-        """An upper bound of the bytes a classic-TIFF checkpoint needs (blank tiles, state, IFDs)."""
-        total = 4096
-        for im in self.images:
-            total += im.tile_count * 8 + 2048 + len(json.dumps(im.params))
-            total += len(im._blank or b"") + LEADER.size + 2 * len(im._spec.jpegtables or b"")
-            for tag in im.params["extratags"]:
-                total += 2 * len(json.dumps(tag[3])) + 16
-        return total
-
-    def _store_tile(self, image: ImageWriter, index: int, parts: Sequence[Any], seq: int | None) -> bool:
-        """Append one encoded tile (its bytes as parts); with ``seq``, only if it is still the latest
-        write of that tile. The checksum is computed before taking the lock."""
-        crc = crc32_parts(parts)
-        length = sum(len(p) for p in parts)
-        with self._lock:
-            if seq is not None:
-                key = (image.index, index)
-                if self._latest.get(key) != seq:
-                    return False  # a later write of this tile is in flight or done: the last write wins
-                del self._latest[key]
-            offset = self._append_parts(MAGIC_TILE, image.index, index, parts, length, crc)
-            image._offsets[index] = offset
-            image._counts[index] = length
-            self._since_checkpoint += 1
-            writeback = self._writeback_bytes is not None and \
-                self._end - self._writeback_mark >= self._writeback_bytes and self._sink.fd is not None and \
-                (self._writeback_thread is None or not self._writeback_thread.is_alive())
-            if writeback:  # (started under the lock: one at a time, and close() can always join it)
-                self._writeback_mark = self._end
-                self._writeback_thread = threading.Thread(target=self._writeback, daemon=True,
-                                                          name="tiffio-writeback")
-                start_thread(self._writeback_thread)
-        return True
-
-    def _writeback(self) -> None:
-        try:
-            self._sink.datasync()
-        except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
-
-    def _encode_job(self, image: ImageWriter, index: int, array: numpy.ndarray, seq: int) -> None:
-        """Runs in an encoder thread: encode, checksum and store one tile."""
-        if self._abandon:
-            return
-        try:
-            if self._store_tile(image, index, encode_segment_parts(image._spec, array), seq) and \
-                    image._pyramid is not None:
-                image._pyramid.tile_done(image._level, index, array)
-        except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
-                key = (image.index, index)
-                if self._latest.get(key) == seq:
-                    del self._latest[key]  # not stored: missing again
-
-    def _encoder_threads(self, workers: int) -> EncoderThreads:
-        threads = self._threads
-        if threads is None:
-            # no thread yet: known to close() before any starts (an interrupt while they start
-            # leaves none unstopped); an unclosed, collected writer stops them (they hold only the pipeline)
-            threads = self._threads = EncoderThreads(0)
-            weakref.finalize(self, threads.stop, False)
-        if len(threads.threads) < workers:
-            threads.grow(workers)
-        return threads
-
-    def _submit(self, image: ImageWriter, index: int, array: numpy.ndarray) -> None:
-        if self._closed:
-            self._check_open()
-        if self._error is not None:
-            self._raise_pending()
-        self._maybe_checkpoint()
-        if image.workers <= 1:
-            self._store_tile(image, index, encode_segment_parts(image._spec, array), None)
-            if image._pyramid is not None:
-                image._pyramid.tile_done(image._level, index, array)
-            return
-        threads = self._threads
-        if threads is None or len(threads.threads) < image.workers:
-            threads = self._encoder_threads(image.workers)
-        # the caller may reuse a writeable buffer as soon as write_tile returns: copy it; a read-only
-        # array (arr.setflags(write=False)) promises it will not change, and is encoded in place
-        arr = numpy.array(array, copy=True) if (self._copy_tiles and array.flags.writeable) else array
-        key = (image.index, index)
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-            self._latest[key] = seq
-        try:
-            threads.put(self._encode_job, (image, index, arr, seq))  # blocks while the queue is full
-        except BaseException:
-            with self._lock:
-                if self._latest.get(key) == seq:
-                    del self._latest[key]
-            raise
-
-    def _submit_raw(self, image: ImageWriter, index: int, data: bytes, reduced: numpy.ndarray | None = None,
-                    reduce: bool = True) -> None:
-        """Store pre-encoded bytes; in a pyramid, hand ``reduced`` (the tile's quadrant) to its parent,
-        or decode the tile to compute it, unless ``reduce=False`` (its parent is made elsewhere)."""
-        self._check_open()
-        self._raise_pending()
-        self._maybe_checkpoint()
-        with self._lock:
-            self._latest.pop((image.index, index), None)  # an in-flight encode of this tile is now stale
-        self._store_tile(image, index, (data,), None)
-        pyr = image._pyramid
-        if pyr is not None and (reduced is not None or reduce):
-            plane, rest = divmod(index, image.tiles_down * image.tiles_across)
-            row, col = divmod(rest, image.tiles_across)
-            if reduced is None:  # not handed in: decode the tile to reduce it
-                reduced = pyr.reduce(image._level, row, col, image.decode_tile(data))
-            pyr.add_quadrant(image._level, plane, row, col, reduced)
-
-    def _drain(self) -> None:
-        """Wait until the encoder threads have stored (or failed) every tile given so far."""
-        if self._threads is not None:
-            self._threads.join()
-
-    def _wait_sync(self) -> None:
-        """Wait for the fsync + header update of the last automatic checkpoint."""
-        thread = self._sync_thread
-        if thread is not None:
-            join_thread(thread)
-            self._sync_thread = None
-
-    def _wait_writeback(self) -> None:
-        with self._lock:
-            thread = self._writeback_thread
-        if thread is not None:
-            join_thread(thread)
-
-    def _raise_pending(self) -> None:
-        with self._lock:
-            exc, self._error = self._error, None
-        if exc is not None:
-            if isinstance(exc, TiffError):
-                raise exc
-            raise TiffError(f"encoding a tile failed: {type(exc).__name__}: {exc}") from exc
-
     def flush(self) -> None:
         """Wait until every tile given so far is encoded and stored."""
-        self._drain()
-        self._raise_pending()
+        self._feed.drain()
+        self._appender.raise_pending()
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def _auto_tiles(self) -> int | None:
-        every = self.checkpoint_every
-        if every is None:
-            return None
-        if every == "auto":
-            return max(1000, sum(im.tile_count for im in self.images) // 16)
-        return max(1, int(every))
-
-    def _maybe_checkpoint(self) -> None:
-        every = self._auto_tiles()
-        due = every is not None and self._since_checkpoint >= every
-        if not due and self.checkpoint_seconds is not None:
-            due = self._since_checkpoint > 0 and \
-                time.monotonic() - self._last_checkpoint_time >= self.checkpoint_seconds
-        if due:
-            # automatic: holds the tiles stored so far (those still in encoder threads go into the
-            # next one; recovery finds them by their leaders), and the fsync + header update run in
-            # the background while the encoders go on
-            self._checkpoint(final=False, drain=False, background=True)
-
     def checkpoint(self) -> None:
         """Make the file on disk a complete, valid TIFF holding every tile written so far
         (durable on return when ``fsync=True``)."""
         self._check_open()
-        self._checkpoint(final=False)
-
-    def _checkpoint(self, final: bool, drain: bool = True, background: bool = False) -> None:
-        with self._ckpt_lock:
-            self._wait_sync()  # headers are updated in checkpoint order
-            if drain:
-                self._drain()
-            self._raise_pending()
-            with self._lock:
-                for im in self.images:
-                    if im.missing == "blank" and im._blank_location is None and bool((im._offsets == 0).any()):
-                        blank = im._blank_tile()
-                        offset = self._append(MAGIC_BLANK, im.index, 0, blank, check=False)  # in the bound
-                        im._blank_location = (offset, len(blank))
-                if not self.images:
-                    raise TiffUsageError("a TIFF needs at least one image: call add_image() before checkpoint()")
-                pos = self._end + (self._end & 1)
-                blob, first_ifd, layout = build_checkpoint(self.images, self.byteorder, self.bigtiff, pos, final,
-                                                           self._max_classic, self._sink.name)
-                self._sink.pwrite(pos, blob)  # one write: state record + every IFD and array
-                self._end = blob_end = pos + len(blob)
-                self._since_checkpoint = 0
-                self._last_checkpoint_time = time.monotonic()
-                self._checkpoints += 1
-            # the tiles and IFDs must be durable before the header points at them; encoder
-            # threads go on appending tiles meanwhile (after the checkpoint, outside the lock)
-            header = pack_header(layout, first_ifd).ljust(DATA_START, b"\0")
-            if background and self.fsync:
-                thread = threading.Thread(target=self._publish, args=(header, layout, blob_end, True, False),
-                                          daemon=True, name="tiffio-checkpoint")
-                self._sync_thread = thread
-                start_thread(thread)
-            else:
-                self._publish(header, layout, blob_end, self.fsync, self.fsync and final, raise_=True)
-
-    def _publish(self, header: bytes, layout: Layout, blob_end: int, sync_before: bool, sync_after: bool,
-                 raise_: bool = False) -> None:
-        """fsync, point the header at the new IFDs, (fsync again)."""
-        try:
-            if sync_before:
-                self._sink.sync()
-            self._sink.pwrite(0, header)
-            if sync_after:
-                self._sink.sync()
-            self.last_layout = layout
-            with self._lock:
-                self._clean_end = blob_end
-        except BaseException as exc:
-            if raise_:
-                raise
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
+        self._checkpoints.write(final=False)
 
     # -- closing ---------------------------------------------------------------------------------
     def close(self, *, _enforce: bool = True) -> None:
@@ -615,19 +323,18 @@ class TiffWriter:
         try:
             if self.images:
                 if _enforce and self._pyramids:  # (not after an exception: resume rebuilds the levels)
-                    self._drain()
-                    self._raise_pending()
+                    self.flush()
                     for pyr in self._pyramids:
                         pyr.finish()
-                with self._ckpt_lock:
-                    self._wait_sync()
-                    self._drain()
-                    clean = self._end == self._clean_end and self._error is None
+                with self._checkpoints.lock:
+                    self._checkpoints.wait_sync()
+                    self._feed.drain()
+                    clean = self._appender.end == self._appender.clean_end and not self._appender.failed
                 if clean:
                     if self.fsync:
                         self._sink.sync()  # an automatic checkpoint's header may not be synced yet
                 else:
-                    self._checkpoint(final=True)
+                    self._checkpoints.write(final=True)
                 if self._file is not None:
                     self._file.publish()  # atomic=True: the complete file takes its name
         except BaseException as exc:
@@ -637,15 +344,12 @@ class TiffWriter:
             for pyr in self._pyramids:
                 pyr.close()
             try:
-                self._wait_sync()
-                self._wait_writeback()
+                self._checkpoints.wait_sync()
+                self._appender.wait_writeback()
             except BaseException as exc:  # pragma: no cover
                 error = error or exc
-            if self._threads is not None:
-                if error is not None:  # the final checkpoint failed before draining: let them finish
-                    self._threads.join()
-                self._threads.stop(True)
-                self._threads = None
+            # (after a failed final checkpoint, which may not have drained: let them finish)
+            self._feed.stop(join=error is not None)
             try:
                 self._release(remove=not self.images)
             except SourceError as exc:
@@ -667,21 +371,26 @@ class TiffWriter:
         def set_format(byteorder: str, bigtiff: bool | None) -> None:
             self.byteorder = byteorder
             self.bigtiff = bigtiff
+            self._appender.classic_only = bigtiff is False
 
         def make_image(params: dict[str, Any]) -> ImageWriter:
             return self._make_image(params, max(1, self.default_workers or 1), stored=True)
 
-        report, self._end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append,
-                                    progress=progress)
+        report, end = resume(self._sink, self.images, make_image, set_format, shared=self._shared_append,
+                             progress=progress)
+        self._appender.end = end
         if not report.changes:  # the file's last checkpoint holds everything: closing adds nothing
-            self._clean_end = self._end
-        self._since_checkpoint = report.tiles_recovered
+            self._appender.clean_end = end
+        self._appender.since_checkpoint = report.tiles_recovered
         for image in list(self.images):
             if image.params.get("pyramid"):
                 pyr = self._attach_pyramid(image)
                 report.pyramid_tiles_decoded += pyr.rebuild(
-                    lambda im, i: bool(im._offsets[i] != 0),
-                    lambda im, i: im.decode_tile(self._sink.pread(int(im._offsets[i]), int(im._counts[i]))))
-                report.missing_tiles = [int((im._offsets == 0).sum()) for im in self.images]
+                    lambda im, i: im.tiles.is_stored(i),
+                    lambda im, i: im.decode_tile(self._sink.pread(*im.tiles.location(i))))
+                report.missing_tiles = [im.tiles.missing_count() for im in self.images]
         return report
 
+
+def _no_checkpoint() -> None:
+    """Before the writer's checkpoints exist, no tile arrives."""
