@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tiffio.open(args.out) as tif:
         t_open = time.perf_counter() - t0
-        print(f"opened in {t_open * 1e3:.2f} ms: {'BigTIFF' if tif.bigtiff else 'classic TIFF'}, "
+        print(f"opened in {t_open * 1e3:.2f} ms: {tif.layout.kind}, "
               f"byte order {tif.byteorder!r}, {len(tif.levels)} levels")
         for lv in tif.levels:
             ifd = lv.ifd

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         with capture_warnings() as found, open_tiff(path) as tif:
-            kind = "BigTIFF" if tif.bigtiff else "classic TIFF"
+            kind = tif.layout.kind
             order = "little" if tif.byteorder == "<" else "big"
             if not args.json:
                 print(f"{tif.name}: {order}-endian {kind}, {tif.source.size} bytes")

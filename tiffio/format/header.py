@@ -44,8 +44,5 @@ def parse_header(data: bytes) -> tuple[Layout, int]:
 
 def pack_header(layout: Layout, first_ifd_offset: int) -> bytes:
     """The header bytes for ``layout`` pointing at ``first_ifd_offset``."""
-    bo = layout.byteorder
-    mark = b"II" if bo == "<" else b"MM"
-    if layout.bigtiff:
-        return mark + struct.pack(bo + "HHHQ", 43, 8, 0, first_ifd_offset)
-    return mark + struct.pack(bo + "HI", 42, first_ifd_offset)
+    mark = b"II" if layout.byteorder == "<" else b"MM"
+    return mark + layout.header_struct.pack(*layout.header_fields, first_ifd_offset)

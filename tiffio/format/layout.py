@@ -39,6 +39,11 @@ class Layout:
     byteorder: str
     bigtiff: bool
     header_size: int = field(init=False)
+    #: the header after the byte-order mark: version (42 or 43), [offset size 8, reserved 0,] first-IFD offset
+    header_struct: struct.Struct = field(init=False, repr=False)
+    header_fields: tuple[int, ...] = field(init=False, repr=False)  # the fields before the first-IFD offset
+    #: "BigTIFF" or "classic TIFF", for messages and listings
+    kind: str = field(init=False, repr=False)
     count_size: int = field(init=False)       # size of the IFD entry count
     entry_size: int = field(init=False)       # size of one IFD entry
     inline_size: int = field(init=False)      # bytes of the value/offset field
@@ -58,6 +63,9 @@ class Layout:
         big = self.bigtiff
         s = object.__setattr__
         s(self, "header_size", 16 if big else 8)
+        s(self, "header_struct", struct.Struct(bo + ("HHHQ" if big else "HI")))
+        s(self, "header_fields", (43, 8, 0) if big else (42,))
+        s(self, "kind", "BigTIFF" if big else "classic TIFF")
         s(self, "count_size", 8 if big else 2)
         s(self, "entry_size", 20 if big else 12)
         s(self, "inline_size", 8 if big else 4)
