@@ -401,14 +401,34 @@ def _direct_fetch(executor: Any) -> Any:
     return fetch
 
 
-def _group_size(executor: Any, blocks: int, count: int, block_bytes: int) -> int:
-    """Blocks per task. Each task of a dask.distributed cluster or a process pool costs the
-    scheduler and the writing process a few milliseconds whatever its size: several blocks go in
-    one task while every worker still gets 8 tasks or more, and a task computes at most 64 MiB of
-    pixels (one block at a time). Threads take one block per task."""
+def _group_limit(executor: Any, block_bytes: int, jpeg: bool) -> int:
+    """The most blocks one task computes. Each task of a dask.distributed cluster or a process pool
+    costs the scheduler and the writing process a few milliseconds whatever its size (~4 ms of the
+    writing process's CPU per task on a LocalCluster), so several blocks go in one task, computed
+    and encoded one at a time in the worker; the writing process holds up to ``max_pending``
+    results, so a task's encoded bytes stay under ~32 MiB (JPEG counted at 1/8 of the pixels).
+    Threads take one block per task."""
     if isinstance(executor, _InlineExecutor) or type(executor).__name__ == "ThreadPoolExecutor":
         return 1
-    return max(1, min(blocks // (8 * count), (64 << 20) // max(1, block_bytes)))
+    return max(1, (32 << 20) // max(1, block_bytes // 8 if jpeg else block_bytes))
+
+
+def _groups(tasks: Any, total: int, limit: int, count: int) -> Any:
+    """``tasks`` in lists of decreasing size ("guided" scheduling): each a quarter of a worker's
+    share of the blocks left, at most ``limit``, so that large tasks cut the per-task cost and the
+    last ones, a block each, leave no worker idle long at the end."""
+    batch: list[Any] = []
+    left = total
+    size = max(1, min(limit, -(-left // (4 * count))))
+    for task in tasks:
+        batch.append(task)
+        if len(batch) >= size:
+            yield batch
+            left -= len(batch)
+            batch = []
+            size = max(1, min(limit, -(-left // (4 * count))))
+    if batch:
+        yield batch
 
 
 class _InlineExecutor:
@@ -607,18 +627,12 @@ def _to_tiff(array: Any, target: Any, *, tile: Any, compression: Any, predictor:
 
         executor, owned, count = _executor(scheduler, workers)
         blocks = grid[0] * grid[1] if needed is None else len(needed)
-        group = _group_size(executor, blocks, count, bh * bw * numpy.dtype(array.dtype).itemsize *
-                            (shape[2] if len(shape) == 3 else 1))
+        limit = _group_limit(executor, bh * bw * numpy.dtype(array.dtype).itemsize *
+                             (shape[2] if len(shape) == 3 else 1), image.compression == 7)
         encoder = image.block_encoder()
 
         def jobs() -> Any:
-            batch: list[_BlockTask] = []
-            for task in tasks():
-                batch.append(task)
-                if len(batch) == group:
-                    yield batch[0], (_encode_blocks, encoder, batch)
-                    batch = []
-            if batch:
+            for batch in _groups(tasks(), blocks, limit, count):
                 yield batch[0], (_encode_blocks, encoder, batch)
 
         fan = FanInReport()
