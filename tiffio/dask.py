@@ -510,9 +510,14 @@ def to_tiff(array: Any, target: Any, *, tile: Any = (256, 256), compression: Any
 
     The array is rechunked to blocks of whole tiles (its chunks rounded up to tile multiples, or
     ``block=(height, width)``; for ``pyramid=True`` a power of two of tiles). Each task computes
-    one block from the block's own graph **and encodes its tiles in the worker** (with the pyramid
-    levels the block holds whole); this process writes the encoded bytes as they arrive, with at
-    most ``max_pending`` tasks in flight (default: twice the workers), so memory stays bounded.
+    blocks from each block's own graph **and encodes their tiles in the worker** (with the pyramid
+    levels a block holds whole), one block at a time: on threads one block per task; on a cluster or
+    a process pool several (the first tasks up to ~32 MiB of encoded bytes, the last ones a block
+    each), since every task costs the scheduler and this process a few milliseconds. The tiles come
+    back packed in one buffer per task; this process writes them as they arrive, with at most
+    ``max_pending`` tasks in flight (default: twice the workers), so memory stays bounded. The
+    workers of a cluster on this machine (loopback addresses) are gathered from directly unless
+    the Client was given ``direct_to_workers``.
     ``scheduler``: None (dask's: the default ``dask.distributed`` Client if there is one, else
     threads), 'threads', 'processes', 'sync', a Client or a ``concurrent.futures`` executor;
     ``workers`` sizes the pools to_tiff makes. With a cluster, ``target`` is written by this
