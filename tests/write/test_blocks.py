@@ -14,7 +14,7 @@ import tifffile
 
 import tiffio
 from tests.support.array_workers import TILE, pixels, produce_block
-from tiffio.writer.blocks import BlockEncoder, check_block
+from tiffio.writer.blocks import BlockEncoder, PackedBlocks, check_block
 
 
 def _tile_by_tile(path, data, **kwargs):
@@ -130,6 +130,31 @@ def test_block_encoder_makes_the_levels_a_block_holds(tmp_path):
         plain = w.add_image(data.shape, "uint8", tile=(64, 64))
         with pytest.raises(tiffio.TiffValueError, match="levels"):
             plain.write_encoded_block(encoder.encode_block(data[:256, :256], 0, 0))
+
+
+def test_packed_blocks_travel_as_one_buffer(tmp_path):
+    """Blocks packed for the trip from a worker: one uint8 buffer and one index array, pickled
+    (protocol 5, out of band as dask.distributed does) and unpacked to the same tiles, quadrants
+    and levels; written, the file equals the tile-by-tile pyramid."""
+    data = pixels((300, 520, 3))
+    _tile_by_tile(tmp_path / "ref.tif", data, tile=(64, 64), compression="zstd", pyramid=True)
+    with tiffio.TiffWriter(tmp_path / "out.tif") as w:
+        im = w.add_image(data.shape, "uint8", tile=(64, 64), compression="zstd", pyramid=True)
+        encoder = im.block_encoder()
+        blocks = [encoder.encode_block(data[y:y + 128, x:x + 256], y, x)
+                  for y in range(0, 300, 128) for x in range(0, 520, 256)]
+        buffers: list = []
+        wire = pickle.dumps(PackedBlocks(blocks), protocol=5, buffer_callback=buffers.append)
+        assert len(wire) < 4000 and sum(b.raw().nbytes for b in buffers) > sum(b.nbytes for b in blocks)  # out of band
+        got = pickle.loads(wire, buffers=buffers).blocks()
+        assert [(b.y, b.x, b.local_levels) for b in got] == [(b.y, b.x, b.local_levels) for b in blocks]
+        for a, b in zip(got, blocks):
+            assert [(t[:4], bytes(t[4])) for t in a.tiles] == [(t[:4], t[4]) for t in b.tiles]
+            assert [q[:4] for q in a.quadrants] == [q[:4] for q in b.quadrants]
+            for qa, qb in zip(a.quadrants, b.quadrants):
+                numpy.testing.assert_array_equal(qa[4], qb[4])
+            im.write_encoded_block(a)
+    _assert_same_levels(tmp_path / "ref.tif", tmp_path / "out.tif")
 
 
 def test_fan_in_blocks_process_pool_pyramid(tmp_path):

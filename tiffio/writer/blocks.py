@@ -26,7 +26,7 @@ from ..codecs.encode import EncodeSpec, encode_segment
 from ..errors import TiffTypeError, TiffValueError
 from .pyramid import reduce2
 
-__all__ = ["BlockEncoder", "EncodedBlock", "WriteReport", "check_block", "block_tiles"]
+__all__ = ["BlockEncoder", "EncodedBlock", "PackedBlocks", "WriteReport", "check_block", "block_tiles"]
 
 
 def _nearest(value: int, step: int, limit: int) -> int:
@@ -93,7 +93,7 @@ class EncodedBlock:
 
     y: int
     x: int
-    tiles: list[tuple[int, int, int, int, bytes]] = field(default_factory=list)
+    tiles: list[tuple[int, int, int, int, Any]] = field(default_factory=list)  # bytes-like
     quadrants: list[tuple[int, int, int, int, numpy.ndarray]] = field(default_factory=list)
     local_levels: int = 0
 
@@ -101,6 +101,38 @@ class EncodedBlock:
     def nbytes(self) -> int:
         """Encoded bytes of all tiles."""
         return sum(len(t[4]) for t in self.tiles)
+
+
+class PackedBlocks:
+    """Encoded blocks as one buffer for the trip from a worker process: every tile's bytes
+    concatenated in one uint8 array and their (block, level, row, col, plane, length) in one int64
+    array, so that pickling copies no tile (pickle protocol 5 and dask.distributed send numpy
+    arrays out of band) and unpickling makes no object per tile. :meth:`blocks` gives the
+    :class:`EncodedBlock` objects back, their tiles views of the buffer."""
+
+    __slots__ = ("data", "index", "heads")
+
+    def __init__(self, blocks: list[EncodedBlock]) -> None:
+        tiles = [t for b in blocks for t in b.tiles]
+        self.index = numpy.array([(k, t[0], t[1], t[2], t[3], len(t[4])) for k, b in enumerate(blocks)
+                                  for t in b.tiles], numpy.int64).reshape(len(tiles), 6)
+        self.data = numpy.frombuffer(b"".join(t[4] for t in tiles), numpy.uint8)
+        self.heads = [(b.y, b.x, b.local_levels, b.quadrants) for b in blocks]
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.data, self.index, self.heads)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.data, self.index, self.heads = state
+
+    def blocks(self) -> list[EncodedBlock]:
+        out = [EncodedBlock(y, x, quadrants=quadrants, local_levels=k) for y, x, k, quadrants in self.heads]
+        view = memoryview(self.data.data).cast("B")
+        end = 0
+        for k, level, row, col, plane, length in self.index.tolist():
+            out[k].tiles.append((level, row, col, plane, view[end:end + length]))
+            end += length
+        return out
 
 
 class BlockEncoder:

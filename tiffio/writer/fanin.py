@@ -28,7 +28,7 @@ from ..errors import TiffError, TiffValueError
 from .blocks import BlockEncoder, EncodedBlock
 from .image import ImageWriter
 
-__all__ = ["fan_in", "FanInReport", "encode_task"]
+__all__ = ["fan_in", "FanInReport", "encode_task", "run_jobs"]
 
 
 @dataclass
@@ -102,48 +102,81 @@ def fan_in(image: ImageWriter, keys: Iterable[Any], produce: Callable[[Any], Any
         image.tile_index(row, col, plane or 0)  # a key outside the grid fails here, before any work is sent
         return row * th, col * tw, plane
 
+    def jobs() -> Any:
+        array_iter = iter(arrays) if arrays is not None else None
+        for key in keys:
+            where = origin(key)  # a bad key fails here, before any work is sent
+            if array_iter is not None:
+                yield key, (encode_task, encoder, None, key, next(array_iter), where)
+            else:
+                yield key, (encode_task, encoder, produce, key, None, where)
+
     report = FanInReport()
-    done: queue.Queue = queue.Queue()
-    in_flight: dict[Any, Any] = {}   # future -> key
-    key_iter = iter(keys)
-    array_iter = iter(arrays) if arrays is not None else None
-    exhausted = False
     start = time.perf_counter()
+    run_jobs(image, jobs(), executor, max_pending, report, lambda result: (result[1],))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _outcome(future: Any, fetch: Callable[[Any], Any] | None) -> tuple[bool, Any]:
+    """(True, result) or (False, exception) of a finished future."""
+    try:
+        return True, future.result() if fetch is None else fetch(future)
+    except BaseException as exc:
+        return False, exc
+
+
+def _write_blocks(image: ImageWriter, blocks: Iterable[EncodedBlock], report: FanInReport) -> None:
+    for encoded in blocks:
+        image.write_encoded_block(encoded)
+        report.tiles += len(encoded.tiles)
+        report.bytes += encoded.nbytes
+        report.blocks += 1
+
+
+def run_jobs(image: ImageWriter, jobs: Iterable[tuple[Any, tuple[Any, ...]]], executor: Any, max_pending: int,
+             report: FanInReport, blocks: Callable[[Any], Iterable[EncodedBlock]],
+             fetch: Callable[[Any], Any] | None = None) -> None:
+    """The fan-in loop: submit ``(label, (fn, *args))`` jobs to ``executor``, at most ``max_pending``
+    in flight, and store the encoded blocks ``blocks(result)`` gives of each result as they arrive.
+
+    A job's result is fetched by the future's done callback (for a ``dask.distributed`` future: in
+    its callback thread, so the next result travels to this process while this thread writes the
+    last one), with ``fetch(future)`` if given; at most ``max_pending`` results are held here at once. A failing job stops the run:
+    the jobs not started are cancelled and TiffError names the job's label."""
+    done: queue.Queue = queue.Queue()
+    in_flight: dict[Any, Any] = {}   # future -> label
+    job_iter = iter(jobs)
+    exhausted = False
+
+    def finished(future: Any) -> None:
+        done.put((future, _outcome(future, fetch)))
+
     try:
         while True:
             while not exhausted and len(in_flight) < max_pending:
                 try:
-                    key = next(key_iter)
+                    label, call = next(job_iter)
                 except StopIteration:
                     exhausted = True
                     break
-                where = origin(key)  # a bad key fails here, before any work is sent
-                if array_iter is not None:
-                    future = executor.submit(encode_task, encoder, None, key, next(array_iter), where)
-                else:
-                    future = executor.submit(encode_task, encoder, produce, key, None, where)
-                in_flight[future] = key
-                future.add_done_callback(done.put)
+                future = executor.submit(*call)
+                in_flight[future] = label
+                future.add_done_callback(finished)
                 report.max_in_flight = max(report.max_in_flight, len(in_flight))
             if not in_flight:
                 break
-            future = done.get()
-            key = in_flight.pop(future)
-            try:
-                _, encoded = future.result()
-            except BaseException as exc:
-                raise TiffError(f"fan_in: the task of tile {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            future, (ok, result) = done.get()
+            label = in_flight.pop(future)
             future = None  # let a distributed future release its result
-            image.write_encoded_block(encoded)
-            report.tiles += len(encoded.tiles)
-            report.bytes += encoded.nbytes
-            report.blocks += 1
-            encoded = None
+            if not ok:
+                raise TiffError(f"fan_in: the task of tile {label!r} failed: {type(result).__name__}: {result}"
+                                ) from result
+            _write_blocks(image, blocks(result), report)
+            result = None
     finally:
         for future in in_flight:
             try:
                 future.cancel()
             except Exception:  # pragma: no cover - cancel is best effort
                 pass
-    report.seconds = time.perf_counter() - start
-    return report
