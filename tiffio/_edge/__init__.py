@@ -1,6 +1,7 @@
 """Private helpers of the edge (:mod:`tiffio.zarr`, :mod:`tiffio.dask`, :mod:`tiffio.xarray`).
 
-Framework-free data and logic that the framework adapters share; none of it is public API.
+Data and logic the framework adapters share, none of it public API; only ``zarrbase`` and
+``daskwrite`` touch a framework (zarr, dask), and only the adapter that needs them imports them.
 Lowest layer first (each module imports only those above it in this list)::
 
     filecache.py    open files shared by the edge's lazy objects within one process
@@ -9,4 +10,6 @@ Lowest layer first (each module imports only those above it in this list)::
     hierarchy.py    every array of a TIFF as one zarr v3 hierarchy (the keys a store serves)
     sequencemap.py  a file sequence as one zarr v3 array
     zarrcodec.py    the ``tiffio`` zarr v3 codec (a chunk is one segment's stored bytes)
+    zarrbase.py     the read-only zarr store every tiffio store builds on, and its buffer helpers
+    daskwrite.py    writing a dask array (``tiffio.dask.to_tiff``): blocks encoded in the workers
 """

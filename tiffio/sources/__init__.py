@@ -3,7 +3,8 @@
 * :mod:`.base`: the ByteSource contract and its counters;
 * :mod:`.local`: files (pread), in-memory buffers, file objects;
 * :mod:`.remote`: planning, block cache, single-flight and counters over any range fetcher;
-* :mod:`.http`: the standard-library HTTP(S) fetcher; :mod:`.stores`: obstore and fsspec adapters;
+* :mod:`.http`: the standard-library HTTP(S) fetcher, on :mod:`.connections` (keep-alive pools per
+  host); :mod:`.stores`: obstore and fsspec adapters;
 * :mod:`.urls`: what of a URL may be shown (redaction) and where its credentials may go;
   :mod:`.deadlines`: how long a remote request may take (:class:`Timeout`);
   :mod:`.iothreads`: the daemon threads remote reads run on.
