@@ -1,7 +1,7 @@
 """The IFD class and the lazily parsed IFD chains (the main chain and SubIFD chains).
 
-IFD = fields.IFDTags (tags, geometry, spec) + segments.IFDSegments (strile
-arrays, read_segment) + regions.IFDRegions (read_region, asarray, iter_regions),
+IFD = fields.IFDTags (tags, geometry, spec) + striles.IFDStriles (strile arrays,
+segment locations) + segments.IFDSegments (read_segment) + regions.IFDRegions (read_region, asarray, iter_regions),
 plus memmap and SubIFDs, which are here.
 """
 
@@ -105,8 +105,8 @@ class IFDSequence(Sequence["IFD"]):
 
 
 class IFD(IFDRegions):
-    """One image file directory: its tags and geometry (fields.IFDTags), its segments
-    (segments.IFDSegments), regions (regions.IFDRegions), memmap and SubIFDs.
+    """One image file directory: its tags and geometry (fields.IFDTags), where its segments
+    are (striles.IFDStriles), its segments (segments.IFDSegments), regions (regions.IFDRegions), memmap and SubIFDs.
 
     Geometry and decoding parameters are derived from the tags when first used.
     """
