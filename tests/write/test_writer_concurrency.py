@@ -372,3 +372,25 @@ def test_ctrl_c_with_encoder_threads_always_ends_the_writer(tmp_path):
             for index in range(0, ifd.segment_count, 997):
                 got = ifd.read_segment(index)
                 assert (got == tile).all() or not got.any()
+
+
+def test_imagej_writer_is_one_writer_per_file_too(tmp_path):
+    """ImageJWriter takes the TiffWriter's lock and checks: a second writer on the path (either
+    kind) is refused while it is open, and the file it wrote is intact; a FIFO is not a target."""
+    from tiffio.writer.imagej import ImageJWriter
+    path = tmp_path / "stack.tif"
+    planes = numpy.arange(4 * 8 * 8, dtype=numpy.uint16).reshape(4, 8, 8)
+    with ImageJWriter(path, planes.shape, planes.dtype, axes="ZYX") as w:
+        for i in range(4):
+            w.write_plane(i, planes[i])
+        for attempt in (lambda: ImageJWriter(path, (2, 8, 8), "uint16", axes="ZYX"),
+                        lambda: tiffio.TiffWriter(path)):
+            with pytest.raises(tiffio.TiffUsageError, match=r"stack\.tif"):
+                attempt()
+    numpy.testing.assert_array_equal(tifffile.imread(path), planes)
+    with ImageJWriter(path, (2, 8, 8), "uint16", axes="ZYX") as w:  # free again once closed
+        w.write_plane(0, planes[0])
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    with pytest.raises(tiffio.TiffTypeError, match="FIFO"):  # as TiffWriter: refused, never opened
+        ImageJWriter(fifo, (2, 8, 8), "uint16", axes="ZYX")

@@ -25,6 +25,7 @@ from ..errors import LimitExceededError, TiffUsageError, TiffValueError
 from ..format.header import pack_header
 from ..format.layout import get_layout
 from ..metadata.imagej import build_imagej_description, imagej_shape, pack_ijmetadata
+from .files import WriterFile
 from .ifdpack import Entry, ifd_size, pack_ifd
 from .sink import Sink
 from .tagpack import pack_values
@@ -42,7 +43,10 @@ class ImageJWriter:
     ``resolution``: pixels per ``unit`` along (x, y); ``spacing``: z step; ``finterval``:
     seconds between frames; ``ranges``: (min, max) per channel; ``labels``, ``luts``
     ((3, 256) uint8 arrays), ``rois``/``overlays`` (ImageJ ROI bytes), ``info``,
-    ``properties``: stored in IJMetadata. ``extra``: more description lines.
+    ``properties``: stored in IJMetadata. ``extra``: more description lines. As
+    :class:`~tiffio.TiffWriter`, the writer holds the file's lock until closed (a second writer
+    on the path gets a TiffUsageError; ``lock=False`` skips it) and refuses a target that is not
+    a regular file.
     """
 
     def __init__(self, target: str | os.PathLike[str], shape: Sequence[int], dtype: Any, *, axes: str | None = None,
@@ -52,7 +56,7 @@ class ImageJWriter:
                  luts: Sequence[numpy.ndarray] | None = None, rois: Sequence[bytes] | None = None,
                  overlays: Sequence[bytes] | None = None, info: str | None = None,
                  properties: Mapping[str, str] | None = None, byteorder: str = "<",
-                 extra: Mapping[str, Any] | None = None) -> None:
+                 extra: Mapping[str, Any] | None = None, lock: bool = True) -> None:
         dt = numpy.dtype(dtype)
         if dt.name not in _DTYPES:
             raise TiffValueError(f"ImageJ stores uint8, uint16, int16 or float32 samples, not {dt}")
@@ -125,7 +129,9 @@ class ImageJWriter:
         self.truncated = self.plane_count > 1 and ifds_end > _CLASSIC_LIMIT
         if data_offset >= _CLASSIC_LIMIT:
             raise LimitExceededError("ImageJ metadata too large for classic TIFF")
-        self._sink = Sink(target, "w")
+        # the TiffWriter's checks and lock: a regular file (or a new one), one writer per file
+        self._file = WriterFile(target, "w", bool(lock), False, role="ImageJ writer")
+        self._sink = self._file.sink
         self.name = self._sink.name
         try:
             self._sink.truncate(data_end if self.truncated else max(data_end, ifds_end))
@@ -142,7 +148,7 @@ class ImageJWriter:
                     pos += later_size
                 self._sink.pwrite(data_end, *parts)
         except BaseException:
-            self._sink.close()
+            self._file.release(remove=True)
             raise
         self._closed = False
 
@@ -201,7 +207,7 @@ class ImageJWriter:
         """Close the file (planes not written read as zeros)."""
         if not self._closed:
             self._closed = True
-            self._sink.close()
+            self._file.release()
 
     def __enter__(self) -> ImageJWriter:
         return self
