@@ -79,15 +79,7 @@ def set_clock(name: str) -> None:
 
 
 def machine_info() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = record.cpu_name()
     return {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "nproc": str(os.cpu_count()),

@@ -100,16 +100,20 @@ def _version(module: str) -> str | None:
         return None
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), or "unknown"."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    cpu = cpu_name()
     gdal = None
     if shutil.which("gdalinfo"):
         gdal = _run(["gdalinfo", "--version"]).split(",")[0].replace("GDAL ", "") or None

@@ -16,7 +16,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.support.rangeserver import RangeServer
+from tests.support.remote import fresh_server, index_tiles_bytes
 from tiffio._edge.filecache import clear_cache, open_cached
 from tiffio.sources import Timeout
 
@@ -25,29 +25,15 @@ SECRET = "s3cr3t-api-key"
 
 @pytest.fixture
 def server():
-    from tiffio.sources.http import close_idle_connections
-    from tiffio.sources.remote import clear_metadata_cache
-    clear_metadata_cache()
-    clear_cache()
-    with RangeServer() as srv:
-        srv.hold_timeout = 30.0
+    with fresh_server(hold_timeout=30.0) as srv:
         yield srv
-    clear_cache()
-    close_idle_connections()
-    clear_metadata_cache()
 
 
 @pytest.fixture(scope="module")
 def tiled_bytes(tmp_path_factory) -> bytes:
     """16 MiB of uncompressed 256 x 256 tiles, tile (r, c) filled with r * 16 + c: far tiles
     need requests of their own (the source reads ahead and caches only near what was asked)."""
-    path = tmp_path_factory.mktemp("edge-remote") / "big.tif"
-    with tiffio.TiffWriter(path) as w:
-        im = w.add_image((4096, 4096), "uint8", tile=(256, 256))
-        for r in range(16):
-            for c in range(16):
-                im.write_tile(r, c, numpy.full((256, 256), r * 16 + c, numpy.uint8))
-    return path.read_bytes()
+    return index_tiles_bytes(tmp_path_factory.mktemp("edge-remote") / "big.tif", 4096, 256)
 
 
 def _stalls(call) -> tiffio.SourceError:

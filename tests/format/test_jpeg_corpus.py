@@ -11,6 +11,7 @@ height, width, component count, precision - is checked against the array libjpeg
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import imagecodecs
@@ -45,9 +46,8 @@ def _jpeg_files(root: Path) -> list[Path]:
     return [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() not in (".md", ".tsv", ".py")]
 
 
-def _walk_all(roots: list[Path]) -> tuple[int, list[str], list[str]]:
-    """(streams compared, mismatches, streams libjpeg refuses)."""
-    compared, mismatches, refused = 0, [], []
+def _jpeg_ifds(roots: list[Path]) -> Iterator[tuple[Path, tiffio.IFD, int]]:
+    """(path, IFD, compression) of every JPEG-compressed IFD the reader can open under ``roots``."""
     for root in roots:
         for path in _jpeg_files(root):
             try:
@@ -58,49 +58,58 @@ def _walk_all(roots: list[Path]) -> tuple[int, list[str], list[str]]:
                 for ifd in _ifds(tif):
                     try:
                         code = ifd.compression
-                        if code not in JPEG_COMPRESSIONS:
-                            continue
-                        count, tables = ifd.segment_count, ifd.jpegtables
                     except tiffio.TiffError:
                         continue
-                    for index in range(count):
-                        where = f"{path}: {ifd.where}: segment {index}"
-                        try:
-                            if code == Compression.OJPEG:
-                                data, tables = ifd.read_segment_jpeg(index), None
-                            else:
-                                data = ifd.read_segment_bytes(index)
-                        except tiffio.TiffError:
-                            continue  # sparse, truncated, no mappable stream: the reader reports these
-                        if not data:
-                            continue
-                        header = parse_header(data)
-                        frame = header.frame
-                        if frame is not None and frame.height * frame.width * len(frame.components) > 1 << 24:
-                            continue  # decompression-bomb fixtures: a short stream declaring gigapixels
-                        try:
-                            decoded = imagecodecs.jpeg8_decode(data, tables=tables)
-                        except Exception as exc:
-                            refused.append(f"{where}: {exc}")
-                            continue
-                        compared += 1
-                        if frame is None:
-                            mismatches.append(f"{where}: libjpeg decodes {decoded.shape}, the walk finds no frame "
-                                              f"({header.problem})")
-                            continue
-                        count_ = len(frame.components)
-                        shape = (frame.height, frame.width) + ((count_,) if count_ > 1 else ())
-                        dtype = numpy.uint8 if frame.precision <= 8 else numpy.uint16
-                        fields = (frame.precision, frame.height, frame.width, count_)
-                        if decoded.shape != shape or decoded.dtype != dtype or frame_fields(data) != fields:
-                            mismatches.append(f"{where}: frame {fields}, libjpeg {decoded.shape} {decoded.dtype}")
-                        try:
-                            standalone = parse_header(ifd.read_segment_jpeg(index)).frame
-                        except tiffio.TiffError as exc:
-                            mismatches.append(f"{where}: read_segment_jpeg: {exc}")
-                            continue
-                        if standalone != frame:
-                            mismatches.append(f"{where}: read_segment_jpeg's frame {standalone} is not {frame}")
+                    if code in JPEG_COMPRESSIONS:
+                        yield path, ifd, code
+
+
+def _walk_all(roots: list[Path]) -> tuple[int, list[str], list[str]]:
+    """(streams compared, mismatches, streams libjpeg refuses)."""
+    compared, mismatches, refused = 0, [], []
+    for path, ifd, code in _jpeg_ifds(roots):
+        try:
+            count, tables = ifd.segment_count, ifd.jpegtables
+        except tiffio.TiffError:
+            continue
+        for index in range(count):
+            where = f"{path}: {ifd.where}: segment {index}"
+            try:
+                if code == Compression.OJPEG:
+                    data, tables = ifd.read_segment_jpeg(index), None
+                else:
+                    data = ifd.read_segment_bytes(index)
+            except tiffio.TiffError:
+                continue  # sparse, truncated, no mappable stream: the reader reports these
+            if not data:
+                continue
+            header = parse_header(data)
+            frame = header.frame
+            if frame is not None and frame.height * frame.width * len(frame.components) > 1 << 24:
+                continue  # decompression-bomb fixtures: a short stream declaring gigapixels
+            try:
+                decoded = imagecodecs.jpeg8_decode(data, tables=tables)
+            except Exception as exc:
+                refused.append(f"{where}: {exc}")
+                continue
+            compared += 1
+            if frame is None:
+                mismatches.append(f"{where}: libjpeg decodes {decoded.shape}, the walk finds no frame "
+                                  f"({header.problem})")
+                continue
+            count_ = len(frame.components)
+            shape = (frame.height, frame.width) + ((count_,) if count_ > 1 else ())
+            dtype = numpy.uint8 if frame.precision <= 8 else numpy.uint16
+            fields = (frame.precision, frame.height, frame.width, count_)
+            if decoded.shape != shape or decoded.dtype != dtype or frame_fields(data) != fields:
+                mismatches.append(f"{where}: frame {fields}, libjpeg {decoded.shape} {decoded.dtype}")
+            try:
+                standalone = parse_header(ifd.read_segment_jpeg(index)).frame
+            except tiffio.TiffError as exc:
+                mismatches.append(f"{where}: read_segment_jpeg: {exc}")
+                continue
+            if standalone != frame:
+                mismatches.append(f"{where}: read_segment_jpeg's frame {standalone} is not {frame}")
     return compared, mismatches, refused
 
 
@@ -122,16 +131,9 @@ def test_corpus_has_jpeg_streams_of_many_writers():
     CMYK, 12-bit, old-style JPEG."""
     kinds = set()
     warnings.simplefilter("ignore", tiffio.TiffFormatWarning)  # pytest restores the filters after the test
-    for path in _jpeg_files(CORPUS):
+    for _path, ifd, code in _jpeg_ifds([CORPUS]):
         try:
-            tif = tiffio.open(path)
+            kinds.add((int(code), ifd.photometric, ifd.is_tiled))
         except tiffio.TiffError:
             continue
-        with tif:
-            for ifd in _ifds(tif):
-                try:
-                    if ifd.compression in JPEG_COMPRESSIONS:
-                        kinds.add((int(ifd.compression), ifd.photometric, ifd.is_tiled))
-                except tiffio.TiffError:
-                    continue
     assert {(7, 6, True), (7, 6, False), (7, 2, True), (7, 1, False), (7, 5, True), (6, 6, False)} <= kinds

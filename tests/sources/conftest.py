@@ -6,9 +6,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.support.rangeserver import RangeServer
-from tiffio.sources.http import close_idle_connections
-from tiffio.sources.remote import clear_metadata_cache
+from tests.support.remote import fresh_server
 
 
 def jpeg_tiles_file(path, size: int = 2048, tile: int = 256) -> numpy.ndarray:
@@ -34,19 +32,13 @@ def writer_tif(tmp_path_factory):
 @pytest.fixture
 def server():
     """A range server on 127.0.0.1 with no added delay, stopped after the test."""
-    clear_metadata_cache()
-    with RangeServer() as srv:
+    with fresh_server() as srv:
         yield srv
-    close_idle_connections()
-    clear_metadata_cache()  # a later server may get the same port: no stale metadata for its URLs
 
 
 @pytest.fixture
 def slow_server():
     """A range server adding 100 ms per request, so that requests sent together overlap in its
     log however loaded the machine is (round trips are counted from the log, never timed)."""
-    clear_metadata_cache()
-    with RangeServer(rtt=0.1) as srv:
+    with fresh_server(rtt=0.1) as srv:
         yield srv
-    close_idle_connections()
-    clear_metadata_cache()  # a later server may get the same port: no stale metadata for its URLs

@@ -35,7 +35,7 @@ import numpy
 import pytest
 
 import tiffio
-from tests.support.rangeserver import RangeServer
+from tests.support.remote import fresh_server, index_tiles_bytes
 from tests.support.tiffbuild import Builder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,26 +61,14 @@ def tiled(tmp_path) -> Path:
 
 @pytest.fixture
 def server():
-    from tiffio.sources.http import close_idle_connections
-    from tiffio.sources.remote import clear_metadata_cache
-    clear_metadata_cache()
-    with RangeServer() as srv:
-        srv.hold_timeout = 30.0
+    with fresh_server(hold_timeout=30.0) as srv:
         yield srv
-    close_idle_connections()
-    clear_metadata_cache()
 
 
 @pytest.fixture(scope="module")
 def big_tiff_bytes(tmp_path_factory) -> bytes:
     """1 MiB of uncompressed tiles: tiles past the first 64 KiB need requests of their own."""
-    path = tmp_path_factory.mktemp("bounds") / "big.tif"
-    with tiffio.TiffWriter(path) as w:
-        im = w.add_image((1024, 1024), "uint8", tile=(64, 64))
-        for r in range(16):
-            for c in range(16):
-                im.write_tile(r, c, numpy.full((64, 64), r * 16 + c, numpy.uint8))
-    return path.read_bytes()
+    return index_tiles_bytes(tmp_path_factory.mktemp("bounds") / "big.tif", 1024, 64)
 
 
 # --- time: remote deadlines -----------------------------------------------------------------------------
